@@ -1,0 +1,1 @@
+"""Tidegate HTTP/WebSocket gateway."""

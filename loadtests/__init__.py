@@ -1,0 +1,1 @@
+"""Locust files and benchmark drivers; they use the public API only."""

@@ -1,0 +1,1 @@
+"""Tidegate storage: the log and its engines (embedded files, Redis Streams)."""

@@ -1,0 +1,126 @@
+"""The narrow interface every storage engine implements in full.
+
+`LogStore` is the log (topics, partitions, records); `StateStore` is a small
+durable key-value space for what the gateway must remember beside the log
+(idempotency replies, later consumer-group offsets). The embedded engine keeps
+both on local disk; the Redis engine keeps both in Redis, so any number of
+stateless gateways can share them. One behaviour suite (tests/storage/contract)
+runs against every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from storage.records import (
+    AppendResult,
+    FetchResult,
+    NewRecord,
+    PartitionInfo,
+    TopicConfig,
+    TopicDescription,
+    TopicInfo,
+)
+
+
+class LogStore(Protocol):
+    """A Kafka-style log: topics of N partitions, each an ordered, gapless sequence."""
+
+    async def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicInfo:
+        """Create a topic; raises TopicExists, InvalidTopicName or InvalidConfig."""
+        ...
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic and all its data; raises TopicNotFound."""
+        ...
+
+    async def update_topic_config(self, name: str, config: TopicConfig) -> TopicInfo:
+        """Replace a topic's config; applies to later appends and retention runs."""
+        ...
+
+    async def get_topic(self, name: str) -> TopicInfo:
+        """The topic's definition; raises TopicNotFound. Cheap: no disk scan."""
+        ...
+
+    async def list_topics(self, prefix: str = "") -> list[TopicInfo]:
+        """Topics whose name starts with `prefix`, sorted by name."""
+        ...
+
+    async def describe_topic(self, name: str) -> TopicDescription:
+        """The topic with each partition's start/end offsets and stored bytes."""
+        ...
+
+    async def append(self, name: str, partition: int, records: Sequence[NewRecord]) -> AppendResult:
+        """Append a batch atomically; returns once it is as durable as the topic asks.
+
+        All records get consecutive offsets, or none is appended. Raises
+        TopicNotFound, PartitionNotFound, RecordTooLarge, PartitionFenced,
+        DiskFull, BackendUnavailable.
+        """
+        ...
+
+    async def read(
+        self,
+        name: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int = 500,
+        max_bytes: int = 1024 * 1024,
+    ) -> FetchResult:
+        """Records from `offset` on, in order, up to the limits (at least one record
+        when any is available, even past `max_bytes`, so a reader always progresses).
+
+        Only acknowledged records are visible. `offset == end_offset` returns no
+        records; outside `start_offset..end_offset` raises OffsetOutOfRange; a
+        stored range that fails its CRC raises CorruptData.
+        """
+        ...
+
+    async def offsets(self, name: str, partition: int) -> PartitionInfo:
+        """The partition's current start and end offsets and size."""
+        ...
+
+    async def offset_for_time(self, name: str, partition: int, timestamp_ms: int) -> int:
+        """The first offset whose timestamp is >= `timestamp_ms`, or the end offset."""
+        ...
+
+    async def wait_for(self, name: str, positions: Mapping[int, int], timeout_s: float) -> bool:
+        """Wait until any partition `p` in `positions` has an end offset past
+        `positions[p]`; True if one did, False at the timeout.
+
+        A wake-up from the append path (or another gateway's append, for shared
+        backends), never a polling loop. Cancelling the caller frees the waiter.
+        """
+        ...
+
+    async def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole closed segments past their topic's retention; returns how many."""
+        ...
+
+    async def close(self) -> None:
+        """Finish in-flight appends, flush, and release files or connections."""
+        ...
+
+
+class StateStore(Protocol):
+    """A small durable key-value space with expiry, beside the log."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None when absent or expired."""
+        ...
+
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
+        """Store durably (overwriting); forget after `ttl_s` seconds when given."""
+        ...
+
+    async def put_if_absent(
+        self, key: str, value: bytes, *, ttl_s: float | None = None
+    ) -> bytes | None:
+        """Store unless present; returns the existing value, or None if stored."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...

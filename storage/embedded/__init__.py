@@ -1,0 +1,1 @@
+"""The embedded engine: segment files on local disk, sharded writers, group commit."""

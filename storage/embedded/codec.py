@@ -1,0 +1,205 @@
+"""The on-disk record batch: encode, decode and validate, with no I/O.
+
+A batch is the unit of append, checksum and recovery. Layout (big-endian):
+
+    offset size field
+    0      8    base_offset     assigned by the partition writer; not under the CRC
+    8      4    batch_length    bytes after this field (CRC .. end of records)
+    12     4    crc             zlib.crc32 of bytes 16 .. end
+    16     1    format version  (1)
+    17     1    attributes      (reserved, 0)
+    18     4    record_count
+    22     8    first_timestamp
+    30     8    max_timestamp
+    38     ...  records
+
+    record: timestamp i64 | key_len i32 (-1 null) | value_len i32 (-1 null) |
+            header_count u16 | key | value | headers
+    header: name_len u16 | name (utf-8) | value_len i32 | value
+
+As in Kafka, the base offset sits outside the CRC so the writer can stamp it
+without re-checksumming; recovery and reads check it against the expected
+offset instead. Offsets of records are implicit: base_offset + index.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from storage.records import Header, NewRecord, Record
+
+FORMAT_VERSION = 1
+BATCH_HEADER = struct.Struct(">QII BBIqq")
+HEADER_SIZE = BATCH_HEADER.size  # 38
+PREFIX = struct.Struct(">QI")  # base_offset, batch_length: enough to walk a segment
+PREFIX_SIZE = PREFIX.size  # 12
+CRC_START = 16
+LENGTH_START = 12  # batch_length counts the bytes from here on
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+
+_RECORD = struct.Struct(">qiiH")
+_HEADER_NAME = struct.Struct(">H")
+_HEADER_VALUE = struct.Struct(">i")
+_BASE_OFFSET = struct.Struct(">Q")
+_NULL = -1
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    batch_length: int
+    crc: int
+    version: int
+    attributes: int
+    record_count: int
+    first_timestamp: int
+    max_timestamp: int
+
+    @property
+    def total_size(self) -> int:
+        """Bytes the whole batch occupies in the segment."""
+        return LENGTH_START + self.batch_length
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.record_count
+
+
+class CodecError(ValueError):
+    """Bytes that are not a whole, valid batch (torn, garbled or foreign)."""
+
+
+def encode_batch(records: Sequence[NewRecord], *, now_ms: int, base_offset: int = 0) -> bytes:
+    """Encode records into one batch; records without a timestamp get `now_ms`.
+
+    The base offset can be stamped later with `with_base_offset`.
+    """
+    if not records:
+        raise ValueError("a batch holds at least one record")
+    parts: list[bytes] = []
+    first_ts: int | None = None
+    max_ts = -(2**63)
+    pack_record = _RECORD.pack
+    for rec in records:
+        ts = now_ms if rec.timestamp is None else rec.timestamp
+        if first_ts is None:
+            first_ts = ts
+        if ts > max_ts:
+            max_ts = ts
+        key, value, headers = rec.key, rec.value, rec.headers
+        parts.append(
+            pack_record(
+                ts,
+                _NULL if key is None else len(key),
+                _NULL if value is None else len(value),
+                len(headers),
+            )
+        )
+        if key:
+            parts.append(key)
+        if value:
+            parts.append(value)
+        for name, hvalue in headers:
+            raw_name = name.encode()
+            parts.append(_HEADER_NAME.pack(len(raw_name)))
+            parts.append(raw_name)
+            parts.append(_HEADER_VALUE.pack(len(hvalue)))
+            parts.append(hvalue)
+    body = b"".join(parts)
+    assert first_ts is not None
+    tail = struct.pack(">BBIqq", FORMAT_VERSION, 0, len(records), first_ts, max_ts) + body
+    crc = zlib.crc32(tail)
+    return struct.pack(">QII", base_offset, len(tail) + 4, crc) + tail
+
+
+def with_base_offset(batch: bytes, base_offset: int) -> bytes:
+    """The same batch stamped with its base offset (the CRC stays valid)."""
+    return _BASE_OFFSET.pack(base_offset) + batch[8:]
+
+
+def read_prefix(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
+    """(base_offset, total_size) of the batch at `pos`, from its first 12 bytes."""
+    base_offset, length = PREFIX.unpack_from(buf, pos)
+    return base_offset, LENGTH_START + length
+
+
+def decode_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
+    """Parse and sanity-check a batch header; raises CodecError when it cannot be one."""
+    if len(buf) - pos < HEADER_SIZE:
+        raise CodecError("truncated batch header")
+    header = BatchHeader(*BATCH_HEADER.unpack_from(buf, pos))
+    if header.version != FORMAT_VERSION:
+        raise CodecError(f"unknown batch format version {header.version}")
+    if header.batch_length < HEADER_SIZE - LENGTH_START or header.batch_length > MAX_BATCH_BYTES:
+        raise CodecError(f"implausible batch length {header.batch_length}")
+    if header.record_count == 0:
+        raise CodecError("empty batch")
+    return header
+
+
+def validate_batch(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
+    """Check the batch at `pos` is whole and its CRC matches; raise CodecError if not."""
+    header = decode_header(buf, pos)
+    end = pos + header.total_size
+    if end > len(buf):
+        raise CodecError("truncated batch")
+    if zlib.crc32(buf[pos + CRC_START : end]) != header.crc:
+        raise CodecError("CRC mismatch")
+    return header
+
+
+def decode_records(
+    buf: bytes | memoryview, pos: int = 0, *, min_offset: int = 0, verify: bool = True
+) -> tuple[BatchHeader, list[Record]]:
+    """Decode the batch at `pos` into records (those with offset >= `min_offset`).
+
+    With `verify`, the CRC is checked first: a reader is never handed bytes that
+    failed it.
+    """
+    header = validate_batch(buf, pos) if verify else decode_header(buf, pos)
+    data = bytes(buf[pos : pos + header.total_size]) if isinstance(buf, memoryview) else buf
+    start = 0 if data is not buf else pos
+    cursor = start + HEADER_SIZE
+    end = start + header.total_size
+    offset = header.base_offset
+    out: list[Record] = []
+    unpack_record = _RECORD.unpack_from
+    unpack_name = _HEADER_NAME.unpack_from
+    unpack_value = _HEADER_VALUE.unpack_from
+    try:
+        for _ in range(header.record_count):
+            ts, klen, vlen, hcount = unpack_record(data, cursor)
+            cursor += 18
+            if klen >= 0:
+                key: bytes | None = data[cursor : cursor + klen]
+                cursor += klen
+            else:
+                key = None
+            if vlen >= 0:
+                value: bytes | None = data[cursor : cursor + vlen]
+                cursor += vlen
+            else:
+                value = None
+            headers: tuple[Header, ...] = ()
+            if hcount:
+                hs: list[Header] = []
+                for _h in range(hcount):
+                    (nlen,) = unpack_name(data, cursor)
+                    cursor += 2
+                    name = data[cursor : cursor + nlen].decode()
+                    cursor += nlen
+                    (hvlen,) = unpack_value(data, cursor)
+                    cursor += 4
+                    hs.append((name, data[cursor : cursor + hvlen]))
+                    cursor += hvlen
+                headers = tuple(hs)
+            if offset >= min_offset:
+                out.append(Record(offset, ts, key, value, headers))
+            offset += 1
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CodecError(f"malformed record: {exc}") from exc
+    if cursor != end:
+        raise CodecError("record bytes do not fill the batch")
+    return header, out

@@ -1,0 +1,96 @@
+"""The one seam through which the embedded engine touches the file system.
+
+Every open, write, sync, rename and delete of the engine goes through a `FileIO`
+instance, so tests can swap in one that fails fsync with EIO, runs out of space
+mid-write, writes short, or forgets everything not yet synced (a power cut).
+The default implementation is a thin veneer over `os`; it adds no buffering.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+
+class FileIO:
+    """Plain POSIX file operations on raw file descriptors."""
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        """One write(2); may write fewer bytes than given (callers loop)."""
+        return os.write(fd, data)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        os.ftruncate(fd, length)
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def fsync_dir(self, path: str) -> None:
+        """Make a directory's entries (created, renamed, deleted files) durable."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def rmtree(self, path: str) -> None:
+        shutil.rmtree(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def write_all(self, fd: int, data: bytes | memoryview) -> None:
+        """Loop over short writes until every byte is written (or an OSError)."""
+        view = memoryview(data)
+        while view:
+            n = self.write(fd, view)
+            if n <= 0:
+                raise OSError(5, "write returned no progress")
+            view = view[n:]
+
+    def read_whole(self, path: str) -> bytes:
+        fd = self.open(path, os.O_RDONLY)
+        try:
+            size = self.size(fd)
+            return self.pread(fd, size, 0) if size else b""
+        finally:
+            self.close(fd)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace `path` with `data` so a crash leaves either the old or the new file."""
+        tmp = f"{path}.tmp"
+        fd = self.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            self.write_all(fd, data)
+            self.fsync(fd)
+        finally:
+            self.close(fd)
+        self.rename(tmp, path)
+        self.fsync_dir(os.path.dirname(path) or ".")

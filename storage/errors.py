@@ -1,0 +1,106 @@
+"""Storage's exception hierarchy: one base, subclasses that carry their numbers.
+
+The gateway maps each class to one problem+json type in a single table; nothing
+below the gateway knows about HTTP status codes.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises on purpose."""
+
+
+class TopicNotFound(StorageError):
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist")
+        self.topic = topic
+
+
+class TopicExists(StorageError):
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} already exists")
+        self.topic = topic
+
+
+class InvalidTopicName(StorageError):
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"invalid topic name {topic!r}")
+        self.topic = topic
+
+
+class InvalidConfig(StorageError):
+    """A topic config or argument the store cannot honour (e.g. 0 partitions)."""
+
+
+class PartitionNotFound(StorageError):
+    def __init__(self, topic: str, partition: int, partitions: int) -> None:
+        super().__init__(f"topic {topic!r} has partitions 0..{partitions - 1}, not {partition}")
+        self.topic = topic
+        self.partition = partition
+        self.partitions = partitions
+
+
+class OffsetOutOfRange(StorageError):
+    """The requested offset is below the log start or past its end."""
+
+    def __init__(self, partition: int, requested: int, earliest: int, latest: int) -> None:
+        super().__init__(
+            f"offset {requested} is outside the valid range {earliest}..{latest} "
+            f"of partition {partition}"
+        )
+        self.partition = partition
+        self.requested = requested
+        self.earliest = earliest
+        self.latest = latest
+
+
+class RecordTooLarge(StorageError):
+    def __init__(self, size: int, limit: int, index: int = 0) -> None:
+        super().__init__(f"record {index} is {size} bytes; the topic allows {limit}")
+        self.size = size
+        self.limit = limit
+        self.index = index
+
+
+class CorruptData(StorageError):
+    """Stored bytes failed their CRC or structure check; the range is never served."""
+
+    def __init__(self, partition: int, start_offset: int, end_offset: int, reason: str) -> None:
+        super().__init__(
+            f"partition {partition} offsets {start_offset}..{end_offset - 1} are corrupt: {reason}"
+        )
+        self.partition = partition
+        self.start_offset = start_offset
+        self.end_offset = end_offset
+        self.reason = reason
+
+
+class PartitionFenced(StorageError):
+    """A failed fsync made the partition read-only until the process restarts.
+
+    Retrying an fsync after a failure can report success for pages the kernel
+    already dropped, so the only safe answer is to stop acknowledging writes.
+    """
+
+    def __init__(self, topic: str, partition: int, reason: str) -> None:
+        super().__init__(f"partition {partition} of {topic!r} is read-only: {reason}")
+        self.topic = topic
+        self.partition = partition
+        self.reason = reason
+
+
+class DiskFull(StorageError):
+    """No space left for an append; reads keep working, appends resume when space returns."""
+
+    retry_after_s: int = 5
+
+
+class BackendUnavailable(StorageError):
+    """The backend cannot be reached (Redis down, store closed); retry later."""
+
+    retry_after_s: int = 1
+
+
+class StoreClosed(BackendUnavailable):
+    """The store is shutting down or closed."""

@@ -1,0 +1,177 @@
+"""The log's own value types: what goes in, what comes out, how a topic is configured.
+
+Storage speaks these types and nothing else: no HTTP shapes, no pydantic request
+models. Every backend (embedded files, Redis Streams) accepts and returns them
+unchanged, so the layers above cannot tell the backends apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import NamedTuple, NewType
+
+Offset = NewType("Offset", int)
+PartitionId = NewType("PartitionId", int)
+
+Header = tuple[str, bytes]
+
+# A storage-level topic name. The gateway composes it from a tenant and a topic
+# name with "~" between them; storage only checks that it cannot leave the data
+# directory and stays short enough for every filesystem and Redis key.
+TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,300}$")
+
+
+def is_valid_topic_name(name: str) -> bool:
+    """True when `name` is safe as a directory name and a Redis key part."""
+    return bool(TOPIC_NAME_PATTERN.match(name)) and name not in {".", ".."}
+
+
+class NewRecord(NamedTuple):
+    """A record as a producer hands it over; the log assigns its offset.
+
+    `timestamp` None means log-append time: the store stamps it when it accepts
+    the batch. A NamedTuple rather than a dataclass because hot paths build
+    hundreds of thousands of these a second.
+    """
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[Header, ...] = ()
+    timestamp: int | None = None
+
+    def size(self) -> int:
+        """Bytes the record's payload occupies; what `max_record_bytes` limits."""
+        return (
+            len(self.value or b"")
+            + len(self.key or b"")
+            + sum(len(n.encode()) + len(v) for n, v in self.headers)
+        )
+
+
+class Record(NamedTuple):
+    """A record as read back: byte-identical to what was appended, with its offset."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+
+
+class Durability(StrEnum):
+    """When an append is acknowledged.
+
+    FSYNC: after fdatasync (group commit shares one sync between appenders).
+    INTERVAL: after the write; data is synced every `flush_interval_ms`.
+    NONE: after the write; the OS decides when it reaches the disk.
+    """
+
+    FSYNC = "fsync"
+    INTERVAL = "interval"
+    NONE = "none"
+
+
+class ValueFormat(StrEnum):
+    JSON = "json"
+    STRING = "string"
+    BINARY = "binary"
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """Per-topic settings, persisted with the topic by every backend.
+
+    `retention_ms` / `retention_bytes` None keep data forever. `value_format` and
+    `value_schema` are kept here so the topic's whole definition lives in one
+    catalog; storage itself stores values as opaque bytes.
+    """
+
+    retention_ms: int | None = 7 * 24 * 3600 * 1000
+    retention_bytes: int | None = None
+    max_record_bytes: int = 1024 * 1024
+    segment_bytes: int = 64 * 1024 * 1024
+    segment_ms: int = 24 * 3600 * 1000
+    durability: Durability = Durability.FSYNC
+    flush_interval_ms: int = 1000
+    value_format: ValueFormat = ValueFormat.JSON
+    value_schema: str | None = None
+    cleanup_policy: CleanupPolicy = CleanupPolicy.DELETE
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "retention_ms": self.retention_ms,
+            "retention_bytes": self.retention_bytes,
+            "max_record_bytes": self.max_record_bytes,
+            "segment_bytes": self.segment_bytes,
+            "segment_ms": self.segment_ms,
+            "durability": self.durability.value,
+            "flush_interval_ms": self.flush_interval_ms,
+            "value_format": self.value_format.value,
+            "value_schema": self.value_schema,
+            "cleanup_policy": self.cleanup_policy.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TopicConfig:
+        """Inverse of `to_dict`; unknown keys are ignored so old catalogs still load."""
+        base = cls()
+        known = {f for f in base.to_dict()}
+        values = {k: v for k, v in data.items() if k in known}
+        if "durability" in values:
+            values["durability"] = Durability(str(values["durability"]))
+        if "value_format" in values:
+            values["value_format"] = ValueFormat(str(values["value_format"]))
+        if "cleanup_policy" in values:
+            values["cleanup_policy"] = CleanupPolicy(str(values["cleanup_policy"]))
+        return replace(base, **values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    config: TopicConfig
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """`start_offset` is the first readable offset, `end_offset` the next to be written."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    topic: TopicInfo
+    partitions: tuple[PartitionInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Offsets `base_offset .. base_offset + count - 1` now hold the batch, in order."""
+
+    partition: int
+    base_offset: int
+    count: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """Records from the requested offset; `next_offset` is where the next read starts."""
+
+    records: tuple[Record, ...]
+    next_offset: int
+    start_offset: int
+    end_offset: int
+    bytes: int = field(default=0)

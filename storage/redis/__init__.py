@@ -1,0 +1,1 @@
+"""The Redis Streams engine (scale-out): partitions as streams, state in Redis."""

@@ -1,0 +1,1 @@
+"""Tenants, credentials, scopes and quotas."""

@@ -1,0 +1,53 @@
+"""Who a request acts as: a tenant, what it may do, and on which topics.
+
+A `Principal` comes only from a verified credential (an API key or a JWT); the
+tenant is never taken from anything else the client sends. The gateway asks it
+`allows(scope)` and `may_use_topic(name)` on every request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NewType
+
+TenantId = NewType("TenantId", str)
+
+
+class Scope(StrEnum):
+    TOPICS_READ = "topics:read"
+    TOPICS_WRITE = "topics:write"
+    TOPICS_ADMIN = "topics:admin"
+    GROUPS_READ = "groups:read"
+    GROUPS_WRITE = "groups:write"
+    SCHEMAS_WRITE = "schemas:write"
+    ADMIN = "admin"
+
+
+ALL_TENANT_SCOPES = frozenset(s for s in Scope if s is not Scope.ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller.
+
+    `topics` holds glob patterns (`orders*`); empty means every topic of the
+    tenant. The operator scope `admin` implies every other scope.
+    """
+
+    tenant: TenantId
+    credential_id: str
+    scopes: frozenset[str]
+    topics: tuple[str, ...] = ()
+    expires_at_ms: int | None = None
+    via: str = "key"  # "key" or "jwt"
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def allows(self, scope: Scope | str) -> bool:
+        return Scope.ADMIN.value in self.scopes or str(scope) in self.scopes
+
+    def may_use_topic(self, topic: str) -> bool:
+        if not self.topics:
+            return True
+        return any(fnmatch.fnmatchcase(topic, pattern) for pattern in self.topics)
