@@ -1,0 +1,463 @@
+"""The embedded log engine: topics of partitions in segment files on local disk.
+
+`EmbeddedLogStore` implements `storage.backend.LogStore`. Appends are
+validated and encoded on the caller's event loop, then handed to the writer
+thread of the partition's shard, which group-commits them; reads run on the
+event loop (each is bounded by `max_bytes`). A clean-shutdown marker lets a
+clean restart skip scanning the active segments; after a crash they are
+validated batch by batch (see recovery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from storage.embedded.catalog import DELETED_PREFIX, Catalog
+from storage.embedded.codec import CodecError, decode_header, encode_batch
+from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.fileio import FileIO
+from storage.embedded.options import EngineOptions
+from storage.embedded.partition import Partition
+from storage.embedded.recovery import recover_partition
+from storage.embedded.shard import AppendRequest, Shard
+from storage.errors import (
+    InvalidConfig,
+    InvalidTopicName,
+    PartitionNotFound,
+    RecordTooLarge,
+    StoreClosed,
+    TopicExists,
+    TopicNotFound,
+)
+from storage.records import (
+    AppendResult,
+    FetchResult,
+    NewRecord,
+    PartitionInfo,
+    TopicConfig,
+    TopicDescription,
+    TopicInfo,
+    is_valid_topic_name,
+)
+
+log = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
+MAX_PARTITIONS = 10_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _check_config(config: TopicConfig) -> None:
+    positive = {
+        "segment_bytes": config.segment_bytes,
+        "segment_ms": config.segment_ms,
+        "max_record_bytes": config.max_record_bytes,
+        "flush_interval_ms": config.flush_interval_ms,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise InvalidConfig(f"{name} must be at least 1, not {value}")
+    for name, limit in (
+        ("retention_ms", config.retention_ms),
+        ("retention_bytes", config.retention_bytes),
+    ):
+        if limit is not None and limit < 0:
+            raise InvalidConfig(f"{name} must not be negative")
+
+
+@dataclass
+class RecoveryStats:
+    """What the last open found; tests and operators read it."""
+
+    clean_shutdown: bool = False
+    scanned_segments: int = 0
+    truncated_bytes: int = 0
+    quarantined_ranges: int = 0
+
+
+@dataclass
+class _Topic:
+    info: TopicInfo
+    partitions: list[Partition]
+
+
+class EmbeddedLogStore:
+    """A LogStore on local files: sharded writers, group commit, crash recovery."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        *,
+        options: EngineOptions,
+        fio: FileIO,
+        loop: asyncio.AbstractEventLoop,
+        catalog: Catalog,
+        crash: CrashPoints,
+    ) -> None:
+        self.data_dir = data_dir
+        self.options = options
+        self.recovery = RecoveryStats()
+        self._fio = fio
+        self._loop = loop
+        self._catalog = catalog
+        self._crash = crash
+        self._topics: dict[str, _Topic] = {}
+        self._shards = [
+            Shard(i, loop=loop, max_queued=options.max_queued_appends, crash=crash)
+            for i in range(options.shards)
+        ]
+        self._admin = asyncio.Lock()
+        self._closed = False
+        self._retention_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: str,
+        *,
+        options: EngineOptions | None = None,
+        fileio: FileIO | None = None,
+    ) -> EmbeddedLogStore:
+        """Recover every partition under `data_dir`, then start the writers and retention."""
+        options = options or EngineOptions()
+        fio = fileio or FileIO()
+        crash = CrashPoints(options.crash_point)
+        store = cls(
+            data_dir,
+            options=options,
+            fio=fio,
+            loop=asyncio.get_running_loop(),
+            catalog=Catalog(fio, data_dir, crash),
+            crash=crash,
+        )
+        await asyncio.to_thread(store._recover)
+        for shard in store._shards:
+            shard.start()
+        store._retention_task = asyncio.create_task(store._retention_loop())
+        return store
+
+    def _recover(self) -> None:
+        fio = self._fio
+        if not fio.exists(self.data_dir):
+            fio.mkdir(self.data_dir)
+            fio.fsync_dir(os.path.dirname(os.path.abspath(self.data_dir)))
+        marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER)
+        clean = fio.exists(marker)
+        self.recovery.clean_shutdown = clean
+        self._catalog.prepare()
+        for info in self._catalog.load():
+            partitions = [
+                self._open_partition(info, p, clean=clean) for p in range(info.partitions)
+            ]
+            for partition in partitions:
+                self._shard_of(partition).attach(partition)  # the writers are not running yet
+            self._topics[info.name] = _Topic(info, partitions)
+        if clean:
+            # From here on a crash must be followed by a full scan again.
+            fio.unlink(marker)
+            fio.fsync_dir(self.data_dir)
+
+    def _open_partition(self, info: TopicInfo, number: int, *, clean: bool) -> Partition:
+        directory = self._catalog.partition_dir(info.name, number)
+        recovered = recover_partition(
+            self._fio,
+            directory,
+            clean=clean,
+            index_interval_bytes=self.options.index_interval_bytes,
+            now_ms=_now_ms(),
+        )
+        self.recovery.scanned_segments += recovered.scanned_segments
+        self.recovery.truncated_bytes += recovered.truncated_bytes
+        self.recovery.quarantined_ranges += len(recovered.quarantined)
+        if recovered.truncated_bytes:
+            log.warning(
+                "partition %d of %r: cut %d bytes of torn tail",
+                number,
+                info.name,
+                recovered.truncated_bytes,
+            )
+        for start, end in recovered.quarantined:
+            log.error(
+                "partition %d of %r: offsets %d..%d are corrupt", number, info.name, start, end - 1
+            )
+        partition = Partition(
+            info.name,
+            number,
+            directory,
+            fio=self._fio,
+            config=info.config,
+            recovered=recovered,
+            index_interval_bytes=self.options.index_interval_bytes,
+            crash=self._crash,
+        )
+        return partition
+
+    def _shard_of(self, partition: Partition) -> Shard:
+        # crc32 rather than hash(): stable across processes, so a partition keeps its shard.
+        key = f"{partition.topic}\x00{partition.number}".encode()
+        return self._shards[zlib.crc32(key) % len(self._shards)]
+
+    async def close(self) -> None:
+        """Finish queued appends, sync, write indexes, close files, mark a clean shutdown."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._stop_background()
+        for shard in self._shards:
+            shard.stop(sync=True)
+        await asyncio.to_thread(self._join_and_flush)
+        self._wake_all(False)
+
+    async def _abandon(self) -> None:
+        """Test hook: stop as a crash would (no final sync, no indexes, no clean marker)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._stop_background()
+        for shard in self._shards:
+            shard.stop(sync=False)
+        await asyncio.to_thread(self._join_shards)
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.close_files()
+        self._wake_all(False)
+
+    async def _stop_background(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+
+    def _join_shards(self) -> None:
+        for shard in self._shards:
+            shard.join()
+
+    def _join_and_flush(self) -> None:
+        self._join_shards()
+        clean = True
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                if partition.fenced is not None:
+                    clean = False
+                else:
+                    try:
+                        self._crash.hit("index-flush")
+                        partition.active.flush_indexes()
+                    except OSError as exc:
+                        log.error(
+                            "could not write indexes of %r/%d: %s",
+                            topic.info.name,
+                            partition.number,
+                            exc,
+                        )
+                        clean = False
+                partition.close_files()
+        if clean:
+            self._fio.write_atomic(os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER), b"clean\n")
+
+    def _wake_all(self, result: bool) -> None:
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.wake_all(result)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.retention_interval_s)
+            try:
+                await self.enforce_retention()
+            except Exception:
+                log.exception("retention pass failed")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the log store is closed")
+
+    # -- topics -------------------------------------------------------------------------
+
+    def _topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            raise TopicNotFound(name)
+        return topic
+
+    @staticmethod
+    def _partition(topic: _Topic, number: int) -> Partition:
+        if not 0 <= number < len(topic.partitions):
+            raise PartitionNotFound(topic.info.name, number, len(topic.partitions))
+        return topic.partitions[number]
+
+    async def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicInfo:
+        self._check_open()
+        # ".deleted-*" directories are deletions in progress, so no topic may be named so.
+        if not is_valid_topic_name(name) or name.startswith(DELETED_PREFIX):
+            raise InvalidTopicName(name)
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise InvalidConfig(
+                f"partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}"
+            )
+        _check_config(config)
+        async with self._admin:
+            if name in self._topics:
+                raise TopicExists(name)
+            info = TopicInfo(name, partitions, config, _now_ms())
+
+            def build() -> list[Partition]:
+                self._catalog.create(info)
+                return [self._open_partition(info, p, clean=False) for p in range(partitions)]
+
+            created = await asyncio.to_thread(build)
+            for partition in created:
+                shard = self._shard_of(partition)
+                await shard.call(functools.partial(shard.attach, partition))
+            self._topics[name] = _Topic(info, created)
+            return info
+
+    async def delete_topic(self, name: str) -> None:
+        self._check_open()
+        async with self._admin:
+            topic = self._topic(name)
+            del self._topics[name]
+            for partition in topic.partitions:
+                shard = self._shard_of(partition)
+                await shard.call(functools.partial(shard.detach, partition))
+                partition.close_files()
+                partition.wake_all(True)
+            await asyncio.to_thread(self._catalog.delete, name)
+
+    async def update_topic_config(self, name: str, config: TopicConfig) -> TopicInfo:
+        self._check_open()
+        _check_config(config)
+        async with self._admin:
+            topic = self._topic(name)
+            info = replace(topic.info, config=config)
+            await asyncio.to_thread(self._catalog.write, info)
+            topic.info = info
+            for partition in topic.partitions:
+                partition.config = config
+            return info
+
+    async def get_topic(self, name: str) -> TopicInfo:
+        self._check_open()
+        return self._topic(name).info
+
+    async def list_topics(self, prefix: str = "") -> list[TopicInfo]:
+        self._check_open()
+        return [t.info for n, t in sorted(self._topics.items()) if n.startswith(prefix)]
+
+    async def describe_topic(self, name: str) -> TopicDescription:
+        self._check_open()
+        topic = self._topic(name)
+        return TopicDescription(topic.info, tuple(p.info() for p in topic.partitions))
+
+    # -- records ------------------------------------------------------------------------
+
+    async def append(self, name: str, partition: int, records: Sequence[NewRecord]) -> AppendResult:
+        self._check_open()
+        topic = self._topic(name)
+        target = self._partition(topic, partition)
+        if not records:
+            raise InvalidConfig("an append needs at least one record")
+        limit = topic.info.config.max_record_bytes
+        for i, record in enumerate(records):
+            size = record.size()
+            if size > limit:
+                raise RecordTooLarge(size, limit, i)
+        try:
+            batch = encode_batch(records, now_ms=_now_ms())
+            header = decode_header(batch)
+        except (ValueError, UnicodeError, OverflowError, CodecError) as exc:
+            raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        self._shard_of(target).submit(
+            AppendRequest(
+                target,
+                batch,
+                header.record_count,
+                header.first_timestamp,
+                header.max_timestamp,
+                future,
+            )
+        )
+        # If the caller is cancelled, the writer still completes or fails the
+        # append on its own; the result is then dropped.
+        return await future
+
+    async def read(
+        self,
+        name: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int = 500,
+        max_bytes: int = 1024 * 1024,
+    ) -> FetchResult:
+        self._check_open()
+        if max_records < 1 or max_bytes < 1:
+            raise InvalidConfig("max_records and max_bytes must be at least 1")
+        target = self._partition(self._topic(name), partition)
+        return target.read(offset, max_records, max_bytes)
+
+    async def offsets(self, name: str, partition: int) -> PartitionInfo:
+        self._check_open()
+        return self._partition(self._topic(name), partition).info()
+
+    async def offset_for_time(self, name: str, partition: int, timestamp_ms: int) -> int:
+        self._check_open()
+        return self._partition(self._topic(name), partition).offset_for_time(timestamp_ms)
+
+    async def wait_for(self, name: str, positions: Mapping[int, int], timeout_s: float) -> bool:
+        self._check_open()
+        topic = self._topic(name)
+        watched = [(self._partition(topic, p), pos) for p, pos in positions.items()]
+        if any(p.end_offset > pos for p, pos in watched):
+            return True
+        if not watched or timeout_s <= 0:
+            return False
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        for p, pos in watched:
+            p.waiters.append((pos, fut))
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await fut
+        except TimeoutError:
+            return False
+        finally:
+            for p, _ in watched:
+                p.waiters = [w for w in p.waiters if w[1] is not fut]
+
+    def waiter_count(self) -> int:
+        """Registered wait_for waiters over all partitions (leak checks in tests)."""
+        return sum(len(p.waiters) for t in self._topics.values() for p in t.partitions)
+
+    async def enforce_retention(self, now_ms: int | None = None) -> int:
+        self._check_open()
+        when = _now_ms() if now_ms is None else now_ms
+        partitions = [p for t in self._topics.values() for p in t.partitions]
+        return await asyncio.to_thread(self._retention_pass, partitions, when)
+
+    def _retention_pass(self, partitions: list[Partition], now_ms: int) -> int:
+        deleted = 0
+        for partition in partitions:
+            victims = partition.take_expired(now_ms)
+            try:
+                for segment in victims:
+                    segment.delete()
+                    deleted += 1
+                if victims:
+                    self._fio.fsync_dir(partition.directory)
+            except OSError as exc:
+                log.warning("retention of %r/%d: %s", partition.topic, partition.number, exc)
+        return deleted

@@ -1,0 +1,38 @@
+"""Engine-wide knobs of the embedded log, each a named bound with a documented default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineOptions:
+    """How the embedded engine is laid out and bounded.
+
+    shards: writer threads; partitions are spread over them so one slow flush
+        does not stall every topic.
+    index_interval_bytes: a sparse index entry every this many segment bytes;
+        a read walks at most about this many bytes of batch prefixes.
+    max_queued_appends: appends waiting for one shard's writer; beyond it an
+        append fails fast with BackendUnavailable (backpressure, bounded memory:
+        at most this many encoded batches per shard).
+    crash_point: "name" or "name:N" makes the process exit with status 77 the
+        Nth time the named point is reached (crash tests only).
+    retention_interval_s: how often the background retention pass runs.
+    """
+
+    shards: int = 4
+    index_interval_bytes: int = 4096
+    max_queued_appends: int = 10_000
+    crash_point: str | None = None
+    retention_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError("shards must be at least 1")
+        if self.index_interval_bytes < 1:
+            raise ValueError("index_interval_bytes must be at least 1")
+        if self.max_queued_appends < 1:
+            raise ValueError("max_queued_appends must be at least 1")
+        if self.retention_interval_s <= 0:
+            raise ValueError("retention_interval_s must be positive")

@@ -1,0 +1,407 @@
+"""One partition: its segments, what is visible to readers, retention and waiters.
+
+Three parties touch a partition. The shard's writer thread appends, syncs,
+rolls and publishes; readers (the event loop) read and wait; the retention pass
+(a worker thread) deletes old segments. `lock` guards the segment list and the
+visible end, and is held across a read's pread so retention cannot close a
+descriptor under a reader. It is never held across a write or an fsync, so a
+slow disk flush never blocks readers.
+
+The visible end is a high watermark: the writer advances it only once a batch
+is as durable as the topic asks, so a reader never sees a record that a crash
+could take back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from bisect import bisect_right
+
+from storage.embedded.codec import (
+    HEADER_SIZE,
+    LENGTH_START,
+    MAX_BATCH_BYTES,
+    PREFIX_SIZE,
+    CodecError,
+    decode_header,
+    decode_records,
+    read_prefix,
+    with_base_offset,
+)
+from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.fileio import FileIO
+from storage.embedded.recovery import RecoveredLog
+from storage.embedded.segment import Segment
+from storage.errors import CorruptData, OffsetOutOfRange
+from storage.records import FetchResult, PartitionInfo, Record, TopicConfig
+
+_MIN_WINDOW = 16 * 1024
+_MAX_WINDOW = 8 * 1024 * 1024
+
+
+def record_size(record: Record) -> int:
+    """Payload bytes of a record, as `NewRecord.size` counts them (what max_bytes limits)."""
+    return (
+        len(record.value or b"")
+        + len(record.key or b"")
+        + sum(len(n.encode()) + len(v) for n, v in record.headers)
+    )
+
+
+class _Window:
+    """Reads a segment through one buffer, so walking many small batches costs one pread."""
+
+    def __init__(self, segment: Segment, limit: int, chunk: int) -> None:
+        self._segment, self._limit, self._chunk = segment, limit, chunk
+        self._buf, self._start = b"", 0
+
+    def get(self, position: int, length: int) -> bytes:
+        end = min(position + length, self._limit)
+        if position < self._start or end > self._start + len(self._buf):
+            want = min(max(end - position, self._chunk), self._limit - position)
+            self._buf = self._segment.read(position, want) if want > 0 else b""
+            self._start = position
+        return self._buf[position - self._start : end - self._start]
+
+
+class Partition:
+    """The segments of one partition and the offsets readers may see."""
+
+    def __init__(
+        self,
+        topic: str,
+        number: int,
+        directory: str,
+        *,
+        fio: FileIO,
+        config: TopicConfig,
+        recovered: RecoveredLog,
+        index_interval_bytes: int,
+        crash: CrashPoints,
+    ) -> None:
+        self.topic = topic
+        self.number = number
+        self.directory = directory
+        self.config = config  # replaced whole on update; read by the writer per append
+        self.lock = threading.Lock()
+        self.segments: list[Segment] = recovered.segments
+        self._bases = [s.base_offset for s in self.segments]
+        self.start_offset = self.segments[0].base_offset
+        self.end_offset = self.segments[-1].next_offset  # visible (acknowledged) end
+        self.visible_size = self.segments[-1].size  # acknowledged bytes of the active segment
+        self.quarantined = sorted(recovered.quarantined)
+        self.next_offset = self.end_offset  # writer-owned: the offset the next batch gets
+        self.fenced: str | None = None
+        self.detached = False
+        self.waiters: list[tuple[int, asyncio.Future[bool]]] = []  # event-loop thread only
+        self._fio = fio
+        self._interval = index_interval_bytes
+        self._crash = crash
+
+    @property
+    def active(self) -> Segment:
+        return self.segments[-1]
+
+    # -- writer thread ------------------------------------------------------------------
+
+    def needs_roll(self, batch_size: int, now_ms: int) -> bool:
+        seg = self.active
+        if seg.size == 0:
+            return False
+        too_big = seg.size + batch_size > self.config.segment_bytes
+        return too_big or now_ms - seg.created_ms >= self.config.segment_ms
+
+    def write(self, batch: bytes, count: int, max_timestamp: int) -> int:
+        """Stamp and write one batch to the active segment; returns its base offset."""
+        base = self.next_offset
+        self.active.append(with_base_offset(batch, base), base, count, max_timestamp)
+        self.next_offset = base + count
+        return base
+
+    def sync(self) -> None:
+        self.active.sync()
+
+    def roll(self, now_ms: int) -> None:
+        """Close the active segment (already synced and published) and start a new one."""
+        old = self.active
+        self._crash.hit("index-flush")
+        old.flush_indexes()
+        new = Segment.create(
+            self._fio,
+            self.directory,
+            self.next_offset,
+            index_interval_bytes=self._interval,
+            now_ms=now_ms,
+        )
+        try:
+            self._crash.hit("segment-roll")
+            self._fio.fsync_dir(self.directory)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                new.delete()
+            raise
+        with self.lock:
+            self.segments.append(new)
+            self._bases.append(new.base_offset)
+            self.visible_size = 0
+
+    def publish(self) -> int:
+        """Make everything written so far visible; returns the new end offset."""
+        with self.lock:
+            self.end_offset = self.next_offset
+            self.visible_size = self.active.size
+            return self.end_offset
+
+    def fence(self, reason: str) -> None:
+        """Stop accepting appends after a failed fsync; cut unacknowledged bytes (best effort)."""
+        self.fenced = reason
+        with self.lock:
+            seg, keep = self.active, self.visible_size
+        try:
+            if seg.fd is not None:
+                self._fio.ftruncate(seg.fd, keep)
+        except OSError:
+            pass
+        self.next_offset = self.end_offset
+
+    # -- readers ------------------------------------------------------------------------
+
+    def info(self) -> PartitionInfo:
+        with self.lock:
+            size = sum(s.size for s in self.segments[:-1]) + self.visible_size
+            return PartitionInfo(self.number, self.start_offset, self.end_offset, size)
+
+    def _corrupt_range(self, offset: int) -> tuple[int, int] | None:
+        for start, end in self.quarantined:
+            if start <= offset < end:
+                return start, end
+        return None
+
+    def read(self, offset: int, max_records: int, max_bytes: int) -> FetchResult:
+        """Records from `offset`, every batch's CRC checked before it is served.
+
+        Batches are copied under the lock and decoded outside it. `max_bytes`
+        limits record payloads, which the stored batch sizes only bound from
+        above, so when the copied batches turn out to hold less, the read goes
+        back for more (each round copies at least one batch).
+        """
+        with self.lock:
+            start, end = self.start_offset, self.end_offset
+            if offset < start or offset > end:
+                raise OffsetOutOfRange(self.number, offset, start, end)
+        records: list[Record] = []
+        total = 0
+        cursor = offset
+        while cursor < end and len(records) < max_records:
+            with self.lock:
+                if cursor < self.start_offset:
+                    if not records:
+                        raise OffsetOutOfRange(self.number, offset, self.start_offset, end)
+                    break  # retention overtook a long read: serve what we have
+                bad = self._corrupt_range(cursor)
+                if bad is not None:
+                    if records:
+                        break
+                    raise CorruptData(self.number, bad[0], bad[1], "quarantined at recovery")
+                stop = min(end, cursor + max_records - len(records))
+                for q_start, _ in self.quarantined:
+                    if cursor < q_start < stop:
+                        stop = q_start
+                raws = self._gather(cursor, stop, max(1, max_bytes - total))
+            if not raws:
+                break
+            total, full = self._decode_into(
+                records, raws, cursor, stop, max_records, max_bytes, total
+            )
+            if full or not records:
+                break
+            cursor = records[-1].offset + 1
+        next_offset = records[-1].offset + 1 if records else offset
+        return FetchResult(tuple(records), next_offset, start, end, total)
+
+    def _gather(self, offset: int, stop: int, max_bytes: int) -> list[bytes]:
+        """Raw whole batches covering `offset` up to `stop` / about `max_bytes` (lock held)."""
+        i = bisect_right(self._bases, offset) - 1
+        chunk = min(max(max_bytes + self._interval + 4096, _MIN_WINDOW), _MAX_WINDOW)
+        raws: list[bytes] = []
+        taken = 0
+        first = True
+        while i < len(self.segments) and taken < max_bytes:
+            seg = self.segments[i]
+            limit = self.visible_size if seg is self.active else seg.size
+            window = _Window(seg, limit, chunk)
+            position = 0
+            if first:
+                _, position = seg.index.lookup(offset - seg.base_offset)
+                position = self._skip_below(window, position, limit, offset)
+                first = False
+            while position < limit and taken < max_bytes:
+                prefix = window.get(position, PREFIX_SIZE)
+                if len(prefix) < PREFIX_SIZE:
+                    break
+                base, size = read_prefix(prefix)
+                if base >= stop:
+                    return raws
+                if not HEADER_SIZE <= size <= LENGTH_START + MAX_BATCH_BYTES:
+                    if not raws:
+                        raise CorruptData(self.number, offset, offset + 1, "bad batch framing")
+                    return raws
+                if position + size > limit:
+                    if not raws:
+                        raise CorruptData(self.number, base, base + 1, "batch runs past the end")
+                    return raws
+                raws.append(window.get(position, size))
+                taken += size
+                position += size
+            i += 1
+        return raws
+
+    def _skip_below(self, window: _Window, position: int, limit: int, offset: int) -> int:
+        """From an index position, the position of the batch holding `offset` (prefixes only)."""
+        while True:
+            prefix = window.get(position, PREFIX_SIZE)
+            if len(prefix) < PREFIX_SIZE:
+                return position
+            _, size = read_prefix(prefix)
+            following = position + size
+            if size < HEADER_SIZE or following + PREFIX_SIZE > limit:
+                return position
+            next_base, _ = read_prefix(window.get(following, PREFIX_SIZE))
+            if next_base > offset:
+                return position
+            position = following
+
+    def _decode_into(
+        self,
+        records: list[Record],
+        raws: list[bytes],
+        offset: int,
+        stop: int,
+        max_records: int,
+        max_bytes: int,
+        total: int,
+    ) -> tuple[int, bool]:
+        """Check and decode `raws` onto `records`; returns (payload total, a limit was hit)."""
+        expected: int | None = None
+        for n, raw in enumerate(raws):
+            base, _ = read_prefix(raw)
+            try:
+                header, batch = decode_records(raw, min_offset=offset)
+                if expected is None and not base <= offset < header.next_offset:
+                    raise CodecError("batch does not hold the requested offset")
+                if expected is not None and base != expected:
+                    raise CodecError("batch offsets are not contiguous")
+            except CodecError as exc:
+                if records:
+                    return total, True
+                first = expected if expected is not None else min(base, offset)
+                last = read_prefix(raws[n + 1])[0] if n + 1 < len(raws) else first + 1
+                raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
+            expected = header.next_offset
+            for rec in batch:
+                if rec.offset >= stop or len(records) >= max_records:
+                    return total, True
+                size = record_size(rec)
+                if records and total + size > max_bytes:
+                    return total, True
+                records.append(rec)
+                total += size
+        return total, False
+
+    def offset_for_time(self, timestamp_ms: int) -> int:
+        """The first visible offset whose timestamp is >= `timestamp_ms`, else the end."""
+        with self.lock:
+            end = self.end_offset
+            for seg in self.segments:
+                if seg.max_timestamp < timestamp_ms:
+                    continue
+                limit = self.visible_size if seg is self.active else seg.size
+                rel = seg.time_index.lookup(timestamp_ms)
+                _, position = seg.index.lookup(rel)
+                found = self._first_at_or_after(seg, position, limit, timestamp_ms, end)
+                if found is not None:
+                    return max(found, self.start_offset)
+            return end
+
+    def _first_at_or_after(
+        self, seg: Segment, position: int, limit: int, timestamp_ms: int, end: int
+    ) -> int | None:
+        window = _Window(seg, limit, _MIN_WINDOW * 4)
+        while position + HEADER_SIZE <= limit:
+            try:
+                header = decode_header(window.get(position, HEADER_SIZE))
+            except CodecError:
+                return None
+            if header.base_offset >= end or position + header.total_size > limit:
+                return None
+            if header.max_timestamp >= timestamp_ms and not self._corrupt_range(header.base_offset):
+                try:
+                    _, batch = decode_records(window.get(position, header.total_size))
+                except CodecError:
+                    batch = []  # a corrupt batch is never served; look past it
+                for rec in batch:
+                    if rec.timestamp >= timestamp_ms:
+                        return rec.offset
+            position += header.total_size
+        return None
+
+    # -- retention ----------------------------------------------------------------------
+
+    def take_expired(self, now_ms: int) -> list[Segment]:
+        """Detach closed segments past retention (oldest first); the caller deletes them."""
+        config = self.config
+        victims: list[Segment] = []
+        with self.lock:
+            if self.detached:
+                return victims
+            total = sum(s.size for s in self.segments)
+            while len(self.segments) > 1:
+                oldest = self.segments[0]
+                by_time = (
+                    config.retention_ms is not None
+                    and oldest.max_timestamp < now_ms - config.retention_ms
+                )
+                by_bytes = (
+                    config.retention_bytes is not None
+                    and total - oldest.size >= config.retention_bytes
+                )
+                if not (by_time or by_bytes):
+                    break
+                self.segments.pop(0)
+                self._bases.pop(0)
+                total -= oldest.size
+                oldest.close()
+                victims.append(oldest)
+            if victims:
+                self.start_offset = self.segments[0].base_offset
+                self.quarantined = [q for q in self.quarantined if q[1] > self.start_offset]
+        return victims
+
+    # -- waiters (event-loop thread) ----------------------------------------------------
+
+    def wake(self) -> None:
+        """Resolve the waiters whose position the visible end has passed."""
+        if not self.waiters:
+            return
+        end = self.end_offset
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for position, fut in self.waiters:
+            if end > position:
+                if not fut.done():
+                    fut.set_result(True)
+            else:
+                keep.append((position, fut))
+        self.waiters = keep
+
+    def wake_all(self, result: bool) -> None:
+        for _, fut in self.waiters:
+            if not fut.done():
+                fut.set_result(result)
+        self.waiters = []
+
+    def close_files(self) -> None:
+        with self.lock:
+            for seg in self.segments:
+                seg.close()

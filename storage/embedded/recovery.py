@@ -1,0 +1,202 @@
+"""What happens when a partition is opened: find its segments and decide what to trust.
+
+Closed segments were fsynced and had their indexes written when they were
+rolled, so their index files are trusted when they parse and describe the file
+exactly; otherwise the index is rebuilt by scanning. The active (last) segment
+is scanned batch by batch unless the store was shut down cleanly:
+
+* a torn or garbled tail (an invalid batch with no valid batch after it) is cut
+  off at the last whole batch: those bytes were never acknowledged;
+* an invalid batch in the middle (its length is sane and a valid batch with a
+  plausible base offset follows) held acknowledged data, so nothing is cut:
+  its offset range is quarantined and reads of it raise CorruptData.
+
+Recovery never drops data that might have been acknowledged to make the log
+look tidy, and never serves bytes that failed their check.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from storage.embedded.codec import (
+    HEADER_SIZE,
+    LENGTH_START,
+    MAX_BATCH_BYTES,
+    PREFIX_SIZE,
+    BatchHeader,
+    CodecError,
+    decode_header,
+    read_prefix,
+    validate_batch,
+)
+from storage.embedded.fileio import FileIO
+from storage.embedded.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIMEINDEX_SUFFIX,
+    Segment,
+    parse_segment_name,
+)
+
+_CHUNK = 1 << 20
+_MIN_RECORD_BYTES = 18  # timestamp, key length, value length, header count
+
+
+@dataclass
+class RecoveredLog:
+    """The opened segments of one partition and what recovery found."""
+
+    segments: list[Segment]
+    quarantined: list[tuple[int, int]] = field(default_factory=list)
+    truncated_bytes: int = 0
+    scanned_segments: int = 0
+
+
+class _SegmentReader:
+    """Buffered sequential reads of one segment during a scan."""
+
+    def __init__(self, segment: Segment, size: int) -> None:
+        self._segment = segment
+        self._size = size
+        self._buf = b""
+        self._start = 0
+
+    def get(self, position: int, length: int) -> memoryview:
+        """Up to `length` bytes at `position` (fewer at the end of the file)."""
+        end = min(position + length, self._size)
+        if position < self._start or end > self._start + len(self._buf):
+            want = min(max(end - position, _CHUNK), self._size - position)
+            self._buf = self._segment.read(position, want) if want > 0 else b""
+            self._start = position
+        return memoryview(self._buf)[position - self._start : end - self._start]
+
+
+def _batch_at(reader: _SegmentReader, position: int, size: int) -> BatchHeader | None:
+    """The header of a whole batch with a good CRC at `position`, or None."""
+    try:
+        header = decode_header(reader.get(position, HEADER_SIZE))
+        if position + header.total_size > size:
+            return None
+        return validate_batch(reader.get(position, header.total_size))
+    except CodecError:
+        return None
+
+
+def _resync(
+    reader: _SegmentReader, position: int, size: int, expected: int
+) -> tuple[int, int] | None:
+    """Where the log continues after a bad batch at `position`, if it provably does.
+
+    The bad batch's length must be plausible and lead to a valid batch whose
+    base offset lies after `expected`, within what the bad batch could hold.
+    Returns (position, base offset) of that batch.
+    """
+    prefix = reader.get(position, PREFIX_SIZE)
+    if len(prefix) < PREFIX_SIZE:
+        return None
+    _, total = read_prefix(prefix)
+    if total < HEADER_SIZE or total > LENGTH_START + MAX_BATCH_BYTES:
+        return None
+    after = position + total
+    header = _batch_at(reader, after, size)
+    if header is None:
+        return None
+    most = max(1, (total - HEADER_SIZE) // _MIN_RECORD_BYTES)
+    if not expected < header.base_offset <= expected + most:
+        return None
+    return after, header.base_offset
+
+
+def scan_segment(segment: Segment, *, may_truncate: bool) -> tuple[list[tuple[int, int]], int]:
+    """Rebuild a segment's indexes by validating every batch.
+
+    Returns (quarantined offset ranges, bytes cut from the tail). With
+    `may_truncate` False (a closed segment) the file is never modified.
+    """
+    size = segment.file_size()
+    segment.size = size
+    segment.reset_indexes()
+    reader = _SegmentReader(segment, size)
+    quarantined: list[tuple[int, int]] = []
+    position, expected, force_entry = 0, segment.base_offset, False
+    while position < size:
+        header = _batch_at(reader, position, size)
+        if header is not None and header.base_offset == expected:
+            segment.note_batch(
+                position,
+                header.base_offset,
+                header.record_count,
+                header.max_timestamp,
+                header.total_size,
+                force_entry=force_entry,
+            )
+            position += header.total_size
+            expected = header.next_offset
+            force_entry = False
+            continue
+        resumed = _resync(reader, position, size, expected)
+        if resumed is None:
+            break
+        position, base = resumed
+        quarantined.append((expected, base))
+        expected, force_entry = base, True
+    segment.next_offset = expected
+    truncated = 0
+    if position < size and may_truncate:
+        segment.truncate(position)
+        truncated = size - position
+    return quarantined, truncated
+
+
+def _remove_strays(fio: FileIO, directory: str, names: list[str]) -> None:
+    """Remove leftovers of interrupted writes: temp files and indexes of deleted logs."""
+    logs = {n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX)}
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        stray_index = ext in (INDEX_SUFFIX, TIMEINDEX_SUFFIX) and stem not in logs
+        if name.endswith(".tmp") or stray_index:
+            fio.unlink(os.path.join(directory, name))
+
+
+def recover_partition(
+    fio: FileIO, directory: str, *, clean: bool, index_interval_bytes: int, now_ms: int
+) -> RecoveredLog:
+    """Open every segment of the partition in `directory`, validating as described above."""
+    names = fio.listdir(directory)
+    _remove_strays(fio, directory, names)
+    bases = sorted(b for b in (parse_segment_name(n) for n in names) if b is not None)
+    result = RecoveredLog(segments=[])
+    try:
+        for base in bases:
+            result.segments.append(
+                Segment.open(
+                    fio, directory, base, index_interval_bytes=index_interval_bytes, now_ms=now_ms
+                )
+            )
+        if not result.segments:
+            result.segments.append(
+                Segment.create(
+                    fio, directory, 0, index_interval_bytes=index_interval_bytes, now_ms=now_ms
+                )
+            )
+            fio.fsync_dir(directory)
+        last = len(result.segments) - 1
+        for i, segment in enumerate(result.segments):
+            next_base = result.segments[i + 1].base_offset if i < last else None
+            trusted = (i < last or clean) and segment.load_indexes()
+            if trusted and (next_base is None or segment.next_offset == next_base):
+                continue
+            quarantined, truncated = scan_segment(segment, may_truncate=i == last)
+            result.scanned_segments += 1
+            result.truncated_bytes += truncated
+            result.quarantined.extend(quarantined)
+            if next_base is not None and segment.next_offset < next_base:
+                # A closed segment is never cut: what it lost stays a hole that reads report.
+                result.quarantined.append((segment.next_offset, next_base))
+    except BaseException:
+        for segment in result.segments:
+            segment.close()
+        raise
+    return result

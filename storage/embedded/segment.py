@@ -1,0 +1,262 @@
+"""One segment of a partition's log: a `.log` file of batches plus its two indexes.
+
+Files are named by the segment's base offset, zero-padded to 20 digits, so a
+directory listing sorts them in log order. The log file is opened O_APPEND:
+after a failed write is cut back with ftruncate, the next write lands exactly
+at the new end. Only the partition's writer thread appends; readers use pread
+on the same descriptor, under the partition lock.
+"""
+
+from __future__ import annotations
+
+import os
+
+from storage.embedded.fileio import FileIO
+from storage.embedded.index import MIN_TIMESTAMP, IndexCorrupt, OffsetIndex, TimeIndex
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIMEINDEX_SUFFIX = ".timeindex"
+
+
+def segment_file_stem(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def parse_segment_name(filename: str) -> int | None:
+    """The base offset of a `.log` file name, or None for any other file."""
+    stem, ext = os.path.splitext(filename)
+    if ext != LOG_SUFFIX or len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+class Segment:
+    """An open segment: its descriptor, byte size, next offset and sparse indexes."""
+
+    def __init__(
+        self,
+        fio: FileIO,
+        directory: str,
+        base_offset: int,
+        fd: int,
+        *,
+        size: int,
+        index_interval_bytes: int,
+        created_ms: int,
+    ) -> None:
+        self.fio = fio
+        self.directory = directory
+        self.base_offset = base_offset
+        self.fd: int | None = fd
+        self.size = size
+        self.created_ms = created_ms
+        self.next_offset = base_offset
+        self.max_timestamp = MIN_TIMESTAMP
+        self.index = OffsetIndex()
+        self.time_index = TimeIndex()
+        self._index_interval = index_interval_bytes
+        self._since_entry = 0
+        # Set when cutting back a failed write itself failed: the next append must
+        # first succeed in cutting the file back, or O_APPEND would write after junk.
+        self._tail_dirty = False
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        fio: FileIO,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        now_ms: int,
+    ) -> Segment:
+        """Create an empty segment file (the caller fsyncs the directory)."""
+        path = os.path.join(directory, segment_file_stem(base_offset) + LOG_SUFFIX)
+        fd = fio.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        try:
+            if fio.size(fd):
+                fio.ftruncate(fd, 0)
+        except BaseException:
+            fio.close(fd)
+            raise
+        return cls(
+            fio,
+            directory,
+            base_offset,
+            fd,
+            size=0,
+            index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        fio: FileIO,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        now_ms: int,
+    ) -> Segment:
+        """Open an existing segment; its indexes are empty until loaded or rebuilt."""
+        path = os.path.join(directory, segment_file_stem(base_offset) + LOG_SUFFIX)
+        fd = fio.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            size = fio.size(fd)
+        except BaseException:
+            fio.close(fd)
+            raise
+        return cls(
+            fio,
+            directory,
+            base_offset,
+            fd,
+            size=size,
+            index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+        )
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, segment_file_stem(self.base_offset) + LOG_SUFFIX)
+
+    @property
+    def index_path(self) -> str:
+        return os.path.join(self.directory, segment_file_stem(self.base_offset) + INDEX_SUFFIX)
+
+    @property
+    def timeindex_path(self) -> str:
+        return os.path.join(self.directory, segment_file_stem(self.base_offset) + TIMEINDEX_SUFFIX)
+
+    def _fd(self) -> int:
+        if self.fd is None:
+            raise ValueError(f"segment {self.base_offset} is closed")
+        return self.fd
+
+    # -- indexes ------------------------------------------------------------------------
+
+    def reset_indexes(self) -> None:
+        """Forget everything known about the content (before a rebuilding scan)."""
+        self.index = OffsetIndex()
+        self.time_index = TimeIndex()
+        self.next_offset = self.base_offset
+        self.max_timestamp = MIN_TIMESTAMP
+        self._since_entry = 0
+
+    def note_batch(
+        self,
+        position: int,
+        base_offset: int,
+        count: int,
+        max_timestamp: int,
+        size: int,
+        *,
+        force_entry: bool = False,
+    ) -> None:
+        """Account for a whole batch at `position` (appended now or found by a scan)."""
+        if position > 0 and (force_entry or self._since_entry >= self._index_interval):
+            rel = base_offset - self.base_offset
+            self.index.append(rel, position)
+            self.time_index.append(self.max_timestamp, rel)
+            self._since_entry = 0
+        self._since_entry += size
+        self.next_offset = base_offset + count
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+
+    def load_indexes(self) -> bool:
+        """Load both index files if they exist, parse, and describe exactly this file.
+
+        On success the segment's next offset and max timestamp come from the end
+        entries. Returns False (leaving the indexes empty) when they must be rebuilt.
+        """
+        try:
+            if not (self.fio.exists(self.index_path) and self.fio.exists(self.timeindex_path)):
+                return False
+            index = OffsetIndex.from_bytes(
+                self.fio.read_whole(self.index_path), segment_size=self.size
+            )
+            time_index = TimeIndex.from_bytes(self.fio.read_whole(self.timeindex_path))
+        except (OSError, IndexCorrupt):
+            return False
+        if not len(index) or not len(time_index):
+            return False
+        end_rel, end_pos = index.offsets.pop(), index.positions.pop()
+        max_ts, time_end_rel = time_index.timestamps.pop(), time_index.offsets.pop()
+        if end_pos != self.size or time_end_rel != end_rel:
+            return False
+        if index.offsets != time_index.offsets:
+            return False
+        if (end_rel == 0) != (self.size == 0):
+            return False
+        self.index, self.time_index = index, time_index
+        self.next_offset = self.base_offset + end_rel
+        self.max_timestamp = max_ts
+        self._since_entry = self.size - (index.positions[-1] if len(index) else 0)
+        return True
+
+    def flush_indexes(self) -> None:
+        """Write both index files atomically, each ending with its end entry."""
+        rel_end = self.next_offset - self.base_offset
+        self.fio.write_atomic(self.index_path, self.index.to_bytes(end=(rel_end, self.size)))
+        self.fio.write_atomic(
+            self.timeindex_path, self.time_index.to_bytes(end=(self.max_timestamp, rel_end))
+        )
+
+    # -- data ---------------------------------------------------------------------------
+
+    def append(self, data: bytes, base_offset: int, count: int, max_timestamp: int) -> int:
+        """Write one whole batch at the end; returns its position.
+
+        On any OSError the file is cut back to where the batch started, so a
+        half-written batch is never left behind, and the error is re-raised.
+        """
+        fd = self._fd()
+        position = self.size
+        if self._tail_dirty:
+            self.fio.ftruncate(fd, position)
+            self._tail_dirty = False
+        try:
+            self.fio.write_all(fd, data)
+        except OSError:
+            try:
+                self.fio.ftruncate(fd, position)
+            except OSError:
+                self._tail_dirty = True
+            raise
+        self.size = position + len(data)
+        self.note_batch(position, base_offset, count, max_timestamp, len(data))
+        return position
+
+    def read(self, position: int, size: int) -> bytes:
+        return self.fio.pread(self._fd(), size, position)
+
+    def sync(self) -> None:
+        self.fio.fdatasync(self._fd())
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to `size` bytes durably (recovery of a torn tail)."""
+        fd = self._fd()
+        self.fio.ftruncate(fd, size)
+        self.fio.fsync(fd)
+        self.size = size
+
+    def file_size(self) -> int:
+        return self.fio.size(self._fd())
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            self.fio.close(fd)
+
+    def delete(self) -> None:
+        """Close and remove the log and index files (missing index files are fine)."""
+        self.close()
+        self.fio.unlink(self.log_path)
+        for path in (self.index_path, self.timeindex_path):
+            if self.fio.exists(path):
+                self.fio.unlink(path)

@@ -1,0 +1,311 @@
+"""A shard: one writer thread that owns the appends of its partitions.
+
+Appends arrive on a queue. The writer drains everything queued, writes each
+batch to its partition's active segment, then syncs each dirty partition once
+(group commit: concurrent producers share one fdatasync), advances the visible
+ends and resolves the callers' futures on their event loop.
+
+Failure rules, because they decide what a client is told:
+* fdatasync fails: the partition is fenced. Its pending and later appends fail
+  with PartitionFenced; the fsync is never retried and then acknowledged (the
+  kernel may have dropped the dirty pages and would report success).
+* the disk is full (ENOSPC/EDQUOT) or a write fails: the segment is cut back to
+  where the batch started and only that append fails (DiskFull or
+  BackendUnavailable); the partition stays writable and recovers by itself.
+* anything unexpected fails the affected requests; the thread never dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.partition import Partition
+from storage.errors import (
+    BackendUnavailable,
+    DiskFull,
+    PartitionFenced,
+    StorageError,
+    TopicNotFound,
+)
+from storage.records import AppendResult, Durability
+
+log = logging.getLogger(__name__)
+
+_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@dataclass(slots=True, eq=False)
+class AppendRequest:
+    """One encoded batch waiting for its partition's writer."""
+
+    partition: Partition
+    batch: bytes
+    count: int
+    first_timestamp: int
+    max_timestamp: int
+    future: asyncio.Future[AppendResult]
+    base_offset: int = -1
+
+
+@dataclass(slots=True, eq=False)
+class _Call:
+    """Work that must run in the writer thread, after everything queued before it."""
+
+    fn: Callable[[], None]
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True, eq=False)
+class _Stop:
+    sync: bool  # False: abandon (tests simulating a crash) without a final sync
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What to hand back to the event loop after one pass of the writer."""
+
+    results: list[tuple[asyncio.Future[AppendResult], AppendResult | StorageError]] = field(
+        default_factory=list
+    )
+    calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)
+    woken: set[Partition] = field(default_factory=set)
+
+
+def _deliver(outcome: _Outcome) -> None:
+    """Runs on the event loop: resolve futures (skipping cancelled callers) and wake waiters."""
+    for fut, result in outcome.results:
+        if fut.done():
+            continue
+        if isinstance(result, StorageError):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+    for call_fut, error in outcome.calls:
+        if not call_fut.done():
+            if error is None:
+                call_fut.set_result(None)
+            else:
+                call_fut.set_exception(error)
+    for partition in outcome.woken:
+        partition.wake()
+
+
+def write_error(partition: Partition, exc: OSError) -> StorageError:
+    """The error an append gets when its write (or the roll before it) failed."""
+    where = f"partition {partition.number} of {partition.topic!r}"
+    if exc.errno in _SPACE_ERRNOS:
+        return DiskFull(f"no space left on the device for {where}")
+    return BackendUnavailable(f"write to {where} failed: {exc}")
+
+
+class Shard:
+    """The writer thread of a set of partitions, with its queue."""
+
+    def __init__(
+        self, number: int, *, loop: asyncio.AbstractEventLoop, max_queued: int, crash: CrashPoints
+    ) -> None:
+        self.number = number
+        self.partitions: set[Partition] = set()  # writer-owned once started
+        self._loop = loop
+        self._max_queued = max_queued
+        self._crash = crash
+        self._queue: queue.SimpleQueue[AppendRequest | _Call | _Stop] = queue.SimpleQueue()
+        self._unsynced: dict[Partition, float] = {}  # interval durability: flush deadline
+        self._thread = threading.Thread(
+            target=self._run, name=f"tidegate-shard-{number}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: AppendRequest) -> None:
+        """Queue an append; refuses (backpressure) when the writer is too far behind."""
+        if self._queue.qsize() >= self._max_queued:
+            raise BackendUnavailable(
+                f"shard {self.number} has {self._max_queued} appends queued; retry later"
+            )
+        self._queue.put(request)
+
+    async def call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` in the writer thread after everything already queued."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(_Call(fn, fut))
+        await fut
+
+    def stop(self, *, sync: bool = True) -> None:
+        """Ask the writer to finish what is queued (and sync everything) and exit."""
+        self._queue.put(_Stop(sync))
+
+    def join(self) -> None:
+        self._thread.join()
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            timeout = self._flush_timeout()
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._flush_due(force=False)
+                continue
+            items = [first]
+            with contextlib.suppress(queue.Empty):
+                while len(items) < self._max_queued:
+                    items.append(self._queue.get_nowait())
+            stop: _Stop | None = None
+            try:
+                stop = self._process(items)
+            except BaseException:
+                log.exception("shard %d: unexpected error in the writer", self.number)
+                self._fail_all(items, BackendUnavailable("internal error in the storage writer"))
+            self._flush_due(force=False)
+            if stop is not None:
+                if stop.sync:
+                    self._flush_due(force=True)
+                return
+
+    def _process(self, items: list[AppendRequest | _Call | _Stop]) -> _Stop | None:
+        now_ms = time.time_ns() // 1_000_000
+        outcome = _Outcome()
+        pending: dict[Partition, list[AppendRequest]] = {}
+        calls: list[_Call] = []
+        stop: _Stop | None = None
+        for item in items:
+            if isinstance(item, _Stop):
+                stop = item
+            elif isinstance(item, _Call):
+                calls.append(item)
+            else:
+                self._write_one(item, pending, outcome, now_ms)
+        for partition, requests in pending.items():
+            self._commit(partition, requests, outcome, force_sync=False)
+        for call in calls:
+            try:
+                call.fn()
+                outcome.calls.append((call.future, None))
+            except BaseException as exc:
+                outcome.calls.append((call.future, exc))
+        self._hand_back(outcome)
+        return stop
+
+    def _write_one(
+        self,
+        req: AppendRequest,
+        pending: dict[Partition, list[AppendRequest]],
+        outcome: _Outcome,
+        now_ms: int,
+    ) -> None:
+        p = req.partition
+        if p.detached:
+            outcome.results.append((req.future, TopicNotFound(p.topic)))
+            return
+        if p.fenced is None and p.needs_roll(len(req.batch), now_ms):
+            # Everything before the roll becomes durable and visible first, so a
+            # closed segment only ever holds acknowledged batches.
+            self._commit(p, pending.pop(p, []), outcome, force_sync=True)
+            if p.fenced is None:
+                try:
+                    p.roll(now_ms)
+                except OSError as exc:
+                    outcome.results.append((req.future, write_error(p, exc)))
+                    return
+        if p.fenced is not None:
+            outcome.results.append((req.future, PartitionFenced(p.topic, p.number, p.fenced)))
+            return
+        try:
+            req.base_offset = p.write(req.batch, req.count, req.max_timestamp)
+        except OSError as exc:
+            outcome.results.append((req.future, write_error(p, exc)))
+            return
+        self._crash.hit("after-write")
+        pending.setdefault(p, []).append(req)
+
+    def _commit(
+        self,
+        p: Partition,
+        requests: list[AppendRequest],
+        outcome: _Outcome,
+        *,
+        force_sync: bool,
+    ) -> None:
+        """Make a partition's written batches as durable as asked, then acknowledge them."""
+        durability = p.config.durability
+        if durability == Durability.FSYNC or force_sync:
+            if not self._sync(p):
+                error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
+                outcome.results.extend((r.future, error) for r in requests)
+                return
+        elif durability == Durability.INTERVAL and requests:
+            deadline = time.monotonic() + p.config.flush_interval_ms / 1000
+            self._unsynced.setdefault(p, deadline)
+        if not requests:
+            return
+        p.publish()
+        for r in requests:
+            outcome.results.append(
+                (r.future, AppendResult(p.number, r.base_offset, r.count, r.first_timestamp))
+            )
+        outcome.woken.add(p)
+
+    def _sync(self, p: Partition) -> bool:
+        """fdatasync the active segment once; on failure fence the partition for good."""
+        try:
+            p.sync()
+        except OSError as exc:
+            log.error("fsync failed on partition %d of %r: %s", p.number, p.topic, exc)
+            p.fence(f"fsync failed: {exc}")
+            self._unsynced.pop(p, None)
+            return False
+        self._crash.hit("after-fsync")
+        self._unsynced.pop(p, None)
+        return True
+
+    def _flush_timeout(self) -> float | None:
+        if not self._unsynced:
+            return None
+        return max(0.0, min(self._unsynced.values()) - time.monotonic())
+
+    def _flush_due(self, *, force: bool) -> None:
+        """Sync interval-durability partitions whose deadline passed (all of them if `force`)."""
+        now = time.monotonic()
+        targets = self.partitions if force else [p for p, d in self._unsynced.items() if d <= now]
+        for p in list(targets):
+            if p.fenced is None and not p.detached:
+                self._sync(p)
+            self._unsynced.pop(p, None)
+
+    def attach(self, p: Partition) -> None:
+        """Writer thread (or before start): take charge of a partition."""
+        self.partitions.add(p)
+
+    def detach(self, p: Partition) -> None:
+        """Writer thread: forget a partition (its topic is being deleted)."""
+        p.detached = True
+        self.partitions.discard(p)
+        self._unsynced.pop(p, None)
+
+    def _fail_all(self, items: list[AppendRequest | _Call | _Stop], error: StorageError) -> None:
+        outcome = _Outcome()
+        for item in items:
+            if isinstance(item, AppendRequest):
+                outcome.results.append((item.future, error))
+            elif isinstance(item, _Call):
+                outcome.calls.append((item.future, error))
+        self._hand_back(outcome)
+
+    def _hand_back(self, outcome: _Outcome) -> None:
+        if not (outcome.results or outcome.calls or outcome.woken):
+            return
+        # RuntimeError: the event loop is gone, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_deliver, outcome)

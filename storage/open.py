@@ -1,0 +1,60 @@
+"""Build the storage backend from configuration: the one place that knows the engines.
+
+The gateway calls `open_backend` once at start-up and afterwards only sees the
+`LogStore` and `StateStore` protocols; nothing else branches on the kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.backend import LogStore, StateStore
+from storage.errors import InvalidConfig
+
+KINDS = ("file", "redis")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Which engine to run and where its data lives."""
+
+    kind: str = "file"
+    data_dir: str = "./data"
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    shards: int = 4
+    crash_point: str | None = None
+
+
+@dataclass
+class Backend:
+    """The log and the state store of one engine, opened and closed together."""
+
+    log: LogStore
+    state: StateStore
+
+    async def close(self) -> None:
+        try:
+            await self.log.close()
+        finally:
+            await self.state.close()
+
+
+async def open_backend(config: StorageConfig) -> Backend:
+    """Open the engine `config.kind` names; raises InvalidConfig for an unknown kind."""
+    if config.kind == "file":
+        from storage.embedded.engine import EmbeddedLogStore
+        from storage.embedded.options import EngineOptions
+        from storage.embedded.state import SqliteStateStore
+
+        options = EngineOptions(shards=config.shards, crash_point=config.crash_point)
+        log = await EmbeddedLogStore.open(config.data_dir, options=options)
+        try:
+            state = await SqliteStateStore.open(config.data_dir)
+        except BaseException:
+            await log.close()
+            raise
+        return Backend(log=log, state=state)
+    if config.kind == "redis":
+        raise InvalidConfig("the redis backend is not available yet")
+    raise InvalidConfig(f"unknown storage kind {config.kind!r}; accepted: {', '.join(KINDS)}")

@@ -1,0 +1,317 @@
+"""What every LogStore promises, run against each engine through open_backend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from storage.errors import (
+    InvalidConfig,
+    InvalidTopicName,
+    OffsetOutOfRange,
+    PartitionNotFound,
+    RecordTooLarge,
+    TopicExists,
+    TopicNotFound,
+)
+from storage.open import Backend, StorageConfig, open_backend
+from storage.records import NewRecord, TopicConfig
+
+pytestmark = pytest.mark.anyio
+
+SMALL_SEGMENTS = TopicConfig(segment_bytes=1024, retention_ms=None)
+
+
+async def fill(backend: Backend, topic: str, count: int, *, partition: int = 0) -> None:
+    for i in range(count):
+        await backend.log.append(topic, partition, [NewRecord(b"value-%04d" % i)])
+
+
+# -- topics ---------------------------------------------------------------------------
+
+
+async def test_create_get_list_describe_topic(backend: Backend) -> None:
+    config = TopicConfig(retention_bytes=10_000)
+    info = await backend.log.create_topic("acme~orders", 3, config)
+    assert (info.name, info.partitions, info.config) == ("acme~orders", 3, config)
+    await backend.log.create_topic("acme~audit", 1, TopicConfig())
+    await backend.log.create_topic("other~x", 1, TopicConfig())
+    assert await backend.log.get_topic("acme~orders") == info
+    assert [t.name for t in await backend.log.list_topics("acme~")] == [
+        "acme~audit",
+        "acme~orders",
+    ]
+    assert len(await backend.log.list_topics()) == 3
+    description = await backend.log.describe_topic("acme~orders")
+    assert description.topic == info
+    assert [p.partition for p in description.partitions] == [0, 1, 2]
+    assert all(p.start_offset == p.end_offset == 0 for p in description.partitions)
+
+
+async def test_update_topic_config(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    changed = TopicConfig(retention_ms=1000, max_record_bytes=10)
+    info = await backend.log.update_topic_config("t", changed)
+    assert info.config == changed
+    assert (await backend.log.get_topic("t")).config == changed
+    with pytest.raises(RecordTooLarge):
+        await backend.log.append("t", 0, [NewRecord(b"x" * 11)])
+    with pytest.raises(TopicNotFound):
+        await backend.log.update_topic_config("missing", changed)
+
+
+async def test_delete_topic_removes_it_and_its_data(backend: Backend) -> None:
+    await backend.log.create_topic("t", 2, TopicConfig())
+    await fill(backend, "t", 3)
+    await backend.log.delete_topic("t")
+    with pytest.raises(TopicNotFound):
+        await backend.log.get_topic("t")
+    with pytest.raises(TopicNotFound):
+        await backend.log.read("t", 0, 0)
+    with pytest.raises(TopicNotFound):
+        await backend.log.delete_topic("t")
+    await backend.log.create_topic("t", 1, TopicConfig())
+    assert (await backend.log.offsets("t", 0)).end_offset == 0
+
+
+async def test_topic_errors(backend: Backend) -> None:
+    await backend.log.create_topic("t", 2, TopicConfig())
+    with pytest.raises(TopicExists):
+        await backend.log.create_topic("t", 2, TopicConfig())
+    for name in ["..", ".", "a/b", "", "a b", "x" * 301]:
+        with pytest.raises(InvalidTopicName):
+            await backend.log.create_topic(name, 1, TopicConfig())
+    with pytest.raises(InvalidConfig):
+        await backend.log.create_topic("u", 0, TopicConfig())
+    with pytest.raises(TopicNotFound):
+        await backend.log.describe_topic("missing")
+    with pytest.raises(TopicNotFound):
+        await backend.log.append("missing", 0, [NewRecord(b"x")])
+    with pytest.raises(PartitionNotFound):
+        await backend.log.append("t", 2, [NewRecord(b"x")])
+    with pytest.raises(PartitionNotFound):
+        await backend.log.read("t", -1, 0)
+    with pytest.raises(PartitionNotFound):
+        await backend.log.offsets("t", 5)
+
+
+# -- append and read ------------------------------------------------------------------
+
+
+async def test_round_trip_is_byte_identical(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    records = [
+        NewRecord(b"plain"),
+        NewRecord(None, key=None),
+        NewRecord(b"", key=b""),
+        NewRecord(b"\x00\xff" * 10, key=b"k", timestamp=1_700_000_000_123),
+        NewRecord(b"v", headers=(("b", b"2"), ("a", b"1"), ("b", b""), ("ünï", b"\x00"))),
+    ]
+    before = int(time.time() * 1000)
+    result = await backend.log.append("t", 0, records)
+    assert (result.partition, result.base_offset, result.count) == (0, 0, 5)
+    fetched = await backend.log.read("t", 0, 0)
+    assert [r.offset for r in fetched.records] == [0, 1, 2, 3, 4]
+    for got, sent in zip(fetched.records, records, strict=True):
+        assert (got.key, got.value, got.headers) == (sent.key, sent.value, sent.headers)
+        if sent.timestamp is None:
+            assert before - 5000 <= got.timestamp <= int(time.time() * 1000) + 5000
+        else:
+            assert got.timestamp == sent.timestamp
+    assert fetched.records[1].value is None
+    assert fetched.records[2].value == b""
+    assert fetched.records[1].key is None
+    assert fetched.records[2].key == b""
+    assert (fetched.next_offset, fetched.start_offset, fetched.end_offset) == (5, 0, 5)
+
+
+async def test_append_validation(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig(max_record_bytes=100))
+    with pytest.raises(RecordTooLarge) as info:
+        await backend.log.append("t", 0, [NewRecord(b"ok"), NewRecord(b"x" * 101)])
+    assert (info.value.size, info.value.limit, info.value.index) == (101, 100, 1)
+    with pytest.raises(InvalidConfig):
+        await backend.log.append("t", 0, [])
+    assert (await backend.log.offsets("t", 0)).end_offset == 0
+
+
+async def test_offsets_are_gapless_across_appends_and_segments(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, SMALL_SEGMENTS)
+    expected = 0
+    for size in [1, 5, 2, 30, 1, 7]:
+        result = await backend.log.append("t", 0, [NewRecord(b"x" * 50)] * size)
+        assert result.base_offset == expected
+        expected += size
+    fetched = await backend.log.read("t", 0, 0, max_records=1000)
+    assert [r.offset for r in fetched.records] == list(range(expected))
+
+
+async def test_concurrent_appenders_get_a_contiguous_range(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    results = await asyncio.gather(
+        *(backend.log.append("t", 0, [NewRecord(b"%d" % i)] * 3) for i in range(50))
+    )
+    bases = sorted(r.base_offset for r in results)
+    assert bases == list(range(0, 150, 3))
+    fetched = await backend.log.read("t", 0, 0, max_records=1000)
+    by_offset = {r.offset: r.value for r in fetched.records}
+    for i, result in enumerate(results):
+        values = {by_offset[result.base_offset + k] for k in range(3)}
+        assert values == {b"%d" % i}
+
+
+async def test_read_limits(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    for _ in range(4):
+        await backend.log.append("t", 0, [NewRecord(b"x" * 100)] * 5)
+    fetched = await backend.log.read("t", 0, 3, max_records=4)
+    assert [r.offset for r in fetched.records] == [3, 4, 5, 6]
+    assert fetched.next_offset == 7
+    fetched = await backend.log.read("t", 0, 0, max_bytes=350)
+    assert 1 <= len(fetched.records) <= 3
+    assert fetched.bytes <= 350
+    fetched = await backend.log.read("t", 0, 2, max_bytes=1)
+    assert [r.offset for r in fetched.records] == [2]  # at least one record, past max_bytes
+    fetched = await backend.log.read("t", 0, 20)
+    assert fetched.records == ()
+    assert fetched.next_offset == 20
+
+
+async def test_offset_out_of_range_carries_the_range(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    await fill(backend, "t", 3)
+    with pytest.raises(OffsetOutOfRange) as info:
+        await backend.log.read("t", 0, 4)
+    assert (info.value.requested, info.value.earliest, info.value.latest) == (4, 0, 3)
+    with pytest.raises(OffsetOutOfRange):
+        await backend.log.read("t", 0, -1)
+
+
+async def test_end_offset_and_offset_for_time(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, SMALL_SEGMENTS)
+    for i in range(40):
+        await backend.log.append("t", 0, [NewRecord(b"x" * 40, timestamp=1000 + 10 * i)])
+    info = await backend.log.offsets("t", 0)
+    assert (info.start_offset, info.end_offset) == (0, 40)
+    assert info.bytes > 40 * 40
+    assert await backend.log.offset_for_time("t", 0, 0) == 0
+    assert await backend.log.offset_for_time("t", 0, 1000) == 0
+    assert await backend.log.offset_for_time("t", 0, 1001) == 1
+    assert await backend.log.offset_for_time("t", 0, 1250) == 25
+    assert await backend.log.offset_for_time("t", 0, 1390) == 39
+    assert await backend.log.offset_for_time("t", 0, 5000) == 40
+
+
+async def test_offset_for_time_with_unordered_timestamps(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    await backend.log.append("t", 0, [NewRecord(b"a", timestamp=t) for t in (50, 10, 70, 20, 90)])
+    assert await backend.log.offset_for_time("t", 0, 60) == 2
+    assert await backend.log.offset_for_time("t", 0, 15) == 0
+    assert await backend.log.offset_for_time("t", 0, 80) == 4
+
+
+# -- waiting --------------------------------------------------------------------------
+
+
+async def test_wait_for_wakes_on_append(backend: Backend) -> None:
+    await backend.log.create_topic("t", 2, TopicConfig())
+
+    async def append_later() -> None:
+        await asyncio.sleep(0.05)
+        await backend.log.append("t", 1, [NewRecord(b"x")])
+
+    started = time.monotonic()
+    task = asyncio.create_task(append_later())
+    assert await backend.log.wait_for("t", {0: 0, 1: 0}, timeout_s=10)
+    assert time.monotonic() - started < 2
+    await task
+    assert await backend.log.wait_for("t", {1: 0}, timeout_s=10)  # already past: at once
+
+
+async def test_wait_for_times_out(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    await fill(backend, "t", 2)
+    started = time.monotonic()
+    assert not await backend.log.wait_for("t", {0: 2}, timeout_s=0.1)
+    assert 0.05 <= time.monotonic() - started < 2
+
+
+async def test_cancelled_wait_leaves_no_waiter(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    task = asyncio.create_task(backend.log.wait_for("t", {0: 0}, timeout_s=30))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    waiters = getattr(backend.log, "waiter_count", None)
+    if waiters is not None:
+        assert waiters() == 0
+    # The store still wakes a new waiter normally.
+    waiting = asyncio.create_task(backend.log.wait_for("t", {0: 0}, timeout_s=10))
+    await asyncio.sleep(0.02)
+    await backend.log.append("t", 0, [NewRecord(b"x")])
+    assert await waiting
+
+
+async def test_cancelled_append_still_completes(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig())
+    task = asyncio.create_task(backend.log.append("t", 0, [NewRecord(b"x")]))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    result = await backend.log.append("t", 0, [NewRecord(b"y")])
+    # The cancelled append either landed whole before this one or not at all.
+    fetched = await backend.log.read("t", 0, 0)
+    assert [r.value for r in fetched.records][-1] == b"y"
+    assert result.base_offset == len(fetched.records) - 1
+
+
+# -- retention and reopening ----------------------------------------------------------
+
+
+async def test_retention_by_bytes_advances_the_start(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig(segment_bytes=1024, retention_bytes=2048))
+    await fill(backend, "t", 200)
+    deleted = await backend.log.enforce_retention()
+    assert deleted > 0
+    info = await backend.log.offsets("t", 0)
+    assert 0 < info.start_offset < info.end_offset == 200
+    assert info.bytes >= 2048 - 1024
+    with pytest.raises(OffsetOutOfRange) as error:
+        await backend.log.read("t", 0, info.start_offset - 1)
+    assert error.value.earliest == info.start_offset
+    fetched = await backend.log.read("t", 0, info.start_offset, max_records=1000)
+    assert [r.offset for r in fetched.records] == list(range(info.start_offset, 200))
+    assert await backend.log.enforce_retention() == 0
+
+
+async def test_retention_by_time(backend: Backend) -> None:
+    await backend.log.create_topic("t", 1, TopicConfig(segment_bytes=1024, retention_ms=1000))
+    for i in range(100):
+        await backend.log.append("t", 0, [NewRecord(b"x" * 30, timestamp=i)])
+    assert await backend.log.enforce_retention(now_ms=50) == 0
+    assert await backend.log.enforce_retention(now_ms=10_000) > 0
+    info = await backend.log.offsets("t", 0)
+    assert 0 < info.start_offset < 100 == info.end_offset  # the active segment stays
+
+
+async def test_reopen_keeps_data(storage_config: StorageConfig, anyio_backend: str) -> None:
+    first = await open_backend(storage_config)
+    try:
+        await first.log.create_topic("t", 2, SMALL_SEGMENTS)
+        await fill(first, "t", 60, partition=1)
+        await first.state.put("k", b"v")
+    finally:
+        await first.close()
+    second = await open_backend(storage_config)
+    try:
+        assert [t.name for t in await second.log.list_topics()] == ["t"]
+        fetched = await second.log.read("t", 1, 0, max_records=100)
+        assert [r.value for r in fetched.records] == [b"value-%04d" % i for i in range(60)]
+        assert (await second.log.append("t", 1, [NewRecord(b"more")])).base_offset == 60
+        assert await second.state.get("k") == b"v"
+    finally:
+        await second.close()
