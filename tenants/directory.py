@@ -1,0 +1,305 @@
+"""The tenant directory: who exists, which keys they hold, and who a credential is.
+
+`authenticate` is the one door every request passes: it turns a bearer
+credential into a `Principal` or refuses it. The tenant comes only from the
+verified credential. Verified key records are cached for a few seconds to keep
+the store off the hot path; revoking a key or suspending a tenant through this
+directory drops the cache entry at once, so it takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tenants import keys
+from tenants.errors import (
+    InvalidScopes,
+    InvalidTenantName,
+    KeyNotFound,
+    TenantExists,
+    TenantNotFound,
+    TenantSuspended,
+    Unauthenticated,
+    UnknownPlan,
+)
+from tenants.principal import Principal, Scope, TenantId
+from tenants.store import KeyRecord, TenantRecord, TenantStore
+
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DEFAULT_TENANT = "default"
+DEFAULT_PLANS = ("free", "standard", "unlimited")
+_BAD_KEY = "unknown, revoked or expired API key"
+
+
+class TokenVerifier(Protocol):
+    """Verifies JWTs (the gateway's own and trusted issuers'); see tenants.jwt_verify."""
+
+    async def verify(self, token: str, *, now_ms: int) -> Principal: ...
+
+
+@dataclass(slots=True)
+class _Cached:
+    record: KeyRecord
+    status: str
+    fetched_at: float
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def check_tenant_name(name: str) -> None:
+    if not TENANT_NAME.match(name):
+        raise InvalidTenantName(name)
+
+
+def check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    known = {s.value for s in Scope}
+    given = tuple(dict.fromkeys(scopes))
+    unknown = [s for s in given if s not in known]
+    if unknown:
+        raise InvalidScopes(unknown)
+    return given
+
+
+class TenantDirectory:
+    """Tenants, keys and credential verification over a `TenantStore`."""
+
+    def __init__(
+        self,
+        store: TenantStore,
+        *,
+        pepper: bytes,
+        plans: Iterable[str] = DEFAULT_PLANS,
+        cache_ttl_s: float = 5.0,
+        touch_interval_ms: int = 60_000,
+        token_verifier: TokenVerifier | None = None,
+    ) -> None:
+        self._store = store
+        self._pepper = pepper
+        self.plans = tuple(plans)
+        self._cache_ttl_s = cache_ttl_s
+        self._touch_interval_ms = touch_interval_ms
+        self._cache: dict[str, _Cached] = {}
+        self.token_verifier = token_verifier
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        *,
+        pepper: bytes,
+        plans: Iterable[str] = DEFAULT_PLANS,
+        token_verifier: TokenVerifier | None = None,
+    ) -> TenantDirectory:
+        store = await TenantStore.open(path)
+        return cls(store, pepper=pepper, plans=plans, token_verifier=token_verifier)
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    # -- first start -------------------------------------------------------------------
+
+    async def bootstrap(self, bootstrap_key: str | None) -> str | None:
+        """On an empty store create tenant `default` with an operator key and return
+        that key (to print once). With a given bootstrap key, also make sure it is
+        accepted on later starts; returns None when nothing new was created.
+        """
+        if (
+            bootstrap_key is not None
+            and not keys.is_bootstrap_key(bootstrap_key)
+            and keys.parse_key(bootstrap_key) is None
+        ):
+            raise Unauthenticated(
+                f"a bootstrap key starts with {keys.PREFIX!r} and has at least "
+                f"{keys.MIN_BOOTSTRAP_LENGTH} characters"
+            )
+        now = _now_ms()
+        if await self._store.count_tenants() == 0:
+            await self._store.insert_tenant(
+                TenantRecord(DEFAULT_TENANT, "unlimited", "active", now, {})
+            )
+            if bootstrap_key is not None:
+                await self._store_bootstrap_key(bootstrap_key, now)
+                return bootstrap_key
+            _, key = await self.create_key(DEFAULT_TENANT, [Scope.ADMIN.value])
+            return key
+        if bootstrap_key is not None and await self._store.get_tenant(DEFAULT_TENANT):
+            key_id, secret = self._id_and_secret(bootstrap_key)
+            existing = await self._store.get_key(key_id)
+            if existing is None or not keys.secret_matches(
+                secret, existing.secret_hash, self._pepper
+            ):
+                await self._store_bootstrap_key(bootstrap_key, now)
+        return None
+
+    async def _store_bootstrap_key(self, key: str, now_ms: int) -> None:
+        key_id, secret = self._id_and_secret(key)
+        await self._store.upsert_key(
+            KeyRecord(
+                key_id=key_id,
+                tenant=DEFAULT_TENANT,
+                secret_hash=keys.hash_secret(secret, self._pepper),
+                scopes=(Scope.ADMIN.value,),
+                topics=(),
+                created_ms=now_ms,
+                expires_ms=None,
+                revoked=False,
+                last_used_ms=None,
+            )
+        )
+        self._cache.pop(key_id, None)
+
+    @staticmethod
+    def _id_and_secret(key: str) -> tuple[str, str]:
+        parsed = keys.parse_key(key)
+        if parsed is not None:
+            return parsed
+        return keys.BOOTSTRAP_KEY_ID, key
+
+    # -- authentication ----------------------------------------------------------------
+
+    async def authenticate(self, credential: str, *, now_ms: int) -> Principal:
+        """The principal a bearer credential stands for; raises Unauthenticated
+        (or its InvalidToken subclass) and TenantSuspended."""
+        if credential.startswith(keys.PREFIX):
+            return await self._authenticate_key(credential, now_ms)
+        if credential.count(".") == 2:
+            if self.token_verifier is None:
+                raise Unauthenticated("this gateway accepts no tokens")
+            principal = await self.token_verifier.verify(credential, now_ms=now_ms)
+            await self._check_tenant_active(principal.tenant)
+            return principal
+        raise Unauthenticated("the credential is neither an API key nor a JWT")
+
+    async def _authenticate_key(self, credential: str, now_ms: int) -> Principal:
+        parsed = keys.parse_key(credential)
+        if parsed is None:
+            if not keys.is_bootstrap_key(credential):
+                raise Unauthenticated("malformed API key")
+            parsed = (keys.BOOTSTRAP_KEY_ID, credential)
+        key_id, secret = parsed
+        cached = await self._lookup(key_id)
+        if cached is None:
+            raise Unauthenticated(_BAD_KEY)
+        record = cached.record
+        if not keys.secret_matches(secret, record.secret_hash, self._pepper):
+            raise Unauthenticated(_BAD_KEY)
+        if record.revoked or (record.expires_ms is not None and record.expires_ms <= now_ms):
+            raise Unauthenticated(_BAD_KEY)
+        if cached.status != "active":
+            raise TenantSuspended(record.tenant)
+        if record.last_used_ms is None or now_ms - record.last_used_ms >= self._touch_interval_ms:
+            await self._store.touch_key(key_id, now_ms)
+            self._cache.pop(key_id, None)
+        return Principal(
+            tenant=TenantId(record.tenant),
+            credential_id=key_id,
+            scopes=frozenset(record.scopes),
+            topics=record.topics,
+            expires_at_ms=record.expires_ms,
+            via="key",
+        )
+
+    async def _lookup(self, key_id: str) -> _Cached | None:
+        hit = self._cache.get(key_id)
+        if hit is not None and time.monotonic() - hit.fetched_at < self._cache_ttl_s:
+            return hit
+        record = await self._store.get_key(key_id)
+        if record is None:
+            self._cache.pop(key_id, None)
+            return None
+        tenant = await self._store.get_tenant(record.tenant)
+        if tenant is None:
+            return None
+        if len(self._cache) > 100_000:
+            self._cache.clear()  # bounded; the store stays the source of truth
+        entry = _Cached(record, tenant.status, time.monotonic())
+        self._cache[key_id] = entry
+        return entry
+
+    async def _check_tenant_active(self, tenant: str) -> None:
+        record = await self._store.get_tenant(tenant)
+        if record is None:
+            raise Unauthenticated("the token names an unknown tenant")
+        if record.status != "active":
+            raise TenantSuspended(tenant)
+
+    # -- tenants -----------------------------------------------------------------------
+
+    async def create_tenant(self, name: str, plan: str = "free") -> TenantRecord:
+        check_tenant_name(name)
+        if plan not in self.plans:
+            raise UnknownPlan(plan, self.plans)
+        record = TenantRecord(name, plan, "active", _now_ms(), {})
+        if not await self._store.insert_tenant(record):
+            raise TenantExists(name)
+        return record
+
+    async def get_tenant(self, name: str) -> TenantRecord:
+        record = await self._store.get_tenant(name)
+        if record is None:
+            raise TenantNotFound(name)
+        return record
+
+    async def list_tenants(self) -> list[TenantRecord]:
+        return await self._store.list_tenants()
+
+    async def set_status(self, name: str, status: str) -> TenantRecord:
+        """Suspend (`suspended`) or resume (`active`) a tenant; effective at once."""
+        if not await self._store.update_tenant(name, status=status):
+            raise TenantNotFound(name)
+        self._forget_tenant(name)
+        return await self.get_tenant(name)
+
+    async def delete_tenant(self, name: str) -> None:
+        if not await self._store.delete_tenant(name):
+            raise TenantNotFound(name)
+        self._forget_tenant(name)
+
+    def _forget_tenant(self, name: str) -> None:
+        for key_id in [k for k, v in self._cache.items() if v.record.tenant == name]:
+            del self._cache[key_id]
+
+    # -- keys --------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        tenant: str,
+        scopes: Iterable[str],
+        topics: Iterable[str] = (),
+        *,
+        expires_ms: int | None = None,
+    ) -> tuple[str, str]:
+        """Mint a key for `tenant`; returns (key_id, key). The key is not kept."""
+        await self.get_tenant(tenant)
+        key_id, key = keys.mint_key()
+        parsed = keys.parse_key(key)
+        assert parsed is not None
+        await self._store.upsert_key(
+            KeyRecord(
+                key_id=key_id,
+                tenant=tenant,
+                secret_hash=keys.hash_secret(parsed[1], self._pepper),
+                scopes=check_scopes(scopes),
+                topics=tuple(topics),
+                created_ms=_now_ms(),
+                expires_ms=expires_ms,
+                revoked=False,
+                last_used_ms=None,
+            )
+        )
+        return key_id, key
+
+    async def revoke_key(self, tenant: str, key_id: str) -> None:
+        if not await self._store.revoke_key(tenant, key_id):
+            raise KeyNotFound(key_id)
+        self._cache.pop(key_id, None)
+
+    async def list_keys(self, tenant: str) -> list[KeyRecord]:
+        await self.get_tenant(tenant)
+        return await self._store.list_keys(tenant)

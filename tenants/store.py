@@ -1,0 +1,239 @@
+"""The tenants metadata store: tenants and their API keys, on SQLite.
+
+Durable (WAL, `synchronous=FULL`) because a revoked key must stay revoked after
+a crash. Every call runs in a worker thread behind one lock, so the event loop
+never blocks on the disk. Only peppered secret hashes are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_ms INTEGER NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    last_used_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys(tenant);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    name: str
+    plan: str
+    status: str
+    created_ms: int
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    tenant: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    topics: tuple[str, ...]
+    created_ms: int
+    expires_ms: int | None
+    revoked: bool
+    last_used_ms: int | None
+
+
+def _tenant(row: tuple[Any, ...]) -> TenantRecord:
+    return TenantRecord(row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+
+def _key(row: tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(
+        key_id=row[0],
+        tenant=row[1],
+        secret_hash=row[2],
+        scopes=tuple(json.loads(row[3])),
+        topics=tuple(json.loads(row[4])),
+        created_ms=row[5],
+        expires_ms=row[6],
+        revoked=bool(row[7]),
+        last_used_ms=row[8],
+    )
+
+
+_KEY_COLUMNS = (
+    "key_id, tenant, secret_hash, scopes, topics, created_ms, expires_ms, revoked, last_used_ms"
+)
+
+
+class TenantStore:
+    """CRUD over tenants and keys; the directory adds the rules on top."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> TenantStore:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+            return conn
+
+        return cls(await asyncio.to_thread(connect))
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._conn)
+
+        return await asyncio.to_thread(locked)
+
+    async def close(self) -> None:
+        await self._run(lambda c: c.close())
+
+    # -- tenants -----------------------------------------------------------------------
+
+    async def count_tenants(self) -> int:
+        return await self._run(
+            lambda c: int(c.execute("SELECT COUNT(*) FROM tenants").fetchone()[0])
+        )
+
+    async def insert_tenant(self, record: TenantRecord) -> bool:
+        """False when the name is taken."""
+
+        def insert(c: sqlite3.Connection) -> bool:
+            try:
+                c.execute(
+                    "INSERT INTO tenants VALUES (?, ?, ?, ?, ?)",
+                    (
+                        record.name,
+                        record.plan,
+                        record.status,
+                        record.created_ms,
+                        json.dumps(record.overrides),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return await self._run(insert)
+
+    async def get_tenant(self, name: str) -> TenantRecord | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT * FROM tenants WHERE name = ?", (name,)).fetchone()
+        )
+        return None if row is None else _tenant(row)
+
+    async def list_tenants(self) -> list[TenantRecord]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT * FROM tenants ORDER BY name").fetchall()
+        )
+        return [_tenant(r) for r in rows]
+
+    async def update_tenant(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        plan: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> bool:
+        """False when the tenant does not exist."""
+        sets: list[str] = []
+        args: list[Any] = []
+        for column, value in (("status", status), ("plan", plan)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        if overrides is not None:
+            sets.append("overrides = ?")
+            args.append(json.dumps(overrides))
+        if not sets:
+            return await self.get_tenant(name) is not None
+        sql = f"UPDATE tenants SET {', '.join(sets)} WHERE name = ?"  # noqa: S608 (fixed columns)
+        return await self._run(lambda c: c.execute(sql, (*args, name)).rowcount > 0)
+
+    async def delete_tenant(self, name: str) -> bool:
+        return await self._run(
+            lambda c: c.execute("DELETE FROM tenants WHERE name = ?", (name,)).rowcount > 0
+        )
+
+    # -- keys --------------------------------------------------------------------------
+
+    async def upsert_key(self, record: KeyRecord) -> None:
+        await self._run(
+            lambda c: c.execute(
+                f"INSERT OR REPLACE INTO api_keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",  # noqa: S608
+                (
+                    record.key_id,
+                    record.tenant,
+                    record.secret_hash,
+                    json.dumps(list(record.scopes)),
+                    json.dumps(list(record.topics)),
+                    record.created_ms,
+                    record.expires_ms,
+                    int(record.revoked),
+                    record.last_used_ms,
+                ),
+            )
+        )
+
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        row = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?",  # noqa: S608
+                (key_id,),
+            ).fetchone()
+        )
+        return None if row is None else _key(row)
+
+    async def list_keys(self, tenant: str) -> list[KeyRecord]:
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant = ? ORDER BY created_ms",  # noqa: S608
+                (tenant,),
+            ).fetchall()
+        )
+        return [_key(r) for r in rows]
+
+    async def revoke_key(self, tenant: str, key_id: str) -> bool:
+        return await self._run(
+            lambda c: (
+                c.execute(
+                    "UPDATE api_keys SET revoked = 1 WHERE tenant = ? AND key_id = ?",
+                    (tenant, key_id),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def touch_key(self, key_id: str, now_ms: int) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE api_keys SET last_used_ms = ? WHERE key_id = ?", (now_ms, key_id)
+            )
+        )

@@ -1,0 +1,153 @@
+"""The tenant directory: bootstrap, key authentication, revocation, suspension."""
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tenants.directory import TenantDirectory
+from tenants.errors import (
+    InvalidTenantName,
+    KeyNotFound,
+    TenantExists,
+    TenantSuspended,
+    Unauthenticated,
+    UnknownPlan,
+)
+
+pytestmark = pytest.mark.anyio
+
+PEPPER = b"test-pepper-0123456789"
+NOW = 1_764_000_000_000
+
+
+@pytest.fixture
+async def directory(tmp_path: Path) -> AsyncIterator[TenantDirectory]:
+    d = await TenantDirectory.open(str(tmp_path / "tenants.db"), pepper=PEPPER)
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
+async def test_first_bootstrap_creates_default_tenant_and_operator_key(
+    directory: TenantDirectory,
+) -> None:
+    key = await directory.bootstrap(None)
+    assert key is not None
+    assert key.startswith("tg_")
+    principal = await directory.authenticate(key, now_ms=NOW)
+    assert principal.tenant == "default"
+    assert principal.allows("admin")
+    assert principal.allows("topics:write")
+    assert await directory.bootstrap(None) is None  # printed once only
+
+
+async def test_given_bootstrap_key_is_accepted_as_is_and_after_reopen(tmp_path: Path) -> None:
+    given = "tg_" + "k" * 40
+    path = str(tmp_path / "t.db")
+    d = await TenantDirectory.open(path, pepper=PEPPER)
+    assert await d.bootstrap(given) == given
+    await d.close()
+    d = await TenantDirectory.open(path, pepper=PEPPER)
+    try:
+        assert await d.bootstrap(given) is None
+        assert (await d.authenticate(given, now_ms=NOW)).tenant == "default"
+        other = "tg_" + "z" * 40
+        await d.bootstrap(other)  # a changed bootstrap key is honoured on restart
+        assert (await d.authenticate(other, now_ms=NOW)).tenant == "default"
+    finally:
+        await d.close()
+
+
+async def test_short_bootstrap_key_is_refused(directory: TenantDirectory) -> None:
+    with pytest.raises(Unauthenticated):
+        await directory.bootstrap("tg_short")
+
+
+async def test_tenant_key_carries_scopes_and_topic_patterns(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme", "standard")
+    _, key = await directory.create_key("acme", ["topics:read"], ["orders*"])
+    p = await directory.authenticate(key, now_ms=NOW)
+    assert p.tenant == "acme"
+    assert p.allows("topics:read")
+    assert not p.allows("topics:write")
+    assert p.may_use_topic("orders-eu")
+    assert not p.may_use_topic("payments")
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["", "nonsense", "tg_", "tg_abcdefabcdef_" + "A" * 43 + "_000000", "a.b.c"],
+)
+async def test_bad_credentials_are_refused(directory: TenantDirectory, credential: str) -> None:
+    await directory.bootstrap(None)
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(credential, now_ms=NOW)
+
+
+async def test_wrong_secret_with_a_real_key_id_is_refused(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    _, key = await directory.create_key("acme", ["topics:read"])
+    _, other = await directory.create_key("acme", ["topics:read"])
+    body = key[:16] + other[16:59]  # real id, another key's secret, valid checksum
+    forged = f"{body}_{hashlib.sha256(body.encode()).hexdigest()[:6]}"
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(forged, now_ms=NOW)
+
+
+async def test_revocation_takes_effect_at_once(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    key_id, key = await directory.create_key("acme", ["topics:read"])
+    await directory.authenticate(key, now_ms=NOW)  # now cached
+    await directory.revoke_key("acme", key_id)
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(key, now_ms=NOW)
+    with pytest.raises(KeyNotFound):
+        await directory.revoke_key("other", key_id)
+
+
+async def test_expired_key_is_refused(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    _, key = await directory.create_key("acme", ["topics:read"], expires_ms=NOW + 1000)
+    await directory.authenticate(key, now_ms=NOW)
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(key, now_ms=NOW + 1000)
+
+
+async def test_suspended_tenant_is_refused_until_resumed(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    _, key = await directory.create_key("acme", ["topics:read"])
+    await directory.authenticate(key, now_ms=NOW)
+    await directory.set_status("acme", "suspended")
+    with pytest.raises(TenantSuspended):
+        await directory.authenticate(key, now_ms=NOW)
+    await directory.set_status("acme", "active")
+    assert (await directory.authenticate(key, now_ms=NOW)).tenant == "acme"
+
+
+async def test_tenant_names_plans_and_duplicates(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    with pytest.raises(TenantExists):
+        await directory.create_tenant("acme")
+    for bad in ["", "Acme", "a~b", "../x", "-x", "x" * 64]:
+        with pytest.raises(InvalidTenantName):
+            await directory.create_tenant(bad)
+    with pytest.raises(UnknownPlan):
+        await directory.create_tenant("beta", "platinum")
+
+
+async def test_store_holds_no_plaintext_secret(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.db"
+    d = await TenantDirectory.open(str(path), pepper=PEPPER)
+    bootstrap = await d.bootstrap(None)
+    await d.create_tenant("acme")
+    _, key = await d.create_key("acme", ["topics:read"])
+    await d.close()
+    assert bootstrap is not None
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for k in (key, bootstrap):
+        secret = k[16:59]
+        assert secret.encode() not in raw
+        assert k.encode() not in raw
