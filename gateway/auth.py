@@ -1,0 +1,71 @@
+"""Who is calling: the verified credential of every data request, and what it may do.
+
+The credential comes from `Authorization: Bearer <credential>` (an API key or
+a JWT) and is verified by the tenant directory; the tenant is never taken from
+anything else the client sends. No or a bad credential: 401; a scope the
+credential lacks or a topic outside its patterns: 403.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable
+from typing import Protocol
+
+from starlette.requests import HTTPConnection
+
+from gateway.errors import GatewayError, ProblemType
+from tenants.principal import Principal, Scope
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tidegate"'}
+
+
+class Authenticator(Protocol):
+    """What the gateway needs of the tenant directory."""
+
+    def authenticate(self, credential: str, *, now_ms: int) -> Principal | Awaitable[Principal]: ...
+
+
+def bearer_credential(conn: HTTPConnection) -> str:
+    """The credential of `Authorization: Bearer ...`, or 401."""
+    header = conn.headers.get("authorization")
+    if not header:
+        raise GatewayError(
+            ProblemType.UNAUTHENTICATED,
+            "send a credential: Authorization: Bearer <api key or token>",
+            headers=CHALLENGE,
+        )
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise GatewayError(
+            ProblemType.UNAUTHENTICATED,
+            "the Authorization header must be 'Bearer <credential>'",
+            headers=CHALLENGE,
+        )
+    return credential
+
+
+async def authenticate(conn: HTTPConnection, directory: Authenticator) -> Principal:
+    """The principal of the request's credential; 401 problems come from the error table."""
+    result = directory.authenticate(bearer_credential(conn), now_ms=int(time.time() * 1000))
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def require_scope(principal: Principal, scope: Scope) -> None:
+    if not principal.allows(scope):
+        raise GatewayError(
+            ProblemType.FORBIDDEN,
+            f"the credential lacks the scope {scope.value!r}",
+            scope=scope.value,
+        )
+
+
+def require_topic(principal: Principal, topic: str) -> None:
+    if not principal.may_use_topic(topic):
+        raise GatewayError(
+            ProblemType.FORBIDDEN, f"the credential may not use topic {topic!r}", topic=topic
+        )

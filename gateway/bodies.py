@@ -1,0 +1,90 @@
+"""Request bodies read within bounds and parsed as JSON within bounds.
+
+The body size is checked against `Content-Length` before reading and again
+while streaming (a chunked body has no length); JSON is bounded by
+`jsonlimits` before orjson parses it. Every failure is a GatewayError with a
+precise status: 413 for size, 400 for malformed JSON with line and column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.errors import GatewayError, ProblemType
+from gateway.jsonlimits import JsonLimitExceeded, JsonLimits, check_json_limits
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or 413 `body-too-large` once it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise GatewayError(ProblemType.BAD_REQUEST, "Content-Length is not a number") from None
+        if length > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        ProblemType.BODY_TOO_LARGE,
+        f"the request body is larger than {limit} bytes",
+        limit=limit,
+    )
+
+
+def check_limits(body: bytes, limits: JsonLimits) -> None:
+    """413 `json-too-complex` if the raw body nests, counts or stretches past `limits`."""
+    try:
+        check_json_limits(body, limits)
+    except JsonLimitExceeded as exc:
+        raise GatewayError(
+            ProblemType.JSON_TOO_COMPLEX,
+            str(exc),
+            limit=exc.limit,
+            value=exc.value,
+            position=exc.position,
+        ) from None
+
+
+def loads(body: bytes, *, line_offset: int = 0) -> Any:
+    """orjson.loads, with a malformed document as 400 naming its line and column."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(
+            ProblemType.MALFORMED_JSON,
+            f"{exc.msg} at line {exc.lineno + line_offset}, column {exc.colno}",
+            line=exc.lineno + line_offset,
+            column=exc.colno,
+        ) from None
+
+
+def parse_json(body: bytes, limits: JsonLimits) -> Any:
+    """Parse one JSON document after checking it against `limits`."""
+    check_limits(body, limits)
+    return loads(body)
+
+
+async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:
+    """A JSON request body (any media type that says JSON), bounded and parsed."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise GatewayError(
+            ProblemType.UNSUPPORTED_MEDIA_TYPE,
+            f"send application/json, not {media or 'no Content-Type'}",
+            accepted=["application/json"],
+        )
+    return parse_json(await read_body(request, limit), limits)

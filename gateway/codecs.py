@@ -1,0 +1,217 @@
+"""Records between their JSON shape and storage's bytes, per the topic's value format.
+
+- `json`: any JSON value, stored as its compact JSON bytes, returned as JSON
+  (embedded as an `orjson.Fragment`, so a fetch never re-parses values).
+- `string`: a JSON string, stored as UTF-8, returned as a string.
+- `binary`: base64 text in JSON, stored as the decoded bytes, returned as base64.
+
+Keys and header values travel as JSON strings (UTF-8). A `null` value is
+stored as an absent value (a tombstone) in every format. Validation collects
+every problem of every record, with JSON pointers, instead of stopping at the
+first, so a client can fix a whole batch at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from storage.records import Header, NewRecord, Record, ValueFormat
+
+RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
+MAX_TIMESTAMP_MS = 2**63 - 1
+MAX_HEADERS = 1_000
+
+
+class InvalidValue(ValueError):
+    """A value that does not fit the topic's format; `where` is the pointer suffix."""
+
+    def __init__(self, message: str, where: str = "/value") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One problem with one record: its index, a JSON pointer, a message."""
+
+    record: int
+    pointer: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "pointer": self.pointer, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    """A validated record and the partition it asked for (None: let the partitioner pick)."""
+
+    record: NewRecord
+    partition: int | None
+
+
+def encode_value(value: Any, fmt: ValueFormat) -> bytes | None:
+    """The stored bytes of a JSON-side `value`; raises InvalidValue if it does not fit `fmt`."""
+    if value is None:
+        return None
+    if fmt is ValueFormat.JSON:
+        try:
+            return orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise InvalidValue(f"value cannot be stored as JSON: {exc}") from exc
+    if fmt is ValueFormat.STRING:
+        if not isinstance(value, str):
+            raise InvalidValue("the topic's value_format is 'string': value must be a string")
+        return value.encode("utf-8")
+    if not isinstance(value, str):
+        raise InvalidValue("the topic's value_format is 'binary': value must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidValue(f"value is not valid base64: {exc}") from exc
+
+
+def raw_value(body: bytes, fmt: ValueFormat) -> bytes:
+    """A raw request body (octet-stream, text/plain) as one record's stored value.
+
+    For `json` topics the body must be a JSON document (stored compact, since
+    every stored json value must be returnable verbatim); for `string` topics
+    it must be UTF-8; `binary` takes any bytes.
+    """
+    if fmt is ValueFormat.JSON:
+        try:
+            return orjson.dumps(orjson.loads(body))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidValue(
+                f"the topic's value_format is 'json' and the body is not JSON: {exc.msg} "
+                f"(line {exc.lineno}, column {exc.colno})",
+                "",
+            ) from exc
+    if fmt is ValueFormat.STRING:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidValue(
+                f"the topic's value_format is 'string' and the body is not UTF-8: {exc.reason}",
+                "",
+            ) from exc
+    return body
+
+
+def decode_value(raw: bytes | None, fmt: ValueFormat) -> Any:
+    """The JSON-side form of stored value bytes."""
+    if raw is None:
+        return None
+    if fmt is ValueFormat.JSON:
+        return orjson.Fragment(raw)
+    if fmt is ValueFormat.STRING:
+        return raw.decode("utf-8", errors="replace")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def parse_headers(headers: Any) -> tuple[Header, ...]:
+    """Headers as `[[name, value], ...]` or `{name: value}`; values are strings or null."""
+    if headers is None:
+        return ()
+    if isinstance(headers, Mapping):
+        pairs: Sequence[Any] = list(headers.items())
+    elif isinstance(headers, list):
+        pairs = headers
+    else:
+        raise InvalidValue("headers must be a list of [name, value] pairs or an object", "/headers")
+    if len(pairs) > MAX_HEADERS:
+        raise InvalidValue(f"at most {MAX_HEADERS} headers per record", "/headers")
+    out: list[Header] = []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise InvalidValue("each header must be a [name, value] pair", f"/headers/{i}")
+        name, value = pair
+        if not isinstance(name, str) or not name:
+            raise InvalidValue("a header name must be a non-empty string", f"/headers/{i}/0")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise InvalidValue("a header value must be a string", f"/headers/{i}/1")
+        out.append((name, value.encode("utf-8")))
+    return tuple(out)
+
+
+def parse_record(
+    obj: Any, index: int, fmt: ValueFormat, partitions: int, *, base: str = "/records"
+) -> ParsedRecord | list[RecordError]:
+    """Validate one record object; returns the record or every error found in it."""
+    here = f"{base}/{index}"
+    if not isinstance(obj, dict):
+        return [RecordError(index, here, "a record must be a JSON object")]
+    errors: list[RecordError] = []
+    unknown = obj.keys() - RECORD_FIELDS
+    for name in sorted(unknown):
+        errors.append(RecordError(index, f"{here}/{_escape(name)}", f"unknown field {name!r}"))
+
+    key = obj.get("key")
+    key_bytes: bytes | None = None
+    if key is not None:
+        if isinstance(key, str):
+            key_bytes = key.encode("utf-8")
+        else:
+            errors.append(RecordError(index, f"{here}/key", "key must be a string or null"))
+
+    value: bytes | None = None
+    try:
+        value = encode_value(obj.get("value"), fmt)
+    except InvalidValue as exc:
+        errors.append(RecordError(index, here + exc.where, str(exc)))
+
+    headers: tuple[Header, ...] = ()
+    try:
+        headers = parse_headers(obj.get("headers"))
+    except InvalidValue as exc:
+        errors.append(RecordError(index, here + exc.where, str(exc)))
+
+    partition = obj.get("partition")
+    if partition is not None and (not _is_int(partition) or not 0 <= partition < partitions):
+        errors.append(
+            RecordError(
+                index,
+                f"{here}/partition",
+                f"partition must be an integer in 0..{partitions - 1}",
+            )
+        )
+
+    timestamp = obj.get("timestamp")
+    if timestamp is not None and (not _is_int(timestamp) or not 0 <= timestamp <= MAX_TIMESTAMP_MS):
+        errors.append(
+            RecordError(
+                index, f"{here}/timestamp", "timestamp must be milliseconds since the epoch"
+            )
+        )
+    if errors:
+        return errors
+    return ParsedRecord(NewRecord(value, key_bytes, headers, timestamp), partition)
+
+
+def record_to_json(record: Record, partition: int, fmt: ValueFormat) -> dict[str, Any]:
+    """The API's record shape; values of json topics are embedded without re-parsing."""
+    return {
+        "partition": partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": None if record.key is None else record.key.decode("utf-8", errors="replace"),
+        "value": decode_value(record.value, fmt),
+        "headers": [[n, v.decode("utf-8", errors="replace")] for n, v in record.headers],
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _escape(name: str) -> str:
+    """RFC 6901 escaping of one pointer segment."""
+    return name.replace("~", "~0").replace("/", "~1")

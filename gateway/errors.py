@@ -1,0 +1,307 @@
+"""Every error the gateway answers, as RFC 9457 problem+json, from one table.
+
+`ProblemType` lists the stable problem types (their `type` URI never changes
+once published; docs/api.md lists them). `EXCEPTION_TABLE` maps each
+storage and tenant exception class to its problem type: the only place
+where a lower layer's error becomes an HTTP status. Route code raises
+`GatewayError` for what it detects itself (bad parameters, limits). Responses
+never carry stack traces or internal paths.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from storage import errors as se
+from tenants import errors as te
+
+log = logging.getLogger("tidegate.errors")
+
+PROBLEM_BASE = "https://tidegate.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemType(Enum):
+    """(slug, status, title). The slug is the stable part of the `type` URI."""
+
+    BAD_REQUEST = ("bad-request", 400, "Bad request")
+    INVALID_PARAMETER = ("invalid-parameter", 400, "Invalid parameter")
+    INVALID_NAME = ("invalid-name", 400, "Invalid name")
+    MALFORMED_JSON = ("malformed-json", 400, "Malformed JSON")
+    UNAUTHENTICATED = ("unauthenticated", 401, "Authentication required")
+    FORBIDDEN = ("forbidden", 403, "Not allowed")
+    TENANT_SUSPENDED = ("tenant-suspended", 403, "Tenant suspended")
+    NOT_FOUND = ("not-found", 404, "Not found")
+    TOPIC_NOT_FOUND = ("topic-not-found", 404, "Topic not found")
+    PARTITION_NOT_FOUND = ("partition-not-found", 404, "Partition not found")
+    METHOD_NOT_ALLOWED = ("method-not-allowed", 405, "Method not allowed")
+    TOPIC_EXISTS = ("topic-exists", 409, "Topic already exists")
+    IDEMPOTENCY_IN_PROGRESS = (
+        "idempotency-in-progress",
+        409,
+        "A request with this Idempotency-Key is still in progress",
+    )
+    BODY_TOO_LARGE = ("body-too-large", 413, "Request body too large")
+    JSON_TOO_COMPLEX = ("json-too-complex", 413, "JSON document exceeds a limit")
+    RECORD_TOO_LARGE = ("record-too-large", 413, "Record too large")
+    TOO_MANY_RECORDS = ("too-many-records", 413, "Too many records in one request")
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported-media-type", 415, "Unsupported media type")
+    OFFSET_OUT_OF_RANGE = ("offset-out-of-range", 416, "Offset out of range")
+    INVALID_RECORDS = ("invalid-records", 422, "Invalid records")
+    INVALID_BODY = ("invalid-body", 422, "Invalid request body")
+    INVALID_CONFIG = ("invalid-config", 422, "Invalid topic configuration")
+    IDEMPOTENCY_KEY_REUSED = (
+        "idempotency-key-reused",
+        422,
+        "Idempotency-Key was already used with another request",
+    )
+    TOO_MANY_REQUESTS = ("too-many-requests", 429, "Too many requests")
+    INTERNAL_ERROR = ("internal-error", 500, "Internal error")
+    BACKEND_UNAVAILABLE = ("backend-unavailable", 503, "Storage backend unavailable")
+    PARTITION_READ_ONLY = ("partition-read-only", 503, "Partition is read-only")
+    DATA_UNAVAILABLE = ("data-unavailable", 503, "Stored data failed its integrity check")
+    TOO_MANY_WAITERS = ("too-many-waiters", 503, "Too many waiting fetches")
+    SHUTTING_DOWN = ("shutting-down", 503, "Server is shutting down")
+    DISK_FULL = ("disk-full", 507, "Storage is full")
+
+    @property
+    def slug(self) -> str:
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        return int(self.value[1])
+
+    @property
+    def title(self) -> str:
+        return self.value[2]
+
+    @property
+    def uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+@dataclass
+class Problem:
+    """One problem+json document, plus the response headers it needs."""
+
+    type: ProblemType
+    detail: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type.uri,
+            "title": self.type.title,
+            "status": self.type.status,
+            "detail": self.detail,
+        }
+        body.update(self.extensions)
+        return body
+
+    def response(self) -> Response:
+        return Response(
+            orjson.dumps(self.to_dict()),
+            status_code=self.type.status,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=self.headers,
+        )
+
+
+class GatewayError(Exception):
+    """An error the gateway detects itself (parameters, limits, media types)."""
+
+    def __init__(
+        self,
+        type_: ProblemType,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.problem = Problem(type_, detail, dict(extensions), dict(headers or {}))
+
+
+def _retry_after(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
+
+
+# Storage names are "<tenant>~<topic>"; clients only ever see the topic part.
+def _client_topic(stored: str) -> str:
+    return stored.split("~", 1)[-1]
+
+
+def _topic_not_found(exc: se.TopicNotFound) -> Problem:
+    topic = _client_topic(exc.topic)
+    return Problem(ProblemType.TOPIC_NOT_FOUND, f"topic {topic!r} does not exist", {"topic": topic})
+
+
+def _topic_exists(exc: se.TopicExists) -> Problem:
+    topic = _client_topic(exc.topic)
+    return Problem(ProblemType.TOPIC_EXISTS, f"topic {topic!r} already exists", {"topic": topic})
+
+
+def _invalid_topic_name(exc: se.InvalidTopicName) -> Problem:
+    return Problem(ProblemType.INVALID_NAME, f"invalid topic name {_client_topic(exc.topic)!r}")
+
+
+def _invalid_config(exc: se.InvalidConfig) -> Problem:
+    return Problem(ProblemType.INVALID_CONFIG, str(exc))
+
+
+def _partition_not_found(exc: se.PartitionNotFound) -> Problem:
+    return Problem(
+        ProblemType.PARTITION_NOT_FOUND,
+        f"the topic has partitions 0..{exc.partitions - 1}, not {exc.partition}",
+        {"partition": exc.partition, "partitions": exc.partitions},
+    )
+
+
+def _offset_out_of_range(exc: se.OffsetOutOfRange) -> Problem:
+    return Problem(
+        ProblemType.OFFSET_OUT_OF_RANGE,
+        f"offset {exc.requested} is outside {exc.earliest}..{exc.latest} "
+        f"of partition {exc.partition}",
+        {
+            "partition": exc.partition,
+            "requested": exc.requested,
+            "start_offset": exc.earliest,
+            "end_offset": exc.latest,
+        },
+        {"Content-Range": f"offsets {exc.earliest}-{exc.latest}"},
+    )
+
+
+def _record_too_large(exc: se.RecordTooLarge) -> Problem:
+    return Problem(
+        ProblemType.RECORD_TOO_LARGE,
+        str(exc),
+        {
+            "limit": exc.limit,
+            "errors": [
+                {
+                    "record": exc.index,
+                    "pointer": f"/records/{exc.index}",
+                    "message": f"record is {exc.size} bytes; the topic allows {exc.limit}",
+                }
+            ],
+        },
+    )
+
+
+def _corrupt(exc: se.CorruptData) -> Problem:
+    # The range is never served. 503 rather than 500: the request was fine and
+    # the server knows exactly what is wrong; the client can skip past the range.
+    return Problem(
+        ProblemType.DATA_UNAVAILABLE,
+        f"offsets {exc.start_offset}..{exc.end_offset - 1} of partition {exc.partition} "
+        "failed their integrity check and are not served; read from next_readable_offset",
+        {
+            "partition": exc.partition,
+            "start_offset": exc.start_offset,
+            "end_offset": exc.end_offset,
+            "next_readable_offset": exc.end_offset,
+        },
+    )
+
+
+def _fenced(exc: se.PartitionFenced) -> Problem:
+    return Problem(
+        ProblemType.PARTITION_READ_ONLY,
+        f"partition {exc.partition} accepts no writes after a storage failure; reads work",
+        {"partition": exc.partition},
+        _retry_after(30),
+    )
+
+
+def _disk_full(exc: se.DiskFull) -> Problem:
+    return Problem(
+        ProblemType.DISK_FULL,
+        "no space left for the append; reads keep working, writes resume when space returns",
+        headers=_retry_after(exc.retry_after_s),
+    )
+
+
+def _unavailable(exc: se.BackendUnavailable) -> Problem:
+    if isinstance(exc, se.StoreClosed):
+        return Problem(
+            ProblemType.SHUTTING_DOWN, "the server is shutting down", headers=_retry_after(1)
+        )
+    return Problem(
+        ProblemType.BACKEND_UNAVAILABLE,
+        "the storage backend is unavailable; retry later",
+        headers=_retry_after(exc.retry_after_s),
+    )
+
+
+_CHALLENGE = 'Bearer realm="tidegate"'
+
+
+def _unauthenticated(exc: te.Unauthenticated) -> Problem:
+    # One answer for every bad credential: which check failed is not revealed.
+    return Problem(
+        ProblemType.UNAUTHENTICATED,
+        "the credential is missing, unknown, revoked or expired",
+        headers={"WWW-Authenticate": _CHALLENGE},
+    )
+
+
+def _invalid_token(exc: te.InvalidToken) -> Problem:
+    return Problem(
+        ProblemType.UNAUTHENTICATED,
+        "the token is invalid or expired",
+        headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'},
+    )
+
+
+def _suspended(exc: te.TenantSuspended) -> Problem:
+    return Problem(ProblemType.TENANT_SUSPENDED, "the credential's tenant is suspended")
+
+
+def _tenant_error(exc: te.TenantError) -> Problem:
+    return Problem(ProblemType.FORBIDDEN, "the request is not allowed for this credential")
+
+
+def _gateway_error(exc: GatewayError) -> Problem:
+    return exc.problem
+
+
+# The one table: exception class -> problem. Looked up along the class's MRO,
+# so a subclass without its own entry gets its base's mapping.
+EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
+    GatewayError: _gateway_error,
+    se.TopicNotFound: _topic_not_found,
+    se.TopicExists: _topic_exists,
+    se.InvalidTopicName: _invalid_topic_name,
+    se.InvalidConfig: _invalid_config,
+    se.PartitionNotFound: _partition_not_found,
+    se.OffsetOutOfRange: _offset_out_of_range,
+    se.RecordTooLarge: _record_too_large,
+    se.CorruptData: _corrupt,
+    se.PartitionFenced: _fenced,
+    se.DiskFull: _disk_full,
+    se.BackendUnavailable: _unavailable,
+    te.Unauthenticated: _unauthenticated,
+    te.InvalidToken: _invalid_token,
+    te.TenantSuspended: _suspended,
+    te.TenantError: _tenant_error,
+}
+
+
+def problem_for(exc: BaseException) -> Problem:
+    """The problem document for any exception; unknown ones become a bare 500."""
+    for cls in type(exc).__mro__:
+        build = EXCEPTION_TABLE.get(cls)
+        if build is not None:
+            return build(exc)
+    log.error("unhandled error", exc_info=exc)
+    return Problem(ProblemType.INTERNAL_ERROR, "an internal error occurred; it has been logged")

@@ -1,0 +1,219 @@
+"""Fetch and long-poll: `GET /v1/topics/{topic}/partitions/{p}/records`.
+
+A fetch starts at `offset` (an integer, `earliest` or `latest`) or at the
+first record at or after `timestamp`, and returns up to `max_records` /
+`max_bytes`. With `max_wait_ms` and nothing to return yet, it waits on the
+log's wake-up (`LogStore.wait_for`, never a sleep loop) and answers as soon as
+a record arrives, or with an empty list at the deadline. While waiting it
+watches the connection: a client that goes away frees its waiter at once.
+Shutdown answers every waiting fetch immediately (empty result).
+
+Bounds: `max_wait_ms` is clamped to `TIDEGATE_MAX_WAIT_MS`; at most
+`TIDEGATE_MAX_LONG_POLLS` fetches wait at once (more get 503 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import require_topic
+from gateway.codecs import record_to_json
+from gateway.errors import GatewayError, ProblemType
+from gateway.names import checked_topic_name, storage_name
+from gateway.runtime import Runtime, runtime_of
+from storage.backend import LogStore
+from storage.records import FetchResult
+from tenants.principal import Scope
+
+MAX_INT64 = 2**63 - 1
+
+
+class ClientGone(Exception):
+    """The client disconnected while its fetch was waiting."""
+
+
+def int_param(
+    params: QueryParams, name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    """An integer query parameter, clamped to `maximum`; 400 if malformed or below `minimum`."""
+    text = params.get(name)
+    if text is None:
+        return default
+    value = parse_int(text)
+    if value is None or value < minimum:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            f"{name} must be an integer >= {minimum}",
+            parameter=name,
+        )
+    return value if maximum is None else min(value, maximum)
+
+
+def parse_int(text: str) -> int | None:
+    """A decimal int64, or None. Bounded length, so no huge-int conversion cost."""
+    body = text[1:] if text.startswith("-") else text
+    if not body.isascii() or not body.isdigit() or len(body) > 19:
+        return None
+    value = int(text)
+    return value if -MAX_INT64 - 1 <= value <= MAX_INT64 else None
+
+
+def partition_param(request: Request, partitions: int) -> int:
+    text = request.path_params["partition"]
+    number = parse_int(text)
+    if number is None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "the partition must be an integer",
+            parameter="partition",
+        )
+    if not 0 <= number < partitions:
+        raise GatewayError(
+            ProblemType.PARTITION_NOT_FOUND,
+            f"the topic has partitions 0..{partitions - 1}, not {number}",
+            partition=number,
+            partitions=partitions,
+        )
+    return number
+
+
+async def start_offset(log: LogStore, name: str, partition: int, params: QueryParams) -> int:
+    """Where the fetch starts: `offset` (int, earliest, latest) or `timestamp`."""
+    offset = params.get("offset")
+    timestamp = params.get("timestamp")
+    if offset is not None and timestamp is not None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "give offset or timestamp, not both",
+            parameter="timestamp",
+        )
+    if timestamp is not None:
+        when = parse_int(timestamp)
+        if when is None or when < 0:
+            raise GatewayError(
+                ProblemType.INVALID_PARAMETER,
+                "timestamp must be milliseconds since the epoch",
+                parameter="timestamp",
+            )
+        return await log.offset_for_time(name, partition, when)
+    if offset is None or offset == "earliest":
+        return (await log.offsets(name, partition)).start_offset
+    if offset == "latest":
+        return (await log.offsets(name, partition)).end_offset
+    number = parse_int(offset)
+    if number is None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "offset must be an integer, 'earliest' or 'latest'",
+            parameter="offset",
+        )
+    if number < 0:
+        info = await log.offsets(name, partition)
+        raise GatewayError(
+            ProblemType.OFFSET_OUT_OF_RANGE,
+            f"offset {number} is outside {info.start_offset}..{info.end_offset} "
+            f"of partition {partition}",
+            headers={"Content-Range": f"offsets {info.start_offset}-{info.end_offset}"},
+            partition=partition,
+            requested=number,
+            start_offset=info.start_offset,
+            end_offset=info.end_offset,
+        )
+    return number
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the ASGI server says http.disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def wait_for_data(
+    request: Request, runtime: Runtime, name: str, partition: int, offset: int, wait_s: float
+) -> bool:
+    """Wait until `partition` has a record at `offset`; False at the deadline or on drain.
+
+    Raises ClientGone if the client disconnects first; every helper task is
+    cancelled before returning, so nothing outlives the request.
+    """
+    metrics = runtime.metrics
+    if metrics.longpoll_waiters >= runtime.settings.max_long_polls:
+        raise GatewayError(
+            ProblemType.TOO_MANY_WAITERS,
+            f"{runtime.settings.max_long_polls} fetches are already waiting; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    log, _ = runtime.storage()
+    wait = asyncio.ensure_future(log.wait_for(name, {partition: offset}, wait_s))
+    gone = asyncio.ensure_future(_disconnected(request))
+    drain = asyncio.ensure_future(runtime.draining.wait())
+    metrics.longpoll_waiters += 1
+    try:
+        done, _pending = await asyncio.wait(
+            {wait, gone, drain}, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        metrics.longpoll_waiters -= 1
+        for task in (wait, gone, drain):
+            task.cancel()
+        await asyncio.gather(wait, gone, drain, return_exceptions=True)
+    if wait in done:
+        return wait.result()
+    if gone in done:
+        raise ClientGone
+    return False
+
+
+def fetch_reply(result: FetchResult, partition: int, runtime: Runtime, fmt: Any) -> Response:
+    records = [record_to_json(r, partition, fmt) for r in result.records]
+    runtime.metrics.fetched_records += len(records)
+    runtime.metrics.fetch_requests += 1
+    body = {"records": records, "next_offset": result.next_offset, "end_offset": result.end_offset}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def fetch(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await runtime.principal(request, Scope.TOPICS_READ)
+    topic = checked_topic_name(request.path_params["topic"])
+    require_topic(principal, topic)
+    log, _ = runtime.storage()
+    name = storage_name(principal.tenant, topic)
+    info = await log.get_topic(name)
+    partition = partition_param(request, info.partitions)
+    params = request.query_params
+    settings = runtime.settings
+    max_records = int_param(
+        params, "max_records", 500, minimum=1, maximum=settings.max_fetch_records
+    )
+    max_bytes = int_param(
+        params, "max_bytes", 1024 * 1024, minimum=1, maximum=settings.max_fetch_bytes
+    )
+    max_wait_ms = int_param(params, "max_wait_ms", 0, minimum=0, maximum=settings.max_wait_ms)
+    offset = await start_offset(log, name, partition, params)
+
+    result = await log.read(name, partition, offset, max_records=max_records, max_bytes=max_bytes)
+    if not result.records and max_wait_ms > 0 and not runtime.draining.is_set():
+        try:
+            arrived = await wait_for_data(
+                request, runtime, name, partition, result.next_offset, max_wait_ms / 1000
+            )
+        except ClientGone:
+            return Response(status_code=204)  # nobody is listening; nothing is sent
+        if arrived and not runtime.draining.is_set():
+            result = await log.read(
+                name, partition, result.next_offset, max_records=max_records, max_bytes=max_bytes
+            )
+    return fetch_reply(result, partition, runtime, info.config.value_format)
+
+
+routes = [Route("/v1/topics/{topic}/partitions/{partition}/records", fetch, methods=["GET"])]

@@ -1,0 +1,52 @@
+"""Operations routes: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+`/healthz` says the process answers; `/readyz` says it should get traffic:
+the backend is open and shutdown has not begun. Neither needs a credential,
+and neither reveals anything about tenants or data.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.errors import Problem, ProblemType
+from gateway.openapi import document
+from gateway.runtime import runtime_of
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def healthz(request: Request) -> Response:
+    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    runtime = runtime_of(request)
+    if runtime.ready:
+        return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
+    if runtime.draining.is_set():
+        problem = Problem(ProblemType.SHUTTING_DOWN, "the server is shutting down")
+    else:
+        problem = Problem(ProblemType.BACKEND_UNAVAILABLE, "the storage backend is not open")
+    problem.headers["Retry-After"] = "1"
+    return problem.response()
+
+
+async def metrics(request: Request) -> Response:
+    runtime = runtime_of(request)
+    return Response(runtime.metrics.render(ready=runtime.ready), media_type=PROMETHEUS_TEXT)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(document(), media_type="application/json")
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

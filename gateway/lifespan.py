@@ -1,0 +1,148 @@
+"""The process lifecycle: open the backend and tenant directory, serve, drain, close.
+
+Start-up opens storage (the one place that calls `storage.open`), opens the
+tenant directory in `<data_dir>/tenants.db`, and on the first start creates
+tenant `default` with an operator key, printed once with the URL and a curl
+example. Shutdown is bounded: draining is announced (readiness turns false,
+waiting long-polls answer at once), in-flight appends get up to
+`drain_timeout_s` to finish, then the directory and the log close cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from starlette.applications import Starlette
+
+from gateway.idempotency import IdempotencyStore
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from storage.open import StorageConfig, open_backend
+from tenants.directory import TenantDirectory
+
+log = logging.getLogger("tidegate")
+
+SECRET_FILE = "secret"  # noqa: S105 (a file name, not a secret)
+TENANTS_DB = "tenants.db"
+
+
+def storage_config(settings: Settings) -> StorageConfig:
+    return StorageConfig(
+        kind=settings.storage,
+        data_dir=str(settings.data_dir),
+        redis_url=settings.redis_url,
+        redis_cluster=settings.redis_cluster,
+        shards=settings.storage_shards,
+    )
+
+
+def key_pepper(settings: Settings) -> bytes:
+    """TIDEGATE_KEY_PEPPER, else a random secret generated once in <data_dir>/secret (0600)."""
+    if settings.key_pepper is not None:
+        return settings.key_pepper.get_secret_value().encode()
+    path = settings.data_dir / SECRET_FILE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode())
+        f.flush()
+        os.fsync(f.fileno())
+    return path.read_bytes().strip()
+
+
+def banner(settings: Settings, key: str | None) -> str:
+    """What the first start prints: the operator key (once), the URL, a curl example."""
+    url = settings.base_url
+    shown = key if key is not None else "$TIDEGATE_BOOTSTRAP_KEY"
+    lines = [
+        "",
+        "Tidegate is ready for its first use.",
+        f"  URL:          {url}",
+    ]
+    if key is not None:
+        lines.append(f"  Operator key: {key}")
+        lines.append("  (shown only this once; store it now)")
+    else:
+        lines.append("  Operator key: the value of TIDEGATE_BOOTSTRAP_KEY")
+    lines += [
+        "",
+        "Try it:",
+        f"  curl -s -X POST {url}/v1/topics -H 'Authorization: Bearer {shown}' \\",
+        '       -H \'Content-Type: application/json\' -d \'{"name": "hello", "partitions": 1}\'',
+        f"  curl -s -X POST {url}/v1/topics/hello/records -H 'Authorization: Bearer {shown}' \\",
+        '       -H \'Content-Type: application/json\' -d \'{"records": [{"value": {"hi": 1}}]}\'',
+        f"  curl -s '{url}/v1/topics/hello/partitions/0/records?offset=earliest' \\",
+        f"       -H 'Authorization: Bearer {shown}'",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def lifespan_for(
+    runtime: Runtime, *, out: TextIO | None = None
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The Starlette lifespan of one process serving `runtime`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings = runtime.settings
+        runtime.loop = asyncio.get_running_loop()
+        backend = await open_backend(storage_config(settings))
+        directory: Any = None
+        try:
+            pepper = await asyncio.to_thread(key_pepper, settings)
+            path = str(Path(settings.data_dir) / TENANTS_DB)
+            directory = await _maybe_await(TenantDirectory.open(path, pepper=pepper))
+            given = settings.bootstrap_key
+            created = await _maybe_await(
+                directory.bootstrap(given.get_secret_value() if given is not None else None)
+            )
+            if created is not None:
+                # A key given by TIDEGATE_BOOTSTRAP_KEY is not echoed: logs keep no secrets.
+                text = banner(settings, None if given is not None else created)
+                stream = out if out is not None else sys.stdout
+                stream.write(text + "\n")
+                stream.flush()
+            runtime.log = backend.log
+            runtime.state = backend.state
+            runtime.directory = directory
+            runtime.idempotency = IdempotencyStore(
+                backend.state,
+                ttl_s=settings.idempotency_ttl_s,
+                pending_ttl_s=settings.idempotency_pending_ttl_s,
+            )
+            log.info("serving on %s (data in %s)", settings.base_url, settings.data_dir)
+            yield
+        finally:
+            runtime.begin_drain()
+            unfinished = await runtime.wait_inflight(settings.drain_timeout_s)
+            if unfinished:
+                log.warning("%d appends still in flight at shutdown", unfinished)
+            runtime.log = None
+            runtime.state = None
+            try:
+                if directory is not None:
+                    await _maybe_await(directory.close())
+            finally:
+                await backend.close()
+            log.info("closed cleanly")
+
+    return lifespan

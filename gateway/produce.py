@@ -1,0 +1,331 @@
+"""Produce: `POST /v1/topics/{topic}/records`, all-or-nothing validation, per-record offsets.
+
+Accepted bodies: `application/json` (`{"records": [...]}`),
+`application/x-ndjson` (one record object a line), and `application/octet-stream`
+or `text/plain` (the body is one record's value; `key`, `partition`,
+`timestamp` as query parameters).
+
+The whole request is validated before anything is appended; every bad record
+is reported at once. Records are grouped by partition and each partition's
+records are appended as one batch, the partitions concurrently. The append
+runs to completion even if the client disconnects, and an `Idempotency-Key`
+makes a retried request append once (see `idempotency`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import codecs
+from gateway.auth import require_topic
+from gateway.bodies import check_limits, loads, parse_json, read_body
+from gateway.codecs import ParsedRecord, RecordError
+from gateway.errors import GatewayError, ProblemType
+from gateway.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
+from gateway.names import checked_topic_name, storage_name
+from gateway.partitioner import choose_partition
+from gateway.runtime import Runtime, runtime_of
+from storage.backend import LogStore
+from storage.records import AppendResult, NewRecord, TopicInfo
+from tenants.principal import Scope
+
+log = logging.getLogger("tidegate.produce")
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+RAW = ("application/octet-stream", "text/plain")
+ACCEPTED = [JSON, NDJSON, *RAW]
+
+
+def media_type_of(request: Request) -> str:
+    """The request's media type, or 415 naming what is accepted."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media in (JSON, NDJSON, *RAW) or media == "application/ndjson":
+        return NDJSON if media == "application/ndjson" else media
+    raise GatewayError(
+        ProblemType.UNSUPPORTED_MEDIA_TYPE,
+        f"send one of {', '.join(ACCEPTED)}, not {media or 'no Content-Type'}",
+        accepted=ACCEPTED,
+    )
+
+
+def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
+    """The record objects of a JSON or NDJSON body (not yet validated)."""
+    limits = runtime.json_limits
+    if media == JSON:
+        doc = parse_json(body, limits)
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+            raise GatewayError(
+                ProblemType.INVALID_BODY,
+                'the body must be {"records": [...]}',
+                errors=[{"pointer": "/records", "message": "a list of records is required"}],
+            )
+        extra = sorted(doc.keys() - {"records"})
+        if extra:
+            raise GatewayError(
+                ProblemType.INVALID_BODY,
+                f"unknown field {extra[0]!r}",
+                errors=[{"pointer": f"/{k}", "message": "unknown field"} for k in extra],
+            )
+        objects: list[Any] = doc["records"]
+        return objects
+    check_limits(body, limits)  # once for the whole body, not per line
+    objects = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        objects.append(loads(line, line_offset=number - 1))
+    return objects
+
+
+def validate(objects: Sequence[Any], info: TopicInfo, max_records: int) -> list[ParsedRecord]:
+    """Every record checked; raises one problem listing every bad record."""
+    if not objects:
+        raise GatewayError(
+            ProblemType.INVALID_RECORDS,
+            "the request holds no records",
+            errors=[{"pointer": "/records", "message": "at least one record is required"}],
+        )
+    if len(objects) > max_records:
+        raise GatewayError(
+            ProblemType.TOO_MANY_RECORDS,
+            f"{len(objects)} records in one request; at most {max_records} are accepted",
+            limit=max_records,
+        )
+    fmt = info.config.value_format
+    limit = info.config.max_record_bytes
+    parsed: list[ParsedRecord] = []
+    errors: list[RecordError] = []
+    oversize: list[RecordError] = []
+    for i, obj in enumerate(objects):
+        result = codecs.parse_record(obj, i, fmt, info.partitions)
+        if isinstance(result, list):
+            errors.extend(result)
+            continue
+        size = result.record.size()
+        if size > limit:
+            oversize.append(
+                RecordError(i, f"/records/{i}", f"record is {size} bytes; the topic allows {limit}")
+            )
+        parsed.append(result)
+    raise_record_errors(errors, oversize, limit)
+    return parsed
+
+
+def raise_record_errors(errors: list[RecordError], oversize: list[RecordError], limit: int) -> None:
+    if not errors and not oversize:
+        return
+    listed = sorted(errors + oversize, key=lambda e: e.record)
+    if errors:
+        bad = len({e.record for e in listed})
+        raise GatewayError(
+            ProblemType.INVALID_RECORDS,
+            f"{bad} record(s) are invalid; nothing was appended",
+            errors=[e.to_dict() for e in listed],
+        )
+    raise GatewayError(
+        ProblemType.RECORD_TOO_LARGE,
+        f"{len(oversize)} record(s) exceed the topic's max_record_bytes of {limit}; "
+        "nothing was appended",
+        limit=limit,
+        errors=[e.to_dict() for e in listed],
+    )
+
+
+def raw_record(
+    media: str, body: bytes, params: QueryParams, info: TopicInfo, max_body: int
+) -> list[ParsedRecord]:
+    """One record whose value is the whole body; key/partition/timestamp from the query."""
+    obj: dict[str, Any] = {}
+    if "key" in params:
+        obj["key"] = params["key"]
+    for name in ("partition", "timestamp"):
+        if name in params:
+            text = params[name]
+            if not text.lstrip("-").isdigit() or len(text) > 20:
+                raise GatewayError(
+                    ProblemType.INVALID_PARAMETER,
+                    f"{name} must be an integer",
+                    parameter=name,
+                )
+            obj[name] = int(text)
+    try:
+        value = codecs.raw_value(body, info.config.value_format)
+    except codecs.InvalidValue as exc:
+        raise GatewayError(
+            ProblemType.INVALID_RECORDS,
+            str(exc),
+            errors=[{"record": 0, "pointer": "/records/0/value", "message": str(exc)}],
+        ) from None
+    obj["value"] = None
+    result = codecs.parse_record(obj, 0, info.config.value_format, info.partitions)
+    if isinstance(result, list):
+        raise_record_errors(result, [], info.config.max_record_bytes)
+        raise AssertionError("unreachable")
+    record = result.record._replace(value=value)
+    limit = info.config.max_record_bytes
+    if record.size() > limit:
+        raise_record_errors(
+            [],
+            [RecordError(0, "/records/0", f"record is {record.size()} bytes; limit {limit}")],
+            limit,
+        )
+    return [ParsedRecord(record, result.partition)]
+
+
+async def append_grouped(
+    log_store: LogStore, name: str, records: Sequence[NewRecord], partitions: Sequence[int]
+) -> list[dict[str, int]]:
+    """Append each partition's records as one batch, concurrently; offsets in request order."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(partitions):
+        groups.setdefault(p, []).append(i)
+    order = list(groups)
+    results = await asyncio.gather(
+        *(log_store.append(name, p, [records[i] for i in groups[p]]) for p in order),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        appended = [r for r in results if isinstance(r, AppendResult)]
+        if appended:
+            log.error(
+                "append to %r failed on some partitions after others succeeded: %s",
+                name,
+                [(r.partition, r.base_offset, r.count) for r in appended],
+            )
+        raise failures[0]
+    offsets: list[dict[str, int]] = [{}] * len(records)
+    for p, result in zip(order, results, strict=True):
+        assert isinstance(result, AppendResult)
+        for position, i in enumerate(groups[p]):
+            offsets[i] = {"partition": p, "offset": result.base_offset + position}
+    return offsets
+
+
+async def produce(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await runtime.principal(request, Scope.TOPICS_WRITE)
+    topic = checked_topic_name(request.path_params["topic"])
+    require_topic(principal, topic)
+    log_store, _state = runtime.storage()
+    name = storage_name(principal.tenant, topic)
+    info = await log_store.get_topic(name)
+    media = media_type_of(request)
+    settings = runtime.settings
+    idem_key = request.headers.get("idempotency-key")
+    if idem_key is not None and not valid_key(idem_key):
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            parameter="Idempotency-Key",
+        )
+    body = await read_body(request, settings.max_body_bytes)
+    if media in RAW:
+        parsed = raw_record(media, body, request.query_params, info, settings.max_body_bytes)
+    else:
+        parsed = validate(record_objects(media, body, runtime), info, settings.max_batch_records)
+
+    records = [p.record for p in parsed]
+    partitions = [
+        choose_partition(
+            explicit=p.partition,
+            key=p.record.key,
+            partitions=info.partitions,
+            topic=name,
+            round_robin=runtime.round_robin,
+        )
+        for p in parsed
+    ]
+
+    if idem_key is None:
+        reply = await runtime.run_to_completion(_append(runtime, name, records, partitions))
+        return Response(reply, media_type="application/json")
+
+    assert runtime.idempotency is not None
+    store = runtime.idempotency
+    key = state_key(principal.tenant, topic, idem_key)
+    fp = fingerprint(
+        request.method,
+        request.url.path,
+        request.url.query,
+        request.headers.get("content-type", ""),
+        body,
+    )
+    claim = await store.claim(key, fp)
+    if claim.verdict is Verdict.MISMATCH:
+        raise GatewayError(
+            ProblemType.IDEMPOTENCY_KEY_REUSED,
+            "this Idempotency-Key was used with a different request; use a new key",
+        )
+    if claim.verdict is Verdict.IN_PROGRESS:
+        raise GatewayError(
+            ProblemType.IDEMPOTENCY_IN_PROGRESS,
+            "a request with this Idempotency-Key is in progress; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    if claim.verdict is Verdict.REPLAY:
+        assert claim.reply is not None
+        runtime.metrics.idempotent_replays += 1
+        return Response(
+            claim.reply.body,
+            status_code=claim.reply.status,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    reply = await runtime.run_to_completion(
+        _append_once(runtime, store, key, fp, name, records, partitions)
+    )
+    return Response(reply, media_type="application/json")
+
+
+async def _append(
+    runtime: Runtime, name: str, records: Sequence[NewRecord], partitions: Sequence[int]
+) -> bytes:
+    assert runtime.log is not None
+    runtime.metrics.inflight_appends += 1
+    try:
+        offsets = await append_grouped(runtime.log, name, records, partitions)
+    finally:
+        runtime.metrics.inflight_appends -= 1
+    runtime.metrics.produced_records += len(records)
+    runtime.metrics.produced_requests += 1
+    return orjson.dumps({"offsets": offsets})
+
+
+async def _append_once(
+    runtime: Runtime,
+    store: IdempotencyStore,
+    key: str,
+    fp: str,
+    name: str,
+    records: Sequence[NewRecord],
+    partitions: Sequence[int],
+) -> bytes:
+    try:
+        reply = await _append(runtime, name, records, partitions)
+    except BaseException:
+        # Nothing, or not all, was appended: free the key so a retry can proceed.
+        try:
+            await store.release(key)
+        except Exception:
+            log.exception("could not release Idempotency-Key claim")
+        raise
+    try:
+        await store.complete(key, fp, 200, reply)
+    except Exception:
+        # The records are appended; a retry within the claim's lifetime gets 409.
+        log.exception("could not store the reply of an idempotent produce")
+    return reply
+
+
+routes = [Route("/v1/topics/{topic}/records", produce, methods=["POST"])]

@@ -1,0 +1,116 @@
+"""What every request handler needs, built once per process and handed down.
+
+The lifespan fills `log`, `state` and `directory` when the backend is open and
+clears `ready` when draining starts. Route modules read the runtime through
+`runtime_of(request)`; they see only the storage protocols, never an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import HTTPConnection
+
+from gateway.auth import Authenticator, authenticate, require_scope
+from gateway.errors import GatewayError, ProblemType
+from gateway.idempotency import IdempotencyStore
+from gateway.jsonlimits import JsonLimits
+from gateway.metrics import Metrics
+from gateway.partitioner import RoundRobin
+from gateway.settings import Settings
+from storage.backend import LogStore, StateStore
+from tenants.principal import Principal, Scope
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    json_limits: JsonLimits
+    metrics: Metrics = field(default_factory=Metrics)
+    round_robin: RoundRobin = field(default_factory=RoundRobin)
+    log: LogStore | None = None
+    state: StateStore | None = None
+    directory: Authenticator | None = None
+    idempotency: IdempotencyStore | None = None
+    # Set when shutdown begins: long-polls answer at once, readiness turns false.
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # Appends that must finish even if their client is gone; drained on shutdown.
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        return cls(
+            settings=settings,
+            json_limits=JsonLimits(
+                max_depth=settings.max_json_depth,
+                max_items=settings.max_json_items,
+                max_string_bytes=settings.max_json_string_bytes,
+            ),
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.log is not None and not self.draining.is_set()
+
+    def storage(self) -> tuple[LogStore, StateStore]:
+        """The open log and state store, or 503 while starting or after closing."""
+        if self.log is None or self.state is None:
+            raise GatewayError(
+                ProblemType.SHUTTING_DOWN
+                if self.draining.is_set()
+                else ProblemType.BACKEND_UNAVAILABLE,
+                "the server is not serving requests right now",
+                headers={"Retry-After": "1"},
+            )
+        return self.log, self.state
+
+    async def principal(self, conn: HTTPConnection, scope: Scope) -> Principal:
+        """The caller, verified, holding `scope`; 401/403 otherwise."""
+        if self.directory is None:
+            raise GatewayError(
+                ProblemType.BACKEND_UNAVAILABLE,
+                "the server is not serving requests right now",
+                headers={"Retry-After": "1"},
+            )
+        principal = await authenticate(conn, self.directory)
+        require_scope(principal, scope)
+        return principal
+
+    def begin_drain(self) -> None:
+        """Start shutting down: wake every long-poll, report not ready."""
+        self.draining.set()
+
+    def request_drain(self) -> None:
+        """`begin_drain` from a signal handler or another thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.begin_drain)
+
+    async def run_to_completion(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` as a task that a client disconnect cannot cancel.
+
+        The caller may be cancelled (its client left); the task keeps going and
+        stays in `inflight` so that shutdown waits for it.
+        """
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        return await asyncio.shield(task)
+
+    async def wait_inflight(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for in-flight appends; returns how many did not finish."""
+        pending = set(self.inflight)
+        if not pending:
+            return 0
+        _done, still = await asyncio.wait(pending, timeout=timeout_s)
+        return len(still)
+
+
+def runtime_of(conn: HTTPConnection) -> Runtime:
+    runtime: Runtime = conn.app.state.runtime
+    return runtime

@@ -1,0 +1,235 @@
+"""Every setting of the gateway in one pydantic-settings class, built once at start-up.
+
+Sources, highest priority first: explicit values (the CLI flags), `TIDEGATE_*`
+environment variables, a config file (TOML or JSON; path from `--config` or
+`TIDEGATE_CONFIG_FILE`), then the defaults below. The defaults are safe for a
+laptop: loopback only, data in `./data`. The object is passed down explicitly;
+no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "TIDEGATE_"
+
+
+class OAuthIssuer(BaseModel):
+    """A trusted external token issuer (used by the tenants layer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    tenant_claim: str = "tenant"
+    scope_claim: str = "scope"
+
+
+class Settings(BaseSettings):
+    """The gateway's configuration. Every bound is named here with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    # -- where it listens and what it stores ---------------------------------------
+    host: str = Field(
+        default="127.0.0.1", description="Interface to listen on (loopback by default)."
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port to listen on.")
+    storage: Literal["file", "redis"] = Field(default="file", description="Storage engine.")
+    data_dir: Path = Field(default=Path("./data"), description="Data directory of the file engine.")
+    redis_url: str | None = Field(default=None, description="Any node of the Redis deployment.")
+    redis_cluster: bool = Field(
+        default=False, description="Treat TIDEGATE_REDIS_URL as Redis Cluster."
+    )
+    storage_shards: int = Field(
+        default=4, ge=1, le=256, description="Writer threads of the file engine."
+    )
+
+    # -- credentials ---------------------------------------------------------------
+    bootstrap_key: SecretStr | None = Field(
+        default=None, description="Operator key to create on first start instead of a random one."
+    )
+    key_pepper: SecretStr | None = Field(
+        default=None,
+        description="Secret mixed into stored key hashes; else <data_dir>/secret (generated).",
+    )
+    oauth_issuers: list[OAuthIssuer] = Field(
+        default_factory=list, description="Trusted external JWT issuers (JSON list)."
+    )
+
+    # -- request bounds ------------------------------------------------------------
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_batch_records: int = Field(
+        default=10_000, ge=1, description="Most records one produce request may carry."
+    )
+    max_json_depth: int = Field(
+        default=64, ge=2, le=1000, description="Deepest JSON nesting accepted."
+    )
+    max_json_items: int = Field(
+        default=250_000,
+        ge=10,
+        description="Most JSON values (array items, object members) per body.",
+    )
+    max_json_string_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=64, description="Longest single JSON string (in encoded bytes)."
+    )
+    max_fetch_records: int = Field(
+        default=10_000, ge=1, description="Cap on `max_records` of a fetch."
+    )
+    max_fetch_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Cap on `max_bytes` of a fetch."
+    )
+
+    # -- long-poll -----------------------------------------------------------------
+    max_wait_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="Cap on a fetch's `max_wait_ms`; longer waits are clamped.",
+    )
+    max_long_polls: int = Field(
+        default=10_000, ge=1, description="Concurrent waiting fetches; more get 503 + Retry-After."
+    )
+
+    # -- idempotency ---------------------------------------------------------------
+    idempotency_ttl_s: int = Field(
+        default=24 * 3600, ge=60, description="How long an Idempotency-Key and its reply are kept."
+    )
+    idempotency_pending_ttl_s: int = Field(
+        default=60,
+        ge=1,
+        description="How long a claimed key stays 'in progress' if its owner dies mid-append.",
+    )
+
+    # -- lifecycle -----------------------------------------------------------------
+    drain_timeout_s: float = Field(
+        default=10.0, ge=0, description="How long shutdown waits for in-flight appends."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level of the server."
+    )
+    access_log: bool = Field(default=False, description="Log every request (uvicorn access log).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values, then the environment; no dotenv or secrets directory."""
+        return (init_settings, env_settings)
+
+    @property
+    def base_url(self) -> str:
+        """The URL a local client reaches the server on."""
+        wildcard = ("0.0.0.0", "", "::")  # noqa: S104 (recognised, not bound)
+        host = "127.0.0.1" if self.host in wildcard else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+class ConfigFileError(ValueError):
+    """The config file cannot be read or parsed."""
+
+
+class _ConfigLocator(BaseSettings):
+    """Reads only TIDEGATE_CONFIG_FILE, so the file can be found before the rest loads."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    config_file: Path | None = None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML (`.toml`) or JSON file, as a flat mapping of field names."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            data: object = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot parse config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"config file {path} must hold a table/object of settings")
+    # Accept both `port` and `TIDEGATE_PORT` spellings, so env files can be pasted in.
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).lower()
+        if name.startswith(ENV_PREFIX.lower()):
+            name = name[len(ENV_PREFIX) :]
+        out[name] = value
+    return out
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, *, config_file: Path | None = None
+) -> Settings:
+    """Build the settings: `overrides` > environment > config file > defaults.
+
+    Raises pydantic.ValidationError for invalid values and ConfigFileError for an
+    unreadable file; the CLI turns both into an exit code.
+    """
+    explicit = {k: v for k, v in (overrides or {}).items() if v is not None}
+    path = config_file if config_file is not None else _ConfigLocator().config_file
+    file_values = read_config_file(path) if path is not None else {}
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, file_values))
+
+    built = _WithFile(**explicit)
+    # Hand out the plain class so nothing depends on the loader's subclass.
+    return Settings.model_construct(
+        **{name: getattr(built, name) for name in Settings.model_fields}
+    )
+
+
+def describe_settings() -> str:
+    """One line per setting, for `tidegate --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path):
+            default = str(default)
+        if name in ("bootstrap_key", "key_pepper") or default is None:
+            shown = "unset"
+        else:
+            shown = json.dumps(default) if not isinstance(default, str) else default
+        env = f"{ENV_PREFIX}{name.upper()}"
+        lines.append(f"  {env:<38} {field.description or ''} [default: {shown}]")
+    return "\n".join(lines)

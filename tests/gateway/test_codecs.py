@@ -1,0 +1,119 @@
+"""Value formats and record shapes: what goes in comes back out, and bad input is named."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.codecs import (
+    InvalidValue,
+    ParsedRecord,
+    decode_value,
+    encode_value,
+    parse_headers,
+    parse_record,
+    raw_value,
+    record_to_json,
+)
+from storage.records import Record, ValueFormat
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_json_values_round_trip(value: Any) -> None:
+    stored = encode_value(value, ValueFormat.JSON)
+    shown = orjson.loads(orjson.dumps({"v": decode_value(stored, ValueFormat.JSON)}))["v"]
+    assert shown == value
+
+
+@given(st.text())
+def test_string_values_round_trip(value: str) -> None:
+    stored = encode_value(value, ValueFormat.STRING)
+    assert stored == value.encode("utf-8")
+    assert decode_value(stored, ValueFormat.STRING) == value
+
+
+@given(st.binary())
+def test_binary_values_round_trip_through_base64(value: bytes) -> None:
+    text = base64.b64encode(value).decode()
+    stored = encode_value(text, ValueFormat.BINARY)
+    assert stored == value
+    assert decode_value(stored, ValueFormat.BINARY) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt"),
+    [(1, ValueFormat.STRING), ({"a": 1}, ValueFormat.BINARY), ("not base64!", ValueFormat.BINARY)],
+)
+def test_values_that_do_not_fit_the_format_are_refused(value: Any, fmt: ValueFormat) -> None:
+    with pytest.raises(InvalidValue):
+        encode_value(value, fmt)
+
+
+def test_raw_bodies_follow_the_format() -> None:
+    assert raw_value(b'{ "a" : 1 }', ValueFormat.JSON) == b'{"a":1}'
+    assert raw_value(b"\xff\x00", ValueFormat.BINARY) == b"\xff\x00"
+    with pytest.raises(InvalidValue):
+        raw_value(b"not json", ValueFormat.JSON)
+    with pytest.raises(InvalidValue):
+        raw_value(b"\xff", ValueFormat.STRING)
+
+
+def test_headers_as_pairs_or_object_keep_order_and_repeats() -> None:
+    assert parse_headers([["a", "1"], ["a", "2"]]) == (("a", b"1"), ("a", b"2"))
+    assert parse_headers({"x": "y", "z": None}) == (("x", b"y"), ("z", b""))
+    for bad in ("x", [["a"]], [[1, "v"]], [["a", 2]]):
+        with pytest.raises(InvalidValue):
+            parse_headers(bad)
+
+
+def test_a_record_lists_every_problem_with_pointers() -> None:
+    obj = {"key": 5, "value": 1, "partition": 9, "timestamp": -1, "extra": True}
+    errors = parse_record(obj, 3, ValueFormat.STRING, 4)
+    assert isinstance(errors, list)
+    pointers = sorted(e.pointer for e in errors)
+    assert pointers == [
+        "/records/3/extra",
+        "/records/3/key",
+        "/records/3/partition",
+        "/records/3/timestamp",
+        "/records/3/value",
+    ]
+    assert all(e.record == 3 for e in errors)
+
+
+def test_a_good_record_parses() -> None:
+    parsed = parse_record(
+        {"key": "k", "value": {"a": 1}, "headers": [["h", "v"]], "partition": 1, "timestamp": 5},
+        0,
+        ValueFormat.JSON,
+        2,
+    )
+    assert isinstance(parsed, ParsedRecord)
+    assert parsed.partition == 1
+    assert parsed.record.value == b'{"a":1}'
+    assert parsed.record.key == b"k"
+    assert parsed.record.timestamp == 5
+
+
+def test_records_render_in_the_api_shape() -> None:
+    record = Record(offset=7, timestamp=9, key=b"k", value=b'{"a":1}', headers=(("h", b"v"),))
+    body = orjson.loads(orjson.dumps(record_to_json(record, 2, ValueFormat.JSON)))
+    assert body == {
+        "partition": 2,
+        "offset": 7,
+        "timestamp": 9,
+        "key": "k",
+        "value": {"a": 1},
+        "headers": [["h", "v"]],
+    }

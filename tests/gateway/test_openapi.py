@@ -1,0 +1,44 @@
+"""The OpenAPI document and the route table describe the same API: no undocumented routes."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.routing import Route
+
+from gateway.app import create_app
+from gateway.errors import ProblemType
+from gateway.openapi import document
+from gateway.settings import Settings
+
+
+def route_table() -> set[tuple[str, str]]:
+    app = create_app(Settings())
+    pairs = set()
+    for route in app.routes:
+        assert isinstance(route, Route)
+        for method in route.methods or ():
+            if method != "HEAD":  # Starlette adds HEAD to every GET
+                pairs.add((route.path, method.lower()))
+    return pairs
+
+
+def documented() -> set[tuple[str, str]]:
+    doc = orjson.loads(document())
+    methods = {"get", "post", "put", "patch", "delete"}
+    return {(path, m) for path, item in doc["paths"].items() for m in item if m in methods}
+
+
+def test_every_route_is_documented_and_every_documented_route_exists() -> None:
+    assert route_table() == documented()
+
+
+def test_the_document_lists_every_problem_type() -> None:
+    doc = orjson.loads(document())
+    listed = doc["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
+    assert listed == [p.uri for p in ProblemType]
+
+
+def test_problem_types_are_unique_and_stable() -> None:
+    slugs = [p.slug for p in ProblemType]
+    assert len(slugs) == len(set(slugs))
+    assert ProblemType.TOPIC_NOT_FOUND.uri == "https://tidegate.dev/problems/topic-not-found"
