@@ -14,7 +14,14 @@ import orjson
 from starlette.requests import Request
 
 from gateway.errors import GatewayError, ProblemType
-from gateway.jsonlimits import JsonLimitExceeded, JsonLimits, check_json_limits
+from gateway.jsonlimits import (
+    JsonLimitExceeded,
+    JsonLimits,
+    check_json_limits,
+    may_be_too_deep,
+    needs_scan,
+    too_deep,
+)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -72,10 +79,27 @@ def loads(body: bytes, *, line_offset: int = 0) -> Any:
         ) from None
 
 
-def parse_json(body: bytes, limits: JsonLimits) -> Any:
-    """Parse one JSON document after checking it against `limits`."""
-    check_limits(body, limits)
-    return loads(body)
+def parse_json(body: bytes, limits: JsonLimits, *, line_offset: int = 0) -> Any:
+    """Parse one JSON document within `limits` (413 `json-too-complex` past them).
+
+    Byte counts decide in C whether the body could exceed the item or string
+    limits; only then is it scanned before parsing. Depth is checked on the
+    parsed tree when the body has enough brackets to matter, and the precise
+    scanner runs only to describe a crossing, so a typical batch costs one
+    orjson parse plus a walk over its containers.
+    """
+    if needs_scan(body, limits):
+        check_limits(body, limits)
+    if not may_be_too_deep(body, limits):
+        return loads(body, line_offset=line_offset)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        check_limits(body, limits)  # too deep for orjson: say which limit
+        return loads(body, line_offset=line_offset)  # else: the parser's own error
+    if isinstance(doc, dict | list) and too_deep(doc, limits.max_depth):
+        check_limits(body, limits)
+    return doc
 
 
 async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:

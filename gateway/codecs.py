@@ -145,7 +145,46 @@ def parse_headers(headers: Any) -> tuple[Header, ...]:
 def parse_record(
     obj: Any, index: int, fmt: ValueFormat, partitions: int, *, base: str = "/records"
 ) -> ParsedRecord | list[RecordError]:
-    """Validate one record object; returns the record or every error found in it."""
+    """Validate one record object; returns the record or every error found in it.
+
+    Produce calls this for every record of every batch, so a record that is
+    plainly valid takes a short path; anything else goes through the full
+    check, which lists every problem it finds.
+    """
+    if type(obj) is dict and obj.keys() <= RECORD_FIELDS:
+        fast = _parse_plain_record(obj, fmt, partitions)
+        if fast is not None:
+            return fast
+    return _parse_record_fully(obj, index, fmt, partitions, base)
+
+
+def _parse_plain_record(
+    obj: dict[str, Any], fmt: ValueFormat, partitions: int
+) -> ParsedRecord | None:
+    """The record when every field is present-and-valid or absent; else None."""
+    key = obj.get("key")
+    partition = obj.get("partition")
+    timestamp = obj.get("timestamp")
+    if key is not None and type(key) is not str:
+        return None
+    if partition is not None and (type(partition) is not int or not 0 <= partition < partitions):
+        return None
+    if timestamp is not None and (
+        type(timestamp) is not int or not 0 <= timestamp <= MAX_TIMESTAMP_MS
+    ):
+        return None
+    try:
+        value = encode_value(obj.get("value"), fmt)
+        headers = parse_headers(obj.get("headers"))
+    except InvalidValue:
+        return None
+    key_bytes = None if key is None else key.encode("utf-8")
+    return ParsedRecord(NewRecord(value, key_bytes, headers, timestamp), partition)
+
+
+def _parse_record_fully(
+    obj: Any, index: int, fmt: ValueFormat, partitions: int, base: str
+) -> ParsedRecord | list[RecordError]:
     here = f"{base}/{index}"
     if not isinstance(obj, dict):
         return [RecordError(index, here, "a record must be a JSON object")]

@@ -49,6 +49,40 @@ class JsonLimitExceeded(ValueError):
         self.position = position
 
 
+def needs_scan(body: bytes, limits: JsonLimits) -> bool:
+    """False when byte counts (in C) prove the body within the item and string limits.
+
+    Those two limits are what bound a parser's memory, so a body that might
+    cross them is scanned before it is parsed. Depth is not decided here:
+    orjson refuses nesting past 1024 by itself (no recursion error), so a
+    shallow-enough parse can be checked for depth afterwards (`too_deep`).
+    """
+    return (
+        body.count(b"[") + body.count(b"{") + body.count(b",") > limits.max_items
+        or len(body) > limits.max_string_bytes
+    )
+
+
+def may_be_too_deep(body: bytes, limits: JsonLimits) -> bool:
+    """False when the body has too few brackets to nest past the depth limit."""
+    return body.count(b"[") + body.count(b"{") > limits.max_depth
+
+
+def too_deep(doc: object, max_depth: int) -> bool:
+    """True when a parsed document nests more than `max_depth` containers (iterative)."""
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = node.values() if type(node) is dict else node
+        for child in children:  # type: ignore[attr-defined]
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return False
+
+
 def check_json_limits(body: bytes, limits: JsonLimits) -> None:
     """Raise JsonLimitExceeded if `body` nests, counts or stretches past `limits`.
 

@@ -27,10 +27,11 @@ from starlette.routing import Route
 
 from gateway import codecs
 from gateway.auth import require_topic
-from gateway.bodies import check_limits, loads, parse_json, read_body
+from gateway.bodies import check_limits, parse_json, read_body
 from gateway.codecs import ParsedRecord, RecordError
 from gateway.errors import GatewayError, ProblemType
 from gateway.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
+from gateway.jsonlimits import needs_scan
 from gateway.names import checked_topic_name, storage_name
 from gateway.partitioner import choose_partition
 from gateway.runtime import Runtime, runtime_of
@@ -78,12 +79,13 @@ def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
             )
         objects: list[Any] = doc["records"]
         return objects
-    check_limits(body, limits)  # once for the whole body, not per line
+    if needs_scan(body, limits):
+        check_limits(body, limits)  # once for the whole body, not per line
     objects = []
     for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
             continue
-        objects.append(loads(line, line_offset=number - 1))
+        objects.append(parse_json(line, limits, line_offset=number - 1))
     return objects
 
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.bodies import parse_json
+from gateway.errors import GatewayError, ProblemType
 from gateway.jsonlimits import JsonLimitExceeded, JsonLimits, check_json_limits
 
 json_values = st.recursive(
@@ -99,3 +101,21 @@ def test_ordinary_batches_take_the_fast_path() -> None:
 def test_brackets_inside_strings_do_not_count() -> None:
     body = orjson.dumps({"v": "[" * 100 + "," * 100})
     check_json_limits(body, JsonLimits(max_depth=2, max_items=3, max_string_bytes=1000))
+
+
+def test_parse_json_refuses_depth_hidden_among_few_items() -> None:
+    deep = b"[" * 70 + b"]" * 70  # few items, small body: only the depth check can catch it
+    with pytest.raises(GatewayError) as caught:
+        parse_json(deep, JsonLimits(max_depth=64))
+    assert caught.value.problem.type is ProblemType.JSON_TOO_COMPLEX
+
+
+def test_parse_json_accepts_wide_shallow_batches() -> None:
+    body = orjson.dumps({"records": [{"key": str(i), "value": {"n": [i]}} for i in range(500)]})
+    assert len(parse_json(body, JsonLimits(max_depth=5))["records"]) == 500
+
+
+def test_parse_json_past_orjson_nesting_is_a_limit_not_a_parse_error() -> None:
+    with pytest.raises(GatewayError) as caught:
+        parse_json(b"[" * 2000 + b"]" * 2000, JsonLimits(max_depth=64))
+    assert caught.value.problem.type is ProblemType.JSON_TOO_COMPLEX
