@@ -143,7 +143,7 @@ async def sigkill_cycles(data_dir: Path, cycles: int, seed: int) -> None:
 
 @pytest.mark.anyio
 async def test_acknowledged_records_survive_sigkill(tmp_path: Path) -> None:
-    await sigkill_cycles(tmp_path, cycles=30, seed=int.from_bytes(os.urandom(4), "big"))
+    await sigkill_cycles(tmp_path, cycles=50, seed=int.from_bytes(os.urandom(4), "big"))
 
 
 @pytest.mark.slow
