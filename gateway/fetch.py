@@ -23,10 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import require_topic
 from gateway.codecs import record_to_json
 from gateway.errors import GatewayError, ProblemType
-from gateway.names import checked_topic_name, storage_name
 from gateway.runtime import Runtime, runtime_of
 from storage.backend import LogStore
 from storage.records import FetchResult
@@ -183,11 +181,8 @@ def fetch_reply(result: FetchResult, partition: int, runtime: Runtime, fmt: Any)
 
 async def fetch(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, Scope.TOPICS_READ)
-    topic = checked_topic_name(request.path_params["topic"])
-    require_topic(principal, topic)
-    log, _ = runtime.storage()
-    name = storage_name(principal.tenant, topic)
+    target = await runtime.topic_request(request, Scope.TOPICS_READ)
+    log, name = target.log, target.stored
     info = await log.get_topic(name)
     partition = partition_param(request, info.partitions)
     params = request.query_params

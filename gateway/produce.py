@@ -26,13 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import codecs
-from gateway.auth import require_topic
 from gateway.bodies import check_limits, parse_json, read_body
 from gateway.codecs import ParsedRecord, RecordError
 from gateway.errors import GatewayError, ProblemType
 from gateway.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
 from gateway.jsonlimits import needs_scan
-from gateway.names import checked_topic_name, storage_name
 from gateway.partitioner import choose_partition
 from gateway.runtime import Runtime, runtime_of
 from storage.backend import LogStore
@@ -216,11 +214,8 @@ async def append_grouped(
 
 async def produce(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, Scope.TOPICS_WRITE)
-    topic = checked_topic_name(request.path_params["topic"])
-    require_topic(principal, topic)
-    log_store, _state = runtime.storage()
-    name = storage_name(principal.tenant, topic)
+    target = await runtime.topic_request(request, Scope.TOPICS_WRITE)
+    principal, topic, log_store, name = target.principal, target.topic, target.log, target.stored
     info = await log_store.get_topic(name)
     media = media_type_of(request)
     settings = runtime.settings

@@ -14,17 +14,29 @@ from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
-from gateway.auth import Authenticator, authenticate, require_scope
+from gateway.auth import Authenticator, authenticate, require_scope, require_topic
 from gateway.errors import GatewayError, ProblemType
 from gateway.idempotency import IdempotencyStore
 from gateway.jsonlimits import JsonLimits
 from gateway.metrics import Metrics
+from gateway.names import checked_topic_name, storage_name
 from gateway.partitioner import RoundRobin
 from gateway.settings import Settings
 from storage.backend import LogStore, StateStore
 from tenants.principal import Principal, Scope
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRequest:
+    """A request on one of the caller's topics: who asks, which topic, where it is stored."""
+
+    principal: Principal
+    topic: str  # the tenant's name for it
+    stored: str  # the storage name, namespaced by tenant
+    log: LogStore
+    state: StateStore
 
 
 @dataclass
@@ -81,6 +93,16 @@ class Runtime:
         principal = await authenticate(conn, self.directory)
         require_scope(principal, scope)
         return principal
+
+    async def topic_request(self, conn: HTTPConnection, scope: Scope) -> TopicRequest:
+        """The prelude of every `/v1/topics/{topic}/...` route: the caller holding
+        `scope`, the path's topic name checked and allowed by the credential's
+        topic patterns, and its tenant-namespaced storage name."""
+        principal = await self.principal(conn, scope)
+        topic = checked_topic_name(conn.path_params["topic"])
+        require_topic(principal, topic)
+        log, state = self.storage()
+        return TopicRequest(principal, topic, storage_name(principal.tenant, topic), log, state)
 
     def begin_drain(self) -> None:
         """Start shutting down: wake every long-poll, report not ready."""

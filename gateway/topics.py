@@ -134,19 +134,15 @@ async def list_topics(request: Request) -> Response:
 
 async def describe_topic(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, Scope.TOPICS_READ)
-    name = _path_topic(request, principal.may_use_topic)
-    log, _ = runtime.storage()
-    desc = await log.describe_topic(storage_name(principal.tenant, name))
-    return json_response(description_json(desc, principal.tenant))
+    target = await runtime.topic_request(request, Scope.TOPICS_READ)
+    desc = await target.log.describe_topic(target.stored)
+    return json_response(description_json(desc, target.principal.tenant))
 
 
 async def update_topic(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, Scope.TOPICS_ADMIN)
-    name = _path_topic(request, principal.may_use_topic)
-    log, _ = runtime.storage()
-    stored = storage_name(principal.tenant, name)
+    target = await runtime.topic_request(request, Scope.TOPICS_ADMIN)
+    principal, log, stored = target.principal, target.log, target.stored
     raw = await read_json(request, limit=CONFIG_BODY_LIMIT, limits=runtime.json_limits)
     try:
         patch = TopicPatch.model_validate(raw)
@@ -171,20 +167,10 @@ async def update_topic(request: Request) -> Response:
 
 async def delete_topic(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, Scope.TOPICS_ADMIN)
-    name = _path_topic(request, principal.may_use_topic)
-    log, _ = runtime.storage()
-    stored = storage_name(principal.tenant, name)
-    await log.delete_topic(stored)
-    runtime.round_robin.forget(stored)
+    target = await runtime.topic_request(request, Scope.TOPICS_ADMIN)
+    await target.log.delete_topic(target.stored)
+    runtime.round_robin.forget(target.stored)
     return Response(status_code=204)
-
-
-def _path_topic(request: Request, may_use: Any) -> str:
-    name = checked_topic_name(request.path_params["topic"])
-    if not may_use(name):
-        raise GatewayError(ProblemType.FORBIDDEN, f"the credential may not use topic {name!r}")
-    return name
 
 
 routes = [

@@ -97,16 +97,7 @@ class Catalog:
             },
             sort_keys=True,
         ).encode()
-        tmp = f"{path}.tmp"
-        fd = fio.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            fio.write_all(fd, data)
-            fio.fsync(fd)
-        finally:
-            fio.close(fd)
-        self._crash.hit("metadata-rename")
-        fio.rename(tmp, path)
-        fio.fsync_dir(os.path.dirname(path))
+        fio.write_atomic(path, data, before_rename=lambda: self._crash.hit("metadata-rename"))
 
     def delete(self, name: str) -> None:
         """Rename the topic away durably (the deletion point), then remove its files."""

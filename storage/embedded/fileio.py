@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 
 
 class FileIO:
@@ -83,8 +84,14 @@ class FileIO:
         finally:
             self.close(fd)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace `path` with `data` so a crash leaves either the old or the new file."""
+    def write_atomic(
+        self, path: str, data: bytes, *, before_rename: Callable[[], None] | None = None
+    ) -> None:
+        """Replace `path` with `data` so a crash leaves either the old or the new file.
+
+        `before_rename` runs once the new content is durable and not yet in place
+        (where crash tests stop the process).
+        """
         tmp = f"{path}.tmp"
         fd = self.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
@@ -92,5 +99,7 @@ class FileIO:
             self.fsync(fd)
         finally:
             self.close(fd)
+        if before_rename is not None:
+            before_rename()
         self.rename(tmp, path)
         self.fsync_dir(os.path.dirname(path) or ".")
