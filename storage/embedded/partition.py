@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import threading
 from bisect import bisect_right
 
@@ -32,10 +34,12 @@ from storage.embedded.codec import (
 )
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
-from storage.embedded.recovery import RecoveredLog
+from storage.embedded.recovery import FENCE_FILE, RecoveredLog
 from storage.embedded.segment import Segment
 from storage.errors import CorruptData, OffsetOutOfRange
 from storage.records import FetchResult, PartitionInfo, Record, TopicConfig
+
+log = logging.getLogger(__name__)
 
 _MIN_WINDOW = 16 * 1024
 _MAX_WINDOW = 8 * 1024 * 1024
@@ -155,15 +159,31 @@ class Partition:
             return self.end_offset
 
     def fence(self, reason: str) -> None:
-        """Stop accepting appends after a failed fsync; cut unacknowledged bytes (best effort)."""
+        """Stop accepting appends after a failed fsync.
+
+        The bytes past the acknowledged end were never acknowledged and must
+        never be served, also after a restart. Cutting them now may not reach
+        the disk (its sync just failed), so the acknowledged end offset is also
+        written to a marker file that recovery honours before serving anything.
+        """
         self.fenced = reason
         with self.lock:
-            seg, keep = self.active, self.visible_size
+            seg, keep, end = self.active, self.visible_size, self.end_offset
         try:
             if seg.fd is not None:
                 self._fio.ftruncate(seg.fd, keep)
         except OSError:
             pass
+        try:
+            self._fio.write_atomic(os.path.join(self.directory, FENCE_FILE), str(end).encode())
+        except OSError as exc:
+            log.error(
+                "partition %d of %r: cannot record its acknowledged end %d: %s",
+                self.number,
+                self.topic,
+                end,
+                exc,
+            )
         self.next_offset = self.end_offset
 
     # -- readers ------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from storage.embedded.segment import (
 )
 
 _CHUNK = 1 << 20
+# Written when a failed fsync fenced the partition: its acknowledged end offset.
+FENCE_FILE = "fenced"
 _MIN_RECORD_BYTES = 18  # timestamp, key length, value length, header count
 
 
@@ -182,10 +184,11 @@ def recover_partition(
                 )
             )
             fio.fsync_dir(directory)
+        cut = FENCE_FILE in names and _cut_to_fence(fio, directory, result)
         last = len(result.segments) - 1
         for i, segment in enumerate(result.segments):
             next_base = result.segments[i + 1].base_offset if i < last else None
-            trusted = (i < last or clean) and segment.load_indexes()
+            trusted = (i < last or (clean and not cut)) and segment.load_indexes()
             if trusted and (next_base is None or segment.next_offset == next_base):
                 continue
             quarantined, truncated = scan_segment(segment, may_truncate=i == last)
@@ -200,3 +203,36 @@ def recover_partition(
             segment.close()
         raise
     return result
+
+
+def _cut_to_fence(fio: FileIO, directory: str, log: RecoveredLog) -> bool:
+    """Cut the log back to the acknowledged end recorded when it was fenced.
+
+    Everything past that offset was written but never acknowledged (its fsync
+    failed), so it must not be served now that the disk may hold it after all.
+    The end always falls on a batch boundary. Returns True when the active
+    segment changed (its indexes must then be rebuilt).
+    """
+    marker = os.path.join(directory, FENCE_FILE)
+    end = int(fio.read_whole(marker).decode().strip())
+    while len(log.segments) > 1 and log.segments[-1].base_offset >= end:
+        log.segments.pop().delete()
+    segment = log.segments[-1]
+    size = segment.file_size()
+    reader = _SegmentReader(segment, size)
+    # Walk batch boundaries by their length prefix only: a corrupt batch before
+    # the end is the scan's business (quarantine), not a reason to cut here.
+    position, cut_at = 0, None
+    while position + PREFIX_SIZE <= size:
+        base_offset, total = read_prefix(reader.get(position, PREFIX_SIZE))
+        if base_offset >= end:
+            cut_at = position
+            break
+        if total < HEADER_SIZE or position + total > size:
+            break  # no provable boundary: leave the tail to the scan
+        position += total
+    if cut_at is not None:
+        segment.truncate(cut_at)
+    fio.unlink(marker)
+    fio.fsync_dir(directory)
+    return cut_at is not None

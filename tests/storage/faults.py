@@ -176,3 +176,39 @@ class SimulatedDisk(FileIO):
                 cut += 1
             self.pending_entries.clear()
         return cut, removed
+
+
+class FailingFsyncAndTruncate(FileIO):
+    """Once armed, a segment file can be neither synced nor cut back: the unsynced
+    bytes stay in it, whole and with valid CRCs. Write-back errors are per file
+    on Linux, so other files (such as a small marker) still sync."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.failures = 0
+        self._segments: set[int] = set()
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        fd = super().open(path, flags, mode)
+        if path.endswith(".log"):
+            self._segments.add(fd)
+        else:
+            self._segments.discard(fd)
+        return fd
+
+    def _maybe_fail(self, fd: int) -> None:
+        if self.armed and fd in self._segments:
+            self.failures += 1
+            raise OSError(errno.EIO, "injected segment I/O failure")
+
+    def fdatasync(self, fd: int) -> None:
+        self._maybe_fail(fd)
+        super().fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        self._maybe_fail(fd)
+        super().fsync(fd)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        self._maybe_fail(fd)
+        super().ftruncate(fd, length)

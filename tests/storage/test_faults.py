@@ -17,7 +17,13 @@ from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
 from storage.errors import CorruptData, DiskFull, PartitionFenced, StorageError
 from storage.records import Durability, NewRecord, TopicConfig
-from tests.storage.faults import DiskQuota, FailingFsync, ShortWrites, SimulatedDisk
+from tests.storage.faults import (
+    DiskQuota,
+    FailingFsync,
+    FailingFsyncAndTruncate,
+    ShortWrites,
+    SimulatedDisk,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -97,6 +103,34 @@ async def test_failed_fsync_is_never_acknowledged_and_fences_the_partition(
         await assert_exactly_acked(store, 2, acked)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("fio_kind", [FailingFsync, FailingFsyncAndTruncate])
+async def test_records_of_a_failed_fsync_never_reappear_after_restart(
+    tmp_path: Path, fio_kind: type[FailingFsync | FailingFsyncAndTruncate]
+) -> None:
+    fio = fio_kind()
+    store = await open_store(tmp_path, fio)
+    await store.create_topic(TOPIC, 1, SMALL_SEGMENTS)
+    acked: Acked = {}
+    for i in range(3):
+        await append_acked(store, 0, batch(f"a{i}", 10), acked)
+    fio.armed = True
+    with pytest.raises(PartitionFenced):
+        await append_acked(store, 0, batch("lost", 10), acked)
+    await store._abandon()
+    log_bytes = b"".join(p.read_bytes() for p in (tmp_path / "topics" / TOPIC / "0").glob("*.log"))
+    if fio_kind is FailingFsyncAndTruncate:
+        assert b"lost-0-" in log_bytes  # the failed batch is still on disk...
+
+    store = await open_store(tmp_path)
+    try:
+        await assert_exactly_acked(store, 1, acked)  # ...but is never served
+        await append_acked(store, 0, batch("after", 4), acked)
+        await assert_exactly_acked(store, 1, acked)  # offsets continue gaplessly
+    finally:
+        await store.close()
+    assert not (tmp_path / "topics" / TOPIC / "0" / "fenced").exists()
 
 
 @pytest.mark.parametrize("budget", [3000, 20_000, 50_000])
