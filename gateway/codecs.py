@@ -17,7 +17,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -48,12 +48,14 @@ class RecordError:
         return {"record": self.record, "pointer": self.pointer, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRecord:
-    """A validated record and the partition it asked for (None: let the partitioner pick)."""
+class ParsedRecord(NamedTuple):
+    """A validated record, the partition it asked for (None: let the partitioner pick)
+    and its payload size (what `max_record_bytes` limits). A NamedTuple: produce
+    builds one per record."""
 
     record: NewRecord
     partition: int | None
+    size: int
 
 
 def encode_value(value: Any, fmt: ValueFormat) -> bytes | None:
@@ -179,7 +181,11 @@ def _parse_plain_record(
     except InvalidValue:
         return None
     key_bytes = None if key is None else key.encode("utf-8")
-    return ParsedRecord(NewRecord(value, key_bytes, headers, timestamp), partition)
+    record = NewRecord(value, key_bytes, headers, timestamp)
+    if headers:
+        return ParsedRecord(record, partition, record.size())
+    size = (len(value) if value else 0) + (len(key_bytes) if key_bytes else 0)
+    return ParsedRecord(record, partition, size)
 
 
 def _parse_record_fully(
@@ -232,7 +238,8 @@ def _parse_record_fully(
         )
     if errors:
         return errors
-    return ParsedRecord(NewRecord(value, key_bytes, headers, timestamp), partition)
+    record = NewRecord(value, key_bytes, headers, timestamp)
+    return ParsedRecord(record, partition, record.size())
 
 
 def record_to_json(record: Record, partition: int, fmt: ValueFormat) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def validate(objects: Sequence[Any], info: TopicInfo, max_records: int) -> list[
         if isinstance(result, list):
             errors.extend(result)
             continue
-        size = result.record.size()
+        size = result.size
         if size > limit:
             oversize.append(
                 RecordError(i, f"/records/{i}", f"record is {size} bytes; the topic allows {limit}")
@@ -179,7 +179,7 @@ def raw_record(
             [RecordError(0, "/records/0", f"record is {record.size()} bytes; limit {limit}")],
             limit,
         )
-    return [ParsedRecord(record, result.partition)]
+    return [ParsedRecord(record, result.partition, record.size())]
 
 
 async def append_grouped(

@@ -43,11 +43,11 @@ class NewRecord(NamedTuple):
 
     def size(self) -> int:
         """Bytes the record's payload occupies; what `max_record_bytes` limits."""
-        return (
-            len(self.value or b"")
-            + len(self.key or b"")
-            + sum(len(n.encode()) + len(v) for n, v in self.headers)
-        )
+        value, key = self.value, self.key
+        n = (len(value) if value else 0) + (len(key) if key else 0)
+        for name, hvalue in self.headers:  # a plain loop: no generator for header-less records
+            n += len(name.encode()) + len(hvalue)
+        return n
 
 
 class Record(NamedTuple):

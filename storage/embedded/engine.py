@@ -370,16 +370,17 @@ class EmbeddedLogStore:
         target = self._partition(topic, partition)
         if not records:
             raise InvalidConfig("an append needs at least one record")
-        limit = topic.info.config.max_record_bytes
-        for i, record in enumerate(records):
-            size = record.size()
-            if size > limit:
-                raise RecordTooLarge(size, limit, i)
         try:
             batch = encode_batch(records, now_ms=_now_ms())
             header = decode_header(batch)
         except (ValueError, UnicodeError, OverflowError, CodecError) as exc:
             raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+        limit = topic.info.config.max_record_bytes
+        if len(batch) > limit:  # the batch bounds each record: measure only when it must
+            for i, record in enumerate(records):
+                size = record.size()
+                if size > limit:
+                    raise RecordTooLarge(size, limit, i)
         future: asyncio.Future[AppendResult] = self._loop.create_future()
         self._shard_of(target).submit(
             AppendRequest(
