@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import os
 import random
+import shutil
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from storage.embedded.fileio import FileIO
 
@@ -76,106 +81,304 @@ class ShortWrites(FileIO):
         return super().write(fd, data)
 
 
-class SimulatedDisk(FileIO):
-    """Remembers what a power cut would keep, and can apply the cut.
+class PowerIsOff(OSError):
+    """Raised by every file operation after a simulated power cut."""
 
-    A file's durable content is its size at its last fsync/fdatasync (the log
-    and indexes are append-only or replaced whole); a new directory entry is
-    durable only once its parent directory is fsynced. `power_cut` rewrites
-    the real files to that state, tearing the last page of files that had
-    unsynced bytes, and removes entries that were never made durable.
+    def __init__(self) -> None:
+        super().__init__(errno.EIO, "simulated power cut: the disk is gone")
+
+
+@dataclass
+class PowerCutReport:
+    """What a simulated power cut did to the files under the disk's root."""
+
+    rewritten: int = 0  # files put back to their durable content
+    torn: int = 0  # ...of which with a torn last page past it
+    removed: int = 0  # entries that were never made durable (files and directories)
+    restored: int = 0  # entries removed or renamed away whose removal was not durable
+
+
+class SimulatedDisk(FileIO):
+    """Remembers what a power cut would keep under `root`, and can apply the cut.
+
+    The model is the POSIX one that crash-consistency tools use:
+
+    * a file's content is durable as it was when an fsync/fdatasync of it last
+      started; later writes, truncations and rewrites are not;
+    * a directory entry (created, renamed, unlinked, a new directory) is durable
+      only once its parent directory is fsynced; until then the cut brings back
+      the old entry, or nothing.
+
+    Files and directories are nodes, like inodes, so a rename moves the node and
+    an unsynced rename over an existing file leaves the old file in place after
+    the cut. Everything present when the disk is created counts as durable.
+
+    `power_cut` may run while writer threads are busy: from then on every file
+    operation raises `PowerIsOff` (the process keeps running, as if its disk had
+    vanished), operations already under way finish first, then the real files
+    are rewritten to their durable state, with, when `tear` is set, a torn last
+    page past the durable end of files that had unsynced bytes: random garbage,
+    a prefix of the unsynced bytes, or both.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, seed: int = 0) -> None:
+        self.root = os.path.abspath(root)
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self._paths: dict[int, str] = {}
-        self.durable_size: dict[str, int] = {}
-        self.pending_entries: set[str] = set()
+        self._power = threading.Condition()
+        self._in_flight = 0
+        self.dead = False
+        self._lock = threading.Lock()  # the model below; never held across a sync
+        self._ids = itertools.count()
+        self._files: dict[int, bytes | None] = {}  # durable content; None: as when scanned
+        self._live: dict[int, dict[str, int]] = {}  # directory -> its entries now
+        self._durable: dict[int, dict[str, int]] = {}  # directory -> its durable entries
+        self._fds: dict[int, int] = {}
+        self._root = self._scan(self.root)
+
+    # -- the model ----------------------------------------------------------------------
+
+    def _scan(self, path: str) -> int:
+        node = next(self._ids)
+        if os.path.isdir(path):
+            entries = {name: self._scan(os.path.join(path, name)) for name in os.listdir(path)}
+            self._live[node], self._durable[node] = entries, dict(entries)
+        else:
+            self._files[node] = None
+        return node
+
+    def _locate(self, path: str) -> tuple[int, str] | None:
+        """(parent directory node, name) of a path under the root, if its parent is known."""
+        full = os.path.abspath(path)
+        if not full.startswith(self.root + os.sep):
+            return None
+        parts = full[len(self.root) + 1 :].split(os.sep)
+        node = self._root
+        for part in parts[:-1]:
+            child = self._live.get(node, {}).get(part)
+            if child is None or child not in self._live:
+                return None
+            node = child
+        return node, parts[-1]
+
+    def _node(self, path: str) -> int | None:
+        if os.path.abspath(path) == self.root:
+            return self._root
+        loc = self._locate(path)
+        return None if loc is None else self._live[loc[0]].get(loc[1])
+
+    def _capture(self, node: int, path: str) -> None:
+        """Pin the durable content of every file under `node` before it changes or moves."""
+        if node in self._live:
+            for name, child in self._live[node].items():
+                self._capture(child, os.path.join(path, name))
+        elif self._files.get(node, b"") is None:
+            with open(path, "rb") as f:
+                self._files[node] = f.read()
+
+    def _capture_path(self, path: str) -> None:
+        node = self._node(path)
+        if node is not None and os.path.lexists(path):
+            self._capture(node, path)
+
+    def _walk(self, entries: dict[int, dict[str, int]]) -> dict[str, int]:
+        """path -> node of the tree as `entries` (live or durable) describes it."""
+        out: dict[str, int] = {self.root: self._root}
+        stack = [(self.root, self._root)]
+        while stack:
+            path, node = stack.pop()
+            for name, child in entries.get(node, {}).items():
+                child_path = os.path.join(path, name)
+                out[child_path] = child
+                if child in self._live:
+                    stack.append((child_path, child))
+        return out
+
+    @contextlib.contextmanager
+    def _powered(self) -> Iterator[None]:
+        with self._power:
+            if self.dead:
+                raise PowerIsOff()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._power:
+                self._in_flight -= 1
+                self._power.notify_all()
+
+    # -- FileIO -------------------------------------------------------------------------
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
-        existed = os.path.exists(path)
-        fd = super().open(path, flags, mode)
-        with self._lock:
-            self._paths[fd] = path
-            if not existed:
-                self.pending_entries.add(path)
-                self.durable_size[path] = 0
-            elif flags & os.O_TRUNC:
-                self.durable_size[path] = 0
-            else:
-                self.durable_size.setdefault(path, os.path.getsize(path))
-        return fd
+        with self._powered():
+            with self._lock:
+                if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+                    self._capture_path(path)
+                loc = self._locate(path)
+                fd = super().open(path, flags, mode)
+                if loc is not None:
+                    parent, name = loc
+                    node = self._live[parent].get(name)
+                    if node is None:  # created now: empty, and its entry not yet durable
+                        node = next(self._ids)
+                        self._files[node] = b""
+                        self._live[parent][name] = node
+                    self._fds[fd] = node
+            return fd
 
-    def close(self, fd: int) -> None:
+    def close(self, fd: int) -> None:  # allowed after the cut: it changes nothing on disk
         with self._lock:
-            self._paths.pop(fd, None)
+            self._fds.pop(fd, None)
         super().close(fd)
 
-    def _synced(self, fd: int) -> None:
-        with self._lock:
-            path = self._paths.get(fd)
-            if path is not None:
-                self.durable_size[path] = os.fstat(fd).st_size
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        with self._powered():
+            return super().write(fd, data)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        with self._powered():
+            return super().pread(fd, size, offset)
+
+    def _sync(self, fd: int, sync: Callable[[int], None]) -> None:
+        with self._powered():
+            node = self._fds.get(fd)
+            # What the file holds when the sync starts is durable once it returns.
+            snapshot = None
+            if node is not None:
+                with open(f"/proc/self/fd/{fd}", "rb") as f:
+                    snapshot = f.read()
+            sync(fd)
+            if node is not None:
+                with self._lock:
+                    self._files[node] = snapshot
 
     def fdatasync(self, fd: int) -> None:
-        super().fdatasync(fd)
-        self._synced(fd)
+        self._sync(fd, super().fdatasync)
 
     def fsync(self, fd: int) -> None:
-        super().fsync(fd)
-        self._synced(fd)
+        self._sync(fd, super().fsync)
 
     def ftruncate(self, fd: int, length: int) -> None:
-        super().ftruncate(fd, length)
-        with self._lock:
-            path = self._paths.get(fd)
-            if path is not None:
-                self.durable_size[path] = min(self.durable_size.get(path, 0), length)
+        with self._powered():
+            super().ftruncate(fd, length)
+
+    def size(self, fd: int) -> int:
+        with self._powered():
+            return super().size(fd)
 
     def fsync_dir(self, path: str) -> None:
-        super().fsync_dir(path)
-        prefix = path.rstrip("/") + "/"
-        with self._lock:
-            self.pending_entries = {
-                p
-                for p in self.pending_entries
-                if not (p.startswith(prefix) and "/" not in p[len(prefix) :])
-            }
+        with self._powered():
+            super().fsync_dir(path)
+            with self._lock:
+                node = self._node(path)
+                if node is not None and node in self._live:
+                    self._durable[node] = dict(self._live[node])
+
+    def mkdir(self, path: str) -> None:
+        with self._powered(), self._lock:
+            super().mkdir(path)
+            loc = self._locate(path)
+            if loc is not None:
+                node = next(self._ids)
+                self._live[node], self._durable[node] = {}, {}
+                self._live[loc[0]][loc[1]] = node
 
     def rename(self, src: str, dst: str) -> None:
-        existed = os.path.exists(dst)
-        super().rename(src, dst)
-        with self._lock:
-            size = self.durable_size.pop(src, os.path.getsize(dst))
-            self.durable_size[dst] = size
-            self.pending_entries.discard(src)
-            if not existed:
-                self.pending_entries.add(dst)
+        with self._powered(), self._lock:
+            self._capture_path(src)
+            self._capture_path(dst)
+            src_loc, dst_loc = self._locate(src), self._locate(dst)
+            super().rename(src, dst)
+            node = None if src_loc is None else self._live[src_loc[0]].pop(src_loc[1], None)
+            if dst_loc is not None:
+                if node is None:
+                    node = next(self._ids)
+                    self._files[node] = b""  # came from outside the root
+                self._live[dst_loc[0]][dst_loc[1]] = node
 
-    def power_cut(self, *, tear: bool = True) -> tuple[int, int]:
-        """Apply the cut to the files on disk; returns (files cut, entries removed)."""
-        cut = removed = 0
+    def _remove(self, path: str, remove: Callable[[str], None]) -> None:
+        with self._powered(), self._lock:
+            self._capture_path(path)
+            loc = self._locate(path)
+            remove(path)
+            if loc is not None:
+                self._live[loc[0]].pop(loc[1], None)
+
+    def unlink(self, path: str) -> None:
+        self._remove(path, super().unlink)
+
+    def rmtree(self, path: str) -> None:
+        self._remove(path, super().rmtree)
+
+    def listdir(self, path: str) -> list[str]:
+        with self._powered():
+            return super().listdir(path)
+
+    def exists(self, path: str) -> bool:
+        with self._powered():
+            return super().exists(path)
+
+    # -- the cut ------------------------------------------------------------------------
+
+    def power_cut(self, *, tear: bool = True) -> PowerCutReport:
+        """Stop the disk and rewrite the files under the root to what was durable."""
+        with self._power:
+            self.dead = True
+            self._power.wait_for(lambda: self._in_flight == 0)
+        report = PowerCutReport()
         with self._lock:
-            for path in sorted(self.pending_entries, key=len, reverse=True):
-                if os.path.isfile(path):
-                    os.unlink(path)
-                    removed += 1
-            for path, durable in self.durable_size.items():
-                if path in self.pending_entries or not os.path.isfile(path):
+            live = self._walk(self._live)
+            target = self._walk(self._durable)
+            live_path = {node: path for path, node in live.items()}
+            now: dict[int, bytes] = {}
+            for node in target.values():
+                if self._files.get(node) is not None and node in live_path:
+                    with open(live_path[node], "rb") as f:
+                        now[node] = f.read()
+            # Remove what the cut never saw, deepest first.
+            for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+                for name in filenames:
+                    path = os.path.join(dirpath, name)
+                    if target.get(path, -1) not in self._files:
+                        os.unlink(path)
+                        report.removed += 1
+                for name in dirnames:
+                    path = os.path.join(dirpath, name)
+                    if target.get(path, -1) not in self._live:
+                        shutil.rmtree(path)
+                        report.removed += 1
+            # Put back what was durable, parents first.
+            for path in sorted(target, key=len):
+                node = target[path]
+                if node in self._live:
+                    if not os.path.isdir(path):
+                        os.mkdir(path)
+                        report.restored += 1
                     continue
-                size = os.path.getsize(path)
-                if size <= durable:
+                durable = self._files[node]
+                if durable is None:
+                    assert os.path.isfile(path), f"{path} vanished without being captured"
                     continue
-                with open(path, "r+b") as f:
-                    f.truncate(durable)
-                    if tear and path.endswith(".log"):
-                        f.seek(durable)
-                        torn = min(size - durable, self._rng.randint(1, 4096))
-                        f.write(os.urandom(torn))
-                cut += 1
-            self.pending_entries.clear()
-        return cut, removed
+                if not os.path.exists(path):
+                    report.restored += 1
+                content = durable
+                current = now.get(node, b"")
+                if tear and len(current) > len(durable) and current.startswith(durable):
+                    content = durable + self._torn_page(current[len(durable) :])
+                    report.torn += 1
+                with open(path, "wb") as f:
+                    f.write(content)
+                report.rewritten += 1
+        return report
+
+    def _torn_page(self, unsynced: bytes) -> bytes:
+        """What may reach the platter of a page being written when the power went."""
+        kind = self._rng.randrange(3)
+        if kind == 0:
+            return os.urandom(self._rng.randint(1, 4096))
+        kept = unsynced[: self._rng.randint(1, len(unsynced))]
+        if kind == 1:
+            return kept
+        return kept + os.urandom(self._rng.randint(1, 4096))
 
 
 class FailingFsyncAndTruncate(FileIO):

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,14 @@ import pytest
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
+from storage.embedded.segment import Segment
 from storage.errors import CorruptData, DiskFull, PartitionFenced, StorageError
 from storage.records import Durability, NewRecord, TopicConfig
 from tests.storage.faults import (
     DiskQuota,
     FailingFsync,
     FailingFsyncAndTruncate,
+    PowerIsOff,
     ShortWrites,
     SimulatedDisk,
 )
@@ -62,6 +66,28 @@ async def read_all(store: EmbeddedLogStore, partition: int) -> dict[int, bytes |
             out[r.offset] = r.value
             offset += 1
     return out
+
+
+async def read_all_but_corrupt(
+    store: EmbeddedLogStore, partition: int
+) -> tuple[dict[int, bytes | None], int]:
+    """Like `read_all`, stepping over ranges that raise CorruptData; returns their size too."""
+    info = await store.offsets(TOPIC, partition)
+    out: dict[int, bytes | None] = {}
+    corrupt = 0
+    offset = info.start_offset
+    while offset < info.end_offset:
+        try:
+            fetched = await store.read(TOPIC, partition, offset, max_records=10_000)
+        except CorruptData as exc:
+            step = max(exc.end_offset, offset + 1) - offset
+            corrupt += step
+            offset += step
+            continue
+        for r in fetched.records:
+            out[r.offset] = r.value
+        offset = fetched.next_offset
+    return out, corrupt
 
 
 async def assert_exactly_acked(store: EmbeddedLogStore, partitions: int, acked: Acked) -> None:
@@ -205,52 +231,152 @@ async def test_short_writes_still_store_exact_bytes(tmp_path: Path) -> None:
         await store.close()
 
 
-async def power_cut_cycle(path: Path, seed: int, acked: Acked, partitions: int) -> int:
-    """Concurrent appends, then a cut at a random moment; returns appends that failed."""
+def test_simulated_disk_keeps_only_what_was_made_durable(tmp_path: Path) -> None:
+    (tmp_path / "old").write_bytes(b"before")
+    disk = SimulatedDisk(tmp_path, seed=3)
+    synced = disk.open(str(tmp_path / "synced"), os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    disk.write_all(synced, b"durable")
+    disk.fdatasync(synced)
+    disk.write_all(synced, b"-lost")
+    unsynced_dir = disk.open(str(tmp_path / "no-dir-sync"), os.O_RDWR | os.O_CREAT)
+    disk.write_all(unsynced_dir, b"data")
+    disk.fsync(unsynced_dir)
+    disk.write_atomic(str(tmp_path / "meta"), b"v1")  # syncs the directory: all durable
+    disk.close(unsynced_dir)
+    disk.unlink(str(tmp_path / "no-dir-sync"))  # none of what follows is made durable
+    disk.mkdir(str(tmp_path / "newdir"))
+    disk.rename(str(tmp_path / "old"), str(tmp_path / "renamed"))
+    disk.close(synced)
+
+    report = disk.power_cut(tear=False)
+    with pytest.raises(PowerIsOff):
+        disk.open(str(tmp_path / "synced"), os.O_RDONLY)  # the disk is gone
+    assert (tmp_path / "synced").read_bytes() == b"durable"
+    assert (tmp_path / "no-dir-sync").read_bytes() == b"data"
+    assert (tmp_path / "meta").read_bytes() == b"v1"
+    assert (tmp_path / "old").read_bytes() == b"before"
+    assert not (tmp_path / "renamed").exists()
+    assert not (tmp_path / "newdir").exists()
+    assert (report.removed, report.restored) == (2, 2)
+
+
+def test_simulated_disk_tears_the_last_page(tmp_path: Path) -> None:
+    tails: set[bytes] = set()
+    for seed in range(12):
+        path = tmp_path / f"f{seed}"
+        disk = SimulatedDisk(tmp_path, seed=seed)
+        fd = disk.open(str(path), os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        disk.write_all(fd, b"A" * 100)
+        disk.fdatasync(fd)
+        disk.fsync_dir(str(tmp_path))
+        disk.write_all(fd, b"B" * 100)
+        disk.close(fd)
+        assert disk.power_cut(tear=True).torn == 1
+        content = path.read_bytes()
+        assert content[:100] == b"A" * 100
+        assert len(content) > 100
+        tails.add(content[100:101])
+    assert tails >= {b"B"}  # sometimes a prefix of the unsynced bytes reaches the disk
+
+
+@dataclass
+class PowerCutHistory:
+    """Every value ever sent, and the (partition, offset) -> value of acknowledged ones."""
+
+    attempted: set[bytes] = field(default_factory=set)
+    acked: Acked = field(default_factory=dict)
+    cut_during_appends: int = 0
+    torn_files: int = 0
+
+
+async def power_cut_cycle(path: Path, seed: int, history: PowerCutHistory, partitions: int) -> None:
+    """Concurrent appends, and the power goes at a random moment while they run.
+
+    After the cut every file operation fails, so the engine can neither sync nor
+    acknowledge anything more (as a dead machine would not); appends that fail
+    from then on have an unknown outcome, like those of a crashed process.
+    """
     rng = random.Random(seed)
-    disk = SimulatedDisk(seed)
+    disk = SimulatedDisk(path, seed=seed)
     store = await open_store(path, disk)
     if not await store.list_topics():
         await store.create_topic(TOPIC, partitions, SMALL_SEGMENTS)
+    in_flight = 0
 
     async def producer(worker: int) -> None:
-        for i in range(1000):
-            await append_acked(
-                store, rng.randrange(partitions), batch(f"{seed}-{worker}-{i}", 4), acked
-            )
+        nonlocal in_flight
+        for i in range(100_000):
+            records = batch(f"{seed}-{worker}-{i}", rng.randint(1, 8))
+            history.attempted.update(r.value for r in records if r.value is not None)
+            in_flight += 1
+            try:
+                await append_acked(store, rng.randrange(partitions), records, history.acked)
+            except StorageError:
+                return  # the power is off
+            finally:
+                in_flight -= 1
 
     tasks = [asyncio.create_task(producer(w)) for w in range(8)]
     await asyncio.sleep(rng.uniform(0.005, 0.08))
-    await store._abandon()  # the process stops dead; the kernel keeps what it had
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    disk.power_cut(tear=True)  # ...and then the power goes
-    return sum(isinstance(r, StorageError) for r in results)
+    history.cut_during_appends += in_flight > 0
+    report = await asyncio.to_thread(disk.power_cut, tear=True)
+    history.torn_files += report.torn
+    await store._abandon()
+    await asyncio.gather(*tasks)
 
 
-async def check_after_cut(path: Path, acked: Acked, partitions: int) -> None:
+@dataclass
+class CutDamage:
+    lost: int = 0  # acknowledged, and now missing or different
+    corrupt: int = 0  # offsets reads refused with CorruptData
+    foreign: int = 0  # served values nobody ever sent (garbage that passed as records)
+    duplicates: int = 0
+
+
+async def check_after_cut(path: Path, history: PowerCutHistory, partitions: int) -> CutDamage:
+    """Reopen without faults; count what the cut took from acknowledged records.
+
+    Records that reached the disk without their acknowledgement may be served;
+    from then on later cycles must keep them too, so they join the model.
+    """
+    damage = CutDamage()
     store = await open_store(path)
     try:
+        seen: set[bytes] = set()
         for p in range(partitions):
-            stored = await read_all(store, p)
-            for (q, offset), value in acked.items():
-                if q == p:
-                    assert stored.get(offset) == value, f"lost or changed: {p}/{offset}"
-            # Records that reached the disk without their ack are now readable, so
-            # later cycles must keep them too: adopt them into the model.
-            for offset, extra in stored.items():
-                if (p, offset) not in acked:
-                    assert extra is not None
-                    acked[(p, offset)] = extra
+            stored, corrupt = await read_all_but_corrupt(store, p)  # each batch passed its CRC
+            damage.corrupt += corrupt
+            for (q, offset), value in history.acked.items():
+                if q == p and stored.get(offset) != value:
+                    damage.lost += 1
+            for offset, got in stored.items():
+                assert got is not None  # no producer sends a null value
+                if got in seen:
+                    damage.duplicates += 1
+                seen.add(got)
+                if got not in history.attempted:
+                    damage.foreign += 1
+                history.acked.setdefault((p, offset), got)
     finally:
         await store.close()
+    return damage
 
 
 async def power_cuts(tmp_path: Path, cycles: int) -> None:
-    acked: Acked = {}
+    history = PowerCutHistory()
+    acked_before_cuts = 0
     for cycle in range(cycles):
-        await power_cut_cycle(tmp_path, cycle, acked, partitions=3)
-        await check_after_cut(tmp_path, acked, partitions=3)
-    print(f"\npower cuts={cycles} acknowledged records={len(acked)} lost=0")
+        acked_before = len(history.acked)
+        await power_cut_cycle(tmp_path, cycle, history, partitions=3)
+        acked_before_cuts += len(history.acked) - acked_before
+        damage = await check_after_cut(tmp_path, history, partitions=3)
+        assert damage == CutDamage(), f"cycle {cycle}: {damage}"
+    assert history.cut_during_appends >= cycles // 2
+    print(
+        f"\npower-cut cycles={cycles} (cut mid-append: {history.cut_during_appends}, "
+        f"torn files: {history.torn_files}) acked={acked_before_cuts} "
+        f"records kept={len(history.acked)} lost=0 foreign=0 duplicates=0"
+    )
 
 
 async def test_power_cuts_lose_no_acknowledged_record(tmp_path: Path) -> None:
@@ -263,52 +389,150 @@ async def test_200_power_cuts_lose_no_acknowledged_record(tmp_path: Path) -> Non
     await power_cuts(tmp_path, cycles=200)
 
 
-async def test_bit_flips_in_closed_segments_are_always_detected(tmp_path: Path) -> None:
-    store = await open_store(tmp_path)
-    acked: Acked = {}
-    await store.create_topic(TOPIC, 1, SMALL_SEGMENTS)
-    for i in range(200):
-        await append_acked(store, 0, batch(f"f{i}", 5), acked)
-    await store.close()
-    part_dir = tmp_path / "topics" / TOPIC / "0"
-    segments = sorted(part_dir.glob("*.log"))[:-1]  # closed segments only
-    assert len(segments) >= 3
-    rng = random.Random(1)
-    flips = 0
-    for seg in segments:
-        data = bytearray(seg.read_bytes())
-        # flip a bit inside a record payload region (past the first batch header)
-        pos = rng.randrange(64, len(data))
-        data[pos] ^= 1 << rng.randrange(8)
-        seg.write_bytes(bytes(data))
-        flips += 1
+async def test_power_cut_catches_an_acknowledgement_before_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness has teeth: an engine that skips its fdatasync loses acked records."""
+    monkeypatch.setattr(Segment, "sync", lambda self: None)
+    history = PowerCutHistory()
+    lost = 0
+    for cycle in range(5):
+        await power_cut_cycle(tmp_path, cycle, history, partitions=3)
+        monkeypatch.undo()
+        lost += (await check_after_cut(tmp_path, history, partitions=3)).lost
+        monkeypatch.setattr(Segment, "sync", lambda self: None)
+        history.acked.clear()
+    assert lost > 0
+    print(f"\nacknowledging before fsync: {lost} acknowledged records lost in 5 power cuts")
 
-    store = await open_store(tmp_path)
+
+@dataclass
+class ReadBack:
+    """What reading a whole damaged partition served and refused."""
+
+    served: dict[int, bytes | None] = field(default_factory=dict)
+    refused: list[tuple[int, int]] = field(default_factory=list)  # CorruptData ranges
+    bad: int = 0  # served records that differ from what was acknowledged
+
+
+async def read_damaged(path: Path, acked: Acked, rng: random.Random) -> ReadBack:
+    out = ReadBack()
+    store = await open_store(path)
     try:
-        served_bad = detected = 0
-        offset = 0
         end = (await store.offsets(TOPIC, 0)).end_offset
-        corrupt_ranges: list[tuple[int, int]] = []
+        offset = 0
         while offset < end:
             try:
-                fetched = await store.read(TOPIC, 0, offset, max_records=1)
+                fetched = await store.read(TOPIC, 0, offset, max_records=rng.choice([1, 7, 500]))
             except CorruptData as exc:
-                corrupt_ranges.append((exc.start_offset, exc.end_offset))
+                out.refused.append((exc.start_offset, exc.end_offset))
                 offset = max(exc.end_offset, offset + 1)
                 continue
             for r in fetched.records:
-                if acked[(0, r.offset)] != r.value:
-                    served_bad += 1
+                out.served[r.offset] = r.value
+                out.bad += acked.get((0, r.offset)) != r.value
             offset = fetched.next_offset
-        segment_bases = [int(s.stem) for s in segments]
-        for base in segment_bases:
-            nxt = min([b for b in [*segment_bases, end] if b > base], default=end)
-            if any(base <= s < nxt for s, _ in corrupt_ranges):
-                detected += 1
-        assert served_bad == 0
-        assert detected == flips
-        print(
-            f"\nbit flips injected={flips} detected={detected} served with a bad CRC={served_bad}"
-        )
     finally:
         await store.close()
+    return out
+
+
+async def pristine_log(path: Path) -> tuple[Acked, list[Path]]:
+    """A closed partition of many segments; returns the acks and its closed segments."""
+    store = await open_store(path)
+    acked: Acked = {}
+    try:
+        await store.create_topic(TOPIC, 1, SMALL_SEGMENTS)
+        for i in range(150):
+            await append_acked(store, 0, batch(f"f{i}", random.randint(1, 9)), acked)
+    finally:
+        await store.close()
+    segments = sorted((path / "topics" / TOPIC / "0").glob("*.log"))[:-1]
+    assert len(segments) >= 5
+    return acked, segments
+
+
+def segment_range(segments: list[Path], i: int, end: int) -> tuple[int, int]:
+    base = int(segments[i].stem)
+    return base, int(segments[i + 1].stem) if i + 1 < len(segments) else end
+
+
+async def test_bit_flips_in_closed_segments_are_always_detected(tmp_path: Path) -> None:
+    acked, segments = await pristine_log(tmp_path / "pristine")
+    end = 1 + max(o for _, o in acked)
+    rng = random.Random(11)
+    flips = detected = served_bad = lost_elsewhere = 0
+    for trial in range(40):
+        work = tmp_path / f"trial-{trial}"
+        shutil.copytree(tmp_path / "pristine", work)
+        i = rng.randrange(len(segments))
+        seg = work / segments[i].relative_to(tmp_path / "pristine")
+        data = bytearray(seg.read_bytes())
+        for _ in range(rng.randint(1, 3)):  # anywhere: headers, lengths, offsets, payloads
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        seg.write_bytes(bytes(data))
+        flips += 1
+        lo, hi = segment_range(segments, i, end)
+        got = await read_damaged(work, acked, rng)
+        served_bad += got.bad
+        detected += any(s < hi and e > lo for s, e in got.refused)
+        # The damage stays in its segment: every other record is still served.
+        lost_elsewhere += sum(1 for _, o in acked if not lo <= o < hi and o not in got.served)
+        shutil.rmtree(work)
+    print(
+        f"\nbit flips: segments damaged={flips} detected={detected} "
+        f"served with a bad CRC={served_bad} good records refused elsewhere={lost_elsewhere}"
+    )
+    assert served_bad == 0
+    assert detected == flips
+    assert lost_elsewhere == 0
+
+
+async def test_damaged_index_files_never_change_what_is_served(tmp_path: Path) -> None:
+    """Indexes are caches: a bit flip or a cut in one must not hide or alter records."""
+    acked, _ = await pristine_log(tmp_path / "pristine")
+    indexes = sorted((tmp_path / "pristine" / "topics" / TOPIC / "0").glob("*index"))
+    rng = random.Random(5)
+    trials = served_bad = refused = missing = 0
+    for trial in range(30):
+        work = tmp_path / f"trial-{trial}"
+        shutil.copytree(tmp_path / "pristine", work)
+        victim = work / rng.choice(indexes).relative_to(tmp_path / "pristine")
+        data = bytearray(victim.read_bytes())
+        if trial % 3 == 0:
+            data = data[: rng.randrange(len(data))]
+        else:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        victim.write_bytes(bytes(data))
+        got = await read_damaged(work, acked, rng)
+        trials += 1
+        served_bad += got.bad
+        refused += len(got.refused)
+        missing += sum(1 for _, o in acked if o not in got.served)
+        shutil.rmtree(work)
+    print(
+        f"\nindex damage: trials={trials} served wrong={served_bad} "
+        f"reads refused={refused} records missing={missing}"
+    )
+    assert served_bad == 0
+    assert (refused, missing) == (0, 0)
+
+
+async def test_truncated_closed_segment_is_reported_not_served(tmp_path: Path) -> None:
+    acked, segments = await pristine_log(tmp_path / "pristine")
+    end = 1 + max(o for _, o in acked)
+    rng = random.Random(9)
+    for trial in range(10):
+        work = tmp_path / f"trial-{trial}"
+        shutil.copytree(tmp_path / "pristine", work)
+        i = rng.randrange(len(segments))
+        seg = work / segments[i].relative_to(tmp_path / "pristine")
+        data = seg.read_bytes()
+        seg.write_bytes(data[: rng.randrange(len(data))])
+        lo, hi = segment_range(segments, i, end)
+        got = await read_damaged(work, acked, rng)
+        assert got.bad == 0
+        assert got.refused, "a cut segment must be reported"
+        assert all(lo <= s and e <= hi for s, e in got.refused)  # only its own range
+        assert all(o in got.served for _, o in acked if not lo <= o < hi)
+        shutil.rmtree(work)
