@@ -254,8 +254,7 @@ class Partition:
             window = _Window(seg, limit, chunk)
             position = 0
             if first:
-                _, position = seg.index.lookup(offset - seg.base_offset)
-                position = self._skip_below(window, position, limit, offset)
+                position = self._locate(window, seg, limit, offset)
                 first = False
             while position < limit and taken < max_bytes:
                 prefix = window.get(position, PREFIX_SIZE)
@@ -277,6 +276,29 @@ class Partition:
                 position += size
             i += 1
         return raws
+
+    def _locate(self, window: _Window, seg: Segment, limit: int, offset: int) -> int:
+        """The position of the batch holding `offset`, trusting the index only as a hint.
+
+        The index is a cache without its own checksum: an entry that points at a later
+        (real) batch boundary would hide the records before it, so when the batch found
+        starts above `offset` the segment is walked from its start instead. If even that
+        batch starts above `offset`, those offsets are missing and the read says so
+        rather than answering with nothing below the end.
+        """
+        _, position = seg.index.lookup(offset - seg.base_offset)
+        position = self._skip_below(window, position, limit, offset)
+        if position > 0 and self._base_at(window, position) > offset:
+            position = self._skip_below(window, 0, limit, offset)
+        base = self._base_at(window, position)
+        if base > offset:
+            raise CorruptData(self.number, offset, base, "records missing before a batch")
+        return position
+
+    @staticmethod
+    def _base_at(window: _Window, position: int) -> int:
+        prefix = window.get(position, PREFIX_SIZE)
+        return read_prefix(prefix)[0] if len(prefix) == PREFIX_SIZE else -1
 
     def _skip_below(self, window: _Window, position: int, limit: int, offset: int) -> int:
         """From an index position, the position of the batch holding `offset` (prefixes only)."""

@@ -4,7 +4,8 @@ Run as `python -m tests.storage.crash_child DATA_DIR [--crash-point NAME:N]
 [--partitions K] [--create-topic NAME]`. It opens the embedded log (fsync
 durability, small segments so rolls happen often), and several concurrent
 appenders write batches of unique values. After each acknowledged append it
-prints `ack <partition> <base_offset> <count> <sha256 of the values>` and
+prints `opening` before
+recovery, `ready` once open, and `ack <partition> <base_offset> <count> <sha256 of the values>` and
 flushes, so the parent knows exactly what was promised before it kills us.
 """
 
@@ -52,6 +53,8 @@ async def appender(store: EmbeddedLogStore, worker: int, partitions: int, tag: s
 
 async def main(args: argparse.Namespace) -> None:
     options = EngineOptions(shards=2, crash_point=args.crash_point)
+    sys.stdout.write("opening\n")  # recovery starts: a kill from here on may interrupt it
+    sys.stdout.flush()
     store = await EmbeddedLogStore.open(args.data_dir, options=options)
     with contextlib.suppress(TopicExists):
         await store.create_topic(TOPIC, args.partitions, CONFIG)

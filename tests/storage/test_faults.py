@@ -8,12 +8,14 @@ import asyncio
 import os
 import random
 import shutil
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from storage.embedded.codec import read_prefix
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
@@ -413,20 +415,30 @@ class ReadBack:
     served: dict[int, bytes | None] = field(default_factory=dict)
     refused: list[tuple[int, int]] = field(default_factory=list)  # CorruptData ranges
     bad: int = 0  # served records that differ from what was acknowledged
+    stalled: int = 0  # reads that returned nothing below the end (a reader would spin)
 
 
-async def read_damaged(path: Path, acked: Acked, rng: random.Random) -> ReadBack:
+async def read_damaged(
+    path: Path, acked: Acked, rng: random.Random, *, every_offset: bool = False
+) -> ReadBack:
+    """Read the whole partition, stepping over refused ranges; with `every_offset`, a
+    one-record read starts at each offset (so each goes through the index lookup)."""
     out = ReadBack()
     store = await open_store(path)
     try:
         end = (await store.offsets(TOPIC, 0)).end_offset
         offset = 0
         while offset < end:
+            limit = 1 if every_offset else rng.choice([1, 7, 500])
             try:
-                fetched = await store.read(TOPIC, 0, offset, max_records=rng.choice([1, 7, 500]))
+                fetched = await store.read(TOPIC, 0, offset, max_records=limit)
             except CorruptData as exc:
                 out.refused.append((exc.start_offset, exc.end_offset))
                 offset = max(exc.end_offset, offset + 1)
+                continue
+            if not fetched.records:
+                out.stalled += 1
+                offset += 1
                 continue
             for r in fetched.records:
                 out.served[r.offset] = r.value
@@ -504,7 +516,7 @@ async def test_damaged_index_files_never_change_what_is_served(tmp_path: Path) -
         else:
             data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         victim.write_bytes(bytes(data))
-        got = await read_damaged(work, acked, rng)
+        got = await read_damaged(work, acked, rng, every_offset=trial % 2 == 0)
         trials += 1
         served_bad += got.bad
         refused += len(got.refused)
@@ -536,3 +548,40 @@ async def test_truncated_closed_segment_is_reported_not_served(tmp_path: Path) -
         assert all(lo <= s and e <= hi for s, e in got.refused)  # only its own range
         assert all(o in got.served for _, o in acked if not lo <= o < hi)
         shutil.rmtree(work)
+
+
+async def test_an_index_entry_pointing_at_the_wrong_batch_is_not_trusted(tmp_path: Path) -> None:
+    """The index is a cache: an entry moved to the next batch boundary (still increasing,
+    inside the segment, so it parses) must neither hide records nor stall readers."""
+    acked, segments = await pristine_log(tmp_path / "pristine")
+    rng = random.Random(2)
+    damaged: list[str] = []
+    trials = 0
+    for seg in segments:
+        index_path = seg.with_suffix(".index")
+        raw = index_path.read_bytes()
+        entries = [struct.unpack_from(">QQ", raw, i) for i in range(0, len(raw), 16)]
+        log = seg.read_bytes()
+        for k in range(len(entries) - 1):  # the last entry is the end entry
+            rel, position = entries[k]
+            moved = position + read_prefix(log, position)[1]
+            if moved >= entries[k + 1][1]:
+                continue  # no batch boundary in between: the parser would reject it
+            trials += 1
+            work = tmp_path / "work"
+            shutil.copytree(tmp_path / "pristine", work)
+            victim = work / index_path.relative_to(tmp_path / "pristine")
+            data = bytearray(raw)
+            struct.pack_into(">QQ", data, k * 16, rel, moved)
+            victim.write_bytes(bytes(data))
+            got = await read_damaged(work, acked, rng, every_offset=True)
+            missing = sum(1 for _, o in acked if o not in got.served)
+            if got.bad or got.refused or missing or got.stalled:
+                damaged.append(
+                    f"{index_path.name} entry {k}: wrong={got.bad} refused={len(got.refused)} "
+                    f"missing={missing} empty reads={got.stalled}"
+                )
+            shutil.rmtree(work)
+    print(f"\nindex entries moved to the next batch: trials={trials} with damage={len(damaged)}")
+    assert trials > 0
+    assert not damaged, damaged
