@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,12 +26,13 @@ from tenants.errors import (
     Unauthenticated,
     UnknownPlan,
 )
+from tenants.plans import DEFAULT_PLANS, Limits, effective_limits, parse_overrides
 from tenants.principal import Principal, Scope, TenantId
 from tenants.store import KeyRecord, TenantRecord, TenantStore
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_TENANT = "default"
-DEFAULT_PLANS = ("free", "standard", "unlimited")
+OPERATOR_PLAN = "unlimited"
 _BAD_KEY = "unknown, revoked or expired API key"
 
 
@@ -53,7 +54,7 @@ def _now_ms() -> int:
 
 
 def check_tenant_name(name: str) -> None:
-    if not TENANT_NAME.match(name):
+    if not TENANT_NAME.fullmatch(name):
         raise InvalidTenantName(name)
 
 
@@ -74,14 +75,14 @@ class TenantDirectory:
         store: TenantStore,
         *,
         pepper: bytes,
-        plans: Iterable[str] = DEFAULT_PLANS,
+        plans: Mapping[str, Limits] = DEFAULT_PLANS,
         cache_ttl_s: float = 5.0,
         touch_interval_ms: int = 60_000,
         token_verifier: TokenVerifier | None = None,
     ) -> None:
         self._store = store
         self._pepper = pepper
-        self.plans = tuple(plans)
+        self.plans = dict(plans)
         self._cache_ttl_s = cache_ttl_s
         self._touch_interval_ms = touch_interval_ms
         self._cache: dict[str, _Cached] = {}
@@ -93,7 +94,7 @@ class TenantDirectory:
         path: str,
         *,
         pepper: bytes,
-        plans: Iterable[str] = DEFAULT_PLANS,
+        plans: Mapping[str, Limits] = DEFAULT_PLANS,
         token_verifier: TokenVerifier | None = None,
     ) -> TenantDirectory:
         store = await TenantStore.open(path)
@@ -121,7 +122,7 @@ class TenantDirectory:
         now = _now_ms()
         if await self._store.count_tenants() == 0:
             await self._store.insert_tenant(
-                TenantRecord(DEFAULT_TENANT, "unlimited", "active", now, {})
+                TenantRecord(DEFAULT_TENANT, OPERATOR_PLAN, "active", now, {})
             )
             if bootstrap_key is not None:
                 await self._store_bootstrap_key(bootstrap_key, now)
@@ -233,8 +234,7 @@ class TenantDirectory:
 
     async def create_tenant(self, name: str, plan: str = "free") -> TenantRecord:
         check_tenant_name(name)
-        if plan not in self.plans:
-            raise UnknownPlan(plan, self.plans)
+        self._check_plan(plan)
         record = TenantRecord(name, plan, "active", _now_ms(), {})
         if not await self._store.insert_tenant(record):
             raise TenantExists(name)
@@ -255,6 +255,35 @@ class TenantDirectory:
             raise TenantNotFound(name)
         self._forget_tenant(name)
         return await self.get_tenant(name)
+
+    async def set_plan(self, name: str, plan: str) -> TenantRecord:
+        self._check_plan(plan)
+        if not await self._store.update_tenant(name, plan=plan):
+            raise TenantNotFound(name)
+        return await self.get_tenant(name)
+
+    async def set_overrides(self, name: str, raw: Mapping[str, object]) -> TenantRecord:
+        """Replace the tenant's quota overrides (validated; null means unlimited)."""
+        overrides = parse_overrides(raw)
+        if not await self._store.update_tenant(name, overrides=dict(overrides)):
+            raise TenantNotFound(name)
+        return await self.get_tenant(name)
+
+    def _check_plan(self, plan: str) -> None:
+        if plan not in self.plans:
+            raise UnknownPlan(plan, tuple(self.plans))
+
+    def limits_of(self, record: TenantRecord) -> Limits:
+        """The tenant's effective limits: its plan's values with its overrides applied.
+        A plan since removed from the configuration counts as plan `free`, never as
+        unlimited."""
+        plan = self.plans.get(record.plan)
+        if plan is None:
+            plan = self.plans.get("free") or next(iter(self.plans.values()))
+        return effective_limits(plan, record.overrides)
+
+    async def limits(self, name: str) -> Limits:
+        return self.limits_of(await self.get_tenant(name))
 
     async def delete_tenant(self, name: str) -> None:
         if not await self._store.delete_tenant(name):
@@ -299,6 +328,12 @@ class TenantDirectory:
         if not await self._store.revoke_key(tenant, key_id):
             raise KeyNotFound(key_id)
         self._cache.pop(key_id, None)
+
+    async def get_key(self, tenant: str, key_id: str) -> KeyRecord:
+        record = await self._store.get_key(key_id)
+        if record is None or record.tenant != tenant:
+            raise KeyNotFound(key_id)
+        return record
 
     async def list_keys(self, tenant: str) -> list[KeyRecord]:
         await self.get_tenant(tenant)

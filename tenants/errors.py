@@ -99,3 +99,12 @@ class UnknownPlan(TenantError):
         super().__init__(f"unknown plan {plan!r}; plans: {', '.join(plans)}")
         self.plan = plan
         self.plans = plans
+
+
+class InvalidQuota(TenantError):
+    """A plan or an override names an unknown limit or gives it a value it cannot take."""
+
+    def __init__(self, reason: str, limit: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.limit = limit

@@ -1,0 +1,165 @@
+"""Quota enforcement: which limit applies to what a tenant is about to do, and whether it fits.
+
+Everything is keyed on the tenant of the verified principal, never on anything
+the client sends. Rates (requests, produce bytes, consume bytes per second)
+go through a `RateLimiter`: in-process by default, a Redis script when
+gateways share Redis, so every gateway draws from one bucket. A refused
+request is refused before it does anything, so a throttled produce appends
+nothing. Consumption is only known after the read: the fetch first checks
+that the bucket is not in debt, then charges what it served, so a tenant that
+read beyond its rate waits until the debt is paid.
+
+Count limits (topics, partitions, storage bytes, connections) are checked
+against figures the caller supplies, because counting lives in storage,
+which this layer does not import. A tenant's limits (plan plus overrides) are
+cached for a moment and dropped at once when an operator changes them here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+from tenants.errors import LimitReached, QuotaExceeded
+from tenants.plans import Limits
+from tenants.ratelimit import Decision, RateLimiter
+
+RATE_WINDOW_S = 1.0  # a bucket holds one second of its rate: bursts up to rate x 1 s
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedLimits:
+    limits: Limits
+    fetched_at: float
+
+
+def limits_json(limits: Limits) -> dict[str, float | int | None]:
+    """Every limit by name; None means unlimited."""
+    return {f.name: getattr(limits, f.name) for f in dataclasses.fields(limits)}
+
+
+def burst_of(rate: float) -> float:
+    """The bucket size for `rate` units per second: one window's worth, at least one unit."""
+    return max(rate * RATE_WINDOW_S, 1.0)
+
+
+def check_count(limit: str, current: int, adding: int, allowed: int | None) -> None:
+    """LimitReached when `current + adding` would pass `allowed` (None: unlimited)."""
+    if allowed is not None and adding > 0 and current + adding > allowed:
+        raise LimitReached(limit, current, allowed)
+
+
+class QuotaService:
+    """Rates, connection counts and the limits of each tenant, for one gateway process."""
+
+    def __init__(
+        self,
+        limits_of: Callable[[str], Awaitable[Limits]],
+        limiter: RateLimiter,
+        *,
+        cache_ttl_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits_of = limits_of
+        self._limiter = limiter
+        self._cache_ttl_s = cache_ttl_s
+        self._clock = clock
+        self._cache: dict[str, _CachedLimits] = {}
+        self._connections: dict[str, int] = {}
+        self.throttled: dict[tuple[str, str], int] = {}
+
+    async def limits(self, tenant: str) -> Limits:
+        hit = self._cache.get(tenant)
+        now = self._clock()
+        if hit is not None and now - hit.fetched_at < self._cache_ttl_s:
+            return hit.limits
+        limits = await self._limits_of(tenant)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[tenant] = _CachedLimits(limits, now)
+        return limits
+
+    def forget(self, tenant: str) -> None:
+        """Drop the cached limits, after the plan or the overrides changed."""
+        self._cache.pop(tenant, None)
+
+    # -- rates -------------------------------------------------------------------------
+
+    async def _take(
+        self, tenant: str, limit: str, rate: float | None, cost: float, *, force: bool = False
+    ) -> Decision | None:
+        if rate is None:
+            return None
+        if rate <= 0:
+            self._count_throttle(tenant, limit)
+            raise QuotaExceeded(limit, 1.0, 0.0, 0.0, 1.0)
+        decision = await self._limiter.acquire(
+            f"{tenant}:{limit}", rate=rate, burst=burst_of(rate), cost=cost, force=force
+        )
+        if not decision.allowed:
+            self._count_throttle(tenant, limit)
+            raise QuotaExceeded(
+                limit,
+                decision.retry_after_s,
+                decision.limit,
+                decision.remaining,
+                decision.reset_s,
+            )
+        return decision
+
+    def _count_throttle(self, tenant: str, limit: str) -> None:
+        key = (tenant, limit)
+        self.throttled[key] = self.throttled.get(key, 0) + 1
+
+    async def admit_request(self, tenant: str) -> Decision | None:
+        """One request against `requests_per_second`; QuotaExceeded when over it."""
+        limits = await self.limits(tenant)
+        return await self._take(tenant, "requests_per_second", limits.requests_per_second, 1.0)
+
+    async def admit_produce(self, tenant: str, nbytes: int) -> None:
+        """`nbytes` of produce against `produce_bytes_per_second`, before anything is appended."""
+        limits = await self.limits(tenant)
+        await self._take(
+            tenant, "produce_bytes_per_second", limits.produce_bytes_per_second, float(nbytes)
+        )
+
+    async def admit_consume(self, tenant: str) -> None:
+        """Before a read: refused while earlier reads have left the consume bucket in debt."""
+        limits = await self.limits(tenant)
+        await self._take(tenant, "consume_bytes_per_second", limits.consume_bytes_per_second, 0.0)
+
+    async def charge_consume(self, tenant: str, nbytes: int) -> None:
+        """After a read: what it served, charged even past the limit (the next read waits)."""
+        if nbytes <= 0:
+            return
+        limits = await self.limits(tenant)
+        await self._take(
+            tenant,
+            "consume_bytes_per_second",
+            limits.consume_bytes_per_second,
+            float(nbytes),
+            force=True,
+        )
+
+    # -- connections -------------------------------------------------------------------
+
+    def connections(self, tenant: str) -> int:
+        return self._connections.get(tenant, 0)
+
+    @contextlib.contextmanager
+    def connection(self, tenant: str, limits: Limits) -> Iterator[None]:
+        """Hold one of the tenant's `max_connections` (a long-poll, WebSocket or SSE feed)."""
+        current = self._connections.get(tenant, 0)
+        check_count("max_connections", current, 1, limits.max_connections)
+        self._connections[tenant] = current + 1
+        try:
+            yield
+        finally:
+            left = self._connections.get(tenant, 1) - 1
+            if left > 0:
+                self._connections[tenant] = left
+            else:
+                self._connections.pop(tenant, None)
