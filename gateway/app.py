@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import fetch, health, produce, topics
+from gateway import admin, fetch, health, produce, tokens, topics, usage
 from gateway.errors import GatewayError, Problem, ProblemType, problem_for
 from gateway.lifespan import lifespan_for
 from gateway.runtime import Runtime, runtime_of
@@ -52,7 +52,15 @@ def create_app(settings: Settings, *, banner_out: TextIO | None = None) -> Starl
     """The gateway app for one process. Its runtime is `app.state.runtime`."""
     runtime = Runtime.from_settings(settings)
     app = Starlette(
-        routes=[*health.routes, *topics.routes, *produce.routes, *fetch.routes],
+        routes=[
+            *health.routes,
+            *topics.routes,
+            *produce.routes,
+            *fetch.routes,
+            *admin.routes,
+            *tokens.routes,
+            *usage.routes,
+        ],
         exception_handlers={
             GatewayError: _problem,
             StorageError: _problem,

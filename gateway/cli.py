@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
+from gateway import admin_cli, logredact
 from gateway.app import create_app
 from gateway.runtime import Runtime
 from gateway.settings import ConfigFileError, Settings, describe_settings, load_settings
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="TOML or JSON settings file [TIDEGATE_CONFIG_FILE]"
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[info]")
+    admin_cli.add_commands(commands)
     return parser
 
 
@@ -95,6 +97,8 @@ def serve(settings: Settings) -> int:
         server_header=False,
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
     )
+    # uvicorn configured its loggers in Config(); filter them before the first request.
+    logredact.install("uvicorn.access", "uvicorn.error", "tidegate")
     server = _DrainingServer(config, on_exit=runtime.request_drain)
     server.run()
     return EXIT_OK if server.started else EXIT_STARTUP
@@ -103,6 +107,12 @@ def serve(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("tenants", "keys"):
+        try:
+            return admin_cli.run(args)
+        except (ValidationError, ConfigFileError) as exc:
+            print(f"tidegate: invalid settings:\n{exc}", file=sys.stderr)
+            return EXIT_SETTINGS
     if args.command != "serve":
         parser.print_help()
         return EXIT_OK

@@ -254,6 +254,37 @@ def record_to_json(record: Record, partition: int, fmt: ValueFormat) -> dict[str
     }
 
 
+_RECORD_TEMPLATE = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
+
+
+def records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
+    """The JSON array of `records` in the API's shape, as bytes, built in one pass.
+
+    The same document `orjson.dumps([record_to_json(...), ...])` gives, without a dict
+    per record: a fetch of many records spends most of its time here. Stored json
+    values are compact JSON already and go in verbatim; keys, strings and headers
+    are escaped by orjson.
+    """
+    dumps = orjson.dumps
+    parts: list[bytes] = []
+    for r in records:
+        key = b"null" if r.key is None else dumps(r.key.decode("utf-8", errors="replace"))
+        raw = r.value
+        if raw is None:
+            value = b"null"
+        elif fmt is ValueFormat.JSON:
+            value = raw
+        else:
+            value = dumps(decode_value(raw, fmt))
+        headers = (
+            dumps([[n, v.decode("utf-8", errors="replace")] for n, v in r.headers])
+            if r.headers
+            else b"[]"
+        )
+        parts.append(_RECORD_TEMPLATE % (partition, r.offset, r.timestamp, key, value, headers))
+    return b"[" + b",".join(parts) + b"]"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

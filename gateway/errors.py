@@ -11,6 +11,7 @@ never carry stack traces or internal paths.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,11 +39,16 @@ class ProblemType(Enum):
     UNAUTHENTICATED = ("unauthenticated", 401, "Authentication required")
     FORBIDDEN = ("forbidden", 403, "Not allowed")
     TENANT_SUSPENDED = ("tenant-suspended", 403, "Tenant suspended")
+    LIMIT_REACHED = ("limit-reached", 403, "A limit of the tenant's plan is reached")
     NOT_FOUND = ("not-found", 404, "Not found")
     TOPIC_NOT_FOUND = ("topic-not-found", 404, "Topic not found")
     PARTITION_NOT_FOUND = ("partition-not-found", 404, "Partition not found")
+    TENANT_NOT_FOUND = ("tenant-not-found", 404, "Tenant not found")
+    KEY_NOT_FOUND = ("key-not-found", 404, "API key not found")
     METHOD_NOT_ALLOWED = ("method-not-allowed", 405, "Method not allowed")
     TOPIC_EXISTS = ("topic-exists", 409, "Topic already exists")
+    TENANT_EXISTS = ("tenant-exists", 409, "Tenant already exists")
+    CONFLICT = ("conflict", 409, "Conflict with the resource's state")
     IDEMPOTENCY_IN_PROGRESS = (
         "idempotency-in-progress",
         409,
@@ -57,6 +63,10 @@ class ProblemType(Enum):
     INVALID_RECORDS = ("invalid-records", 422, "Invalid records")
     INVALID_BODY = ("invalid-body", 422, "Invalid request body")
     INVALID_CONFIG = ("invalid-config", 422, "Invalid topic configuration")
+    INVALID_SCOPES = ("invalid-scopes", 422, "Unknown scopes")
+    UNKNOWN_PLAN = ("unknown-plan", 422, "Unknown plan")
+    INVALID_QUOTA = ("invalid-quota", 422, "Invalid quota override")
+    INVALID_TENANT_NAME = ("invalid-tenant-name", 400, "Invalid tenant name")
     IDEMPOTENCY_KEY_REUSED = (
         "idempotency-key-reused",
         422,
@@ -267,6 +277,68 @@ def _suspended(exc: te.TenantSuspended) -> Problem:
     return Problem(ProblemType.TENANT_SUSPENDED, "the credential's tenant is suspended")
 
 
+def _quota_exceeded(exc: te.QuotaExceeded) -> Problem:
+    """429 with Retry-After and the IETF draft's RateLimit-Policy / RateLimit fields."""
+    retry = max(1, math.ceil(exc.retry_after_s))
+    policy = f'"{exc.limit}";q={_number(exc.limit_value)};w=1'
+    current = f'"{exc.limit}";r={max(0, math.floor(exc.remaining))};t={math.ceil(exc.reset_s)}'
+    return Problem(
+        ProblemType.TOO_MANY_REQUESTS,
+        f"the tenant's {exc.limit} quota is used up; nothing was done. "
+        f"Retry in {exc.retry_after_s:.3f} s",
+        {
+            "limit": exc.limit,
+            "limit_value": exc.limit_value,
+            "retry_after_ms": math.ceil(exc.retry_after_s * 1000),
+        },
+        {"Retry-After": str(retry), "RateLimit-Policy": policy, "RateLimit": current},
+    )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _limit_reached(exc: te.LimitReached) -> Problem:
+    return Problem(
+        ProblemType.LIMIT_REACHED,
+        str(exc),
+        {"limit": exc.limit, "current": exc.current, "allowed": exc.allowed},
+    )
+
+
+def _tenant_not_found(exc: te.TenantNotFound) -> Problem:
+    return Problem(ProblemType.TENANT_NOT_FOUND, str(exc), {"tenant": exc.name})
+
+
+def _tenant_exists(exc: te.TenantExists) -> Problem:
+    return Problem(ProblemType.TENANT_EXISTS, str(exc), {"tenant": exc.name})
+
+
+def _invalid_tenant_name(exc: te.InvalidTenantName) -> Problem:
+    return Problem(ProblemType.INVALID_TENANT_NAME, str(exc))
+
+
+def _key_not_found(exc: te.KeyNotFound) -> Problem:
+    return Problem(ProblemType.KEY_NOT_FOUND, str(exc), {"key_id": exc.key_id})
+
+
+def _invalid_scopes(exc: te.InvalidScopes) -> Problem:
+    return Problem(
+        ProblemType.INVALID_SCOPES,
+        str(exc),
+        {"errors": [{"pointer": "/scopes", "message": f"unknown scope {s!r}"} for s in exc.scopes]},
+    )
+
+
+def _unknown_plan(exc: te.UnknownPlan) -> Problem:
+    return Problem(ProblemType.UNKNOWN_PLAN, str(exc), {"plans": list(exc.plans)})
+
+
+def _invalid_quota(exc: te.InvalidQuota) -> Problem:
+    return Problem(ProblemType.INVALID_QUOTA, str(exc))
+
+
 def _tenant_error(exc: te.TenantError) -> Problem:
     return Problem(ProblemType.FORBIDDEN, "the request is not allowed for this credential")
 
@@ -293,6 +365,15 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     te.Unauthenticated: _unauthenticated,
     te.InvalidToken: _invalid_token,
     te.TenantSuspended: _suspended,
+    te.QuotaExceeded: _quota_exceeded,
+    te.LimitReached: _limit_reached,
+    te.TenantNotFound: _tenant_not_found,
+    te.TenantExists: _tenant_exists,
+    te.InvalidTenantName: _invalid_tenant_name,
+    te.KeyNotFound: _key_not_found,
+    te.InvalidScopes: _invalid_scopes,
+    te.UnknownPlan: _unknown_plan,
+    te.InvalidQuota: _invalid_quota,
     te.TenantError: _tenant_error,
 }
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.codecs import record_to_json
+from gateway.codecs import records_json
 from gateway.errors import GatewayError, ProblemType
 from gateway.runtime import Runtime, runtime_of
 from storage.backend import LogStore
@@ -172,11 +171,14 @@ async def wait_for_data(
 
 
 def fetch_reply(result: FetchResult, partition: int, runtime: Runtime, fmt: Any) -> Response:
-    records = [record_to_json(r, partition, fmt) for r in result.records]
-    runtime.metrics.fetched_records += len(records)
+    runtime.metrics.fetched_records += len(result.records)
     runtime.metrics.fetch_requests += 1
-    body = {"records": records, "next_offset": result.next_offset, "end_offset": result.end_offset}
-    return Response(orjson.dumps(body), media_type="application/json")
+    body = b'{"records":%b,"next_offset":%d,"end_offset":%d}' % (
+        records_json(result.records, partition, fmt),
+        result.next_offset,
+        result.end_offset,
+    )
+    return Response(body, media_type="application/json")
 
 
 async def fetch(request: Request) -> Response:
@@ -195,19 +197,26 @@ async def fetch(request: Request) -> Response:
     )
     max_wait_ms = int_param(params, "max_wait_ms", 0, minimum=0, maximum=settings.max_wait_ms)
     offset = await start_offset(log, name, partition, params)
+    tenant = target.principal.tenant
+    quotas = runtime.quota_service()
+    await quotas.admit_consume(tenant)
 
     result = await log.read(name, partition, offset, max_records=max_records, max_bytes=max_bytes)
     if not result.records and max_wait_ms > 0 and not runtime.draining.is_set():
         try:
-            arrived = await wait_for_data(
-                request, runtime, name, partition, result.next_offset, max_wait_ms / 1000
-            )
+            # A waiting fetch holds one of the tenant's connections for its wait.
+            with quotas.connection(tenant, await quotas.limits(tenant)):
+                arrived = await wait_for_data(
+                    request, runtime, name, partition, result.next_offset, max_wait_ms / 1000
+                )
         except ClientGone:
             return Response(status_code=204)  # nobody is listening; nothing is sent
         if arrived and not runtime.draining.is_set():
             result = await log.read(
                 name, partition, result.next_offset, max_records=max_records, max_bytes=max_bytes
             )
+    await quotas.charge_consume(tenant, result.bytes)
+    runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))
     return fetch_reply(result, partition, runtime, info.config.value_format)
 
 

@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import Problem, ProblemType
+from gateway.metrics import render_tenants
 from gateway.openapi import document
 from gateway.runtime import runtime_of
+from tenants.principal import Scope
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -36,8 +38,15 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Process figures for anyone; per-tenant series only for an operator credential,
+    since tenant names are not public (scrape with `authorization: credentials`)."""
     runtime = runtime_of(request)
-    return Response(runtime.metrics.render(ready=runtime.ready), media_type=PROMETHEUS_TEXT)
+    text = runtime.metrics.render(ready=runtime.ready)
+    if "authorization" in request.headers:
+        await runtime.principal(request, Scope.ADMIN)
+        quotas = runtime.quota_service()
+        text += render_tenants(runtime.usage, quotas.throttled, quotas.connections)
+    return Response(text, media_type=PROMETHEUS_TEXT)
 
 
 async def openapi(request: Request) -> Response:

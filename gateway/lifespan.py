@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import secrets
@@ -21,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import redis.asyncio
 from starlette.applications import Starlette
 
 from gateway.idempotency import IdempotencyStore
@@ -28,11 +28,17 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from storage.open import StorageConfig, open_backend
 from tenants.directory import TenantDirectory
+from tenants.plans import plans_from_config
+from tenants.quotas import QuotaService
+from tenants.ratelimit import LocalGcra, RateLimiter, RedisGcra
+from tenants.tokens import IssuerConfig, JwtVerifier, TokenSigner
 
 log = logging.getLogger("tidegate")
 
 SECRET_FILE = "secret"  # noqa: S105 (a file name, not a secret)
 TENANTS_DB = "tenants.db"
+TOKEN_KEYS_FILE = "token-keys.json"  # noqa: S105 (a file name)
+TOKEN_AUDIENCE = "tidegate"  # noqa: S105 (the `aud` of own tokens)
 
 
 def storage_config(settings: Settings) -> StorageConfig:
@@ -90,10 +96,49 @@ def banner(settings: Settings, key: str | None) -> str:
     return "\n".join(lines)
 
 
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
+def token_signer(settings: Settings) -> TokenSigner:
+    """The gateway's signing keys in <data_dir>/token-keys.json; a retired key stays
+    published as long as a token it signed may still be valid."""
+    return TokenSigner.load_or_create(
+        Path(settings.data_dir) / TOKEN_KEYS_FILE,
+        issuer=settings.token_issuer,
+        audience=TOKEN_AUDIENCE,
+        rotate_after_s=settings.token_key_rotate_s,
+        keep_s=settings.token_max_ttl_s + 120,
+    )
+
+
+def token_verifier(settings: Settings, signer: TokenSigner) -> JwtVerifier:
+    issuers = [
+        IssuerConfig(
+            issuer=i.issuer,
+            jwks_url=i.jwks_url,
+            audience=i.audience,
+            tenant_claim=i.tenant_claim,
+            scope_claim=i.scope_claim,
+            algorithms=tuple(i.algorithms),
+            jwks=i.jwks,
+        )
+        for i in settings.oauth_issuers
+    ]
+    return JwtVerifier(issuers, signer=signer)
+
+
+def rate_limiter(settings: Settings) -> tuple[RateLimiter, Any]:
+    """The limiter and the Redis client to close (None for the in-process one)."""
+    use_redis = settings.rate_limiter == "redis" or (
+        settings.rate_limiter == "auto" and settings.redis_url is not None
+    )
+    if not use_redis:
+        return LocalGcra(), None
+    if settings.redis_url is None:
+        raise ValueError("TIDEGATE_RATE_LIMITER=redis needs TIDEGATE_REDIS_URL")
+    client: Any
+    if settings.redis_cluster:
+        client = redis.asyncio.RedisCluster.from_url(settings.redis_url)
+    else:
+        client = redis.asyncio.Redis.from_url(settings.redis_url)
+    return RedisGcra(client), client
 
 
 def lifespan_for(
@@ -107,13 +152,23 @@ def lifespan_for(
         runtime.loop = asyncio.get_running_loop()
         backend = await open_backend(storage_config(settings))
         directory: Any = None
+        verifier: JwtVerifier | None = None
+        redis_client: Any = None
         try:
             pepper = await asyncio.to_thread(key_pepper, settings)
+            signer = await asyncio.to_thread(token_signer, settings)
+            verifier = token_verifier(settings, signer)
+            limiter, redis_client = rate_limiter(settings)
             path = str(Path(settings.data_dir) / TENANTS_DB)
-            directory = await _maybe_await(TenantDirectory.open(path, pepper=pepper))
+            directory = await TenantDirectory.open(
+                path,
+                pepper=pepper,
+                plans=plans_from_config(settings.plans),
+                token_verifier=verifier,
+            )
             given = settings.bootstrap_key
-            created = await _maybe_await(
-                directory.bootstrap(given.get_secret_value() if given is not None else None)
+            created = await directory.bootstrap(
+                given.get_secret_value() if given is not None else None
             )
             if created is not None:
                 # A key given by TIDEGATE_BOOTSTRAP_KEY is not echoed: logs keep no secrets.
@@ -124,6 +179,8 @@ def lifespan_for(
             runtime.log = backend.log
             runtime.state = backend.state
             runtime.directory = directory
+            runtime.signer = signer
+            runtime.quotas = QuotaService(directory.limits, limiter)
             runtime.idempotency = IdempotencyStore(
                 backend.state,
                 ttl_s=settings.idempotency_ttl_s,
@@ -140,7 +197,11 @@ def lifespan_for(
             runtime.state = None
             try:
                 if directory is not None:
-                    await _maybe_await(directory.close())
+                    await directory.close()
+                if verifier is not None:
+                    await verifier.close()
+                if redis_client is not None:
+                    await redis_client.aclose()
             finally:
                 await backend.close()
             log.info("closed cleanly")

@@ -7,7 +7,10 @@ counters what has happened since start.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from gateway.tenant_usage import TenantUsage
 
 
 @dataclass
@@ -73,3 +76,40 @@ class Metrics:
         for name, kind, help_text, value in rows:
             out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{name} {value}\n")
         return "".join(out)
+
+
+_TENANT_SERIES = (
+    ("tidegate_tenant_requests_total", "counter", "authenticated requests", "requests"),
+    ("tidegate_tenant_produced_bytes_total", "counter", "produce body bytes", "produced_bytes"),
+    ("tidegate_tenant_produced_records_total", "counter", "records appended", "produced_records"),
+    ("tidegate_tenant_consumed_bytes_total", "counter", "record bytes served", "consumed_bytes"),
+    ("tidegate_tenant_consumed_records_total", "counter", "records served", "consumed_records"),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_tenants(
+    usage: TenantUsage,
+    throttled: Mapping[tuple[str, str], int],
+    connections: Callable[[str], int],
+) -> str:
+    """Per-tenant series: traffic, open connections and quota refusals by limit."""
+    out: list[str] = []
+    tenants = sorted(usage.traffic)
+    for name, kind, help_text, attr in _TENANT_SERIES:
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        for tenant in tenants:
+            value = getattr(usage.traffic[tenant], attr)
+            out.append(f'{name}{{tenant="{_label(tenant)}"}} {value}\n')
+    name = "tidegate_tenant_connections"
+    out.append(f"# HELP {name} waiting fetches and streams held\n# TYPE {name} gauge\n")
+    for tenant in tenants:
+        out.append(f'{name}{{tenant="{_label(tenant)}"}} {connections(tenant)}\n')
+    name = "tidegate_tenant_throttled_total"
+    out.append(f"# HELP {name} requests refused by a rate quota\n# TYPE {name} counter\n")
+    for (tenant, limit), count in sorted(throttled.items()):
+        out.append(f'{name}{{tenant="{_label(tenant)}",limit="{limit}"}} {count}\n')
+    return "".join(out)

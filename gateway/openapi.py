@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway import openapi_tenants
 from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -27,7 +28,11 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
-    return {str(s): PROBLEM for s in statuses}
+    """Problem replies; every operation that takes a credential can also be rate limited."""
+    out: dict[str, Any] = {str(s): PROBLEM for s in statuses}
+    if 401 in statuses:
+        out["429"] = openapi_tenants.RATE_LIMITED
+    return out
 
 
 TOPIC_PARAM = {
@@ -412,10 +417,10 @@ def document() -> bytes:
             f"application/problem+json; problem types are {PROBLEM_BASE}<slug>.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": PATHS | openapi_tenants.PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | openapi_tenants.SCHEMAS,
             "responses": {
                 "Problem": {
                     "description": "an RFC 9457 problem",

@@ -36,6 +36,7 @@ from gateway.runtime import Runtime, runtime_of
 from storage.backend import LogStore
 from storage.records import AppendResult, NewRecord, TopicInfo
 from tenants.principal import Scope
+from tenants.quotas import check_count
 
 log = logging.getLogger("tidegate.produce")
 
@@ -87,7 +88,9 @@ def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
     return objects
 
 
-def validate(objects: Sequence[Any], info: TopicInfo, max_records: int) -> list[ParsedRecord]:
+def validate(
+    objects: Sequence[Any], info: TopicInfo, max_records: int, limit: int
+) -> list[ParsedRecord]:
     """Every record checked; raises one problem listing every bad record."""
     if not objects:
         raise GatewayError(
@@ -102,7 +105,6 @@ def validate(objects: Sequence[Any], info: TopicInfo, max_records: int) -> list[
             limit=max_records,
         )
     fmt = info.config.value_format
-    limit = info.config.max_record_bytes
     parsed: list[ParsedRecord] = []
     errors: list[RecordError] = []
     oversize: list[RecordError] = []
@@ -134,16 +136,13 @@ def raise_record_errors(errors: list[RecordError], oversize: list[RecordError], 
         )
     raise GatewayError(
         ProblemType.RECORD_TOO_LARGE,
-        f"{len(oversize)} record(s) exceed the topic's max_record_bytes of {limit}; "
-        "nothing was appended",
+        f"{len(oversize)} record(s) exceed the max_record_bytes of {limit}; nothing was appended",
         limit=limit,
         errors=[e.to_dict() for e in listed],
     )
 
 
-def raw_record(
-    media: str, body: bytes, params: QueryParams, info: TopicInfo, max_body: int
-) -> list[ParsedRecord]:
+def raw_record(body: bytes, params: QueryParams, info: TopicInfo, limit: int) -> list[ParsedRecord]:
     """One record whose value is the whole body; key/partition/timestamp from the query."""
     obj: dict[str, Any] = {}
     if "key" in params:
@@ -169,10 +168,9 @@ def raw_record(
     obj["value"] = None
     result = codecs.parse_record(obj, 0, info.config.value_format, info.partitions)
     if isinstance(result, list):
-        raise_record_errors(result, [], info.config.max_record_bytes)
+        raise_record_errors(result, [], limit)
         raise AssertionError("unreachable")
     record = result.record._replace(value=value)
-    limit = info.config.max_record_bytes
     if record.size() > limit:
         raise_record_errors(
             [],
@@ -227,10 +225,22 @@ async def produce(request: Request) -> Response:
             parameter="Idempotency-Key",
         )
     body = await read_body(request, settings.max_body_bytes)
+    tenant = principal.tenant
+    quotas = runtime.quota_service()
+    limits = await quotas.limits(tenant)
+    record_limit = info.config.max_record_bytes
+    if limits.max_record_bytes is not None:
+        record_limit = min(record_limit, limits.max_record_bytes)
     if media in RAW:
-        parsed = raw_record(media, body, request.query_params, info, settings.max_body_bytes)
+        parsed = raw_record(body, request.query_params, info, record_limit)
     else:
-        parsed = validate(record_objects(media, body, runtime), info, settings.max_batch_records)
+        objects = record_objects(media, body, runtime)
+        parsed = validate(objects, info, settings.max_batch_records, record_limit)
+    if limits.max_storage_bytes is not None:
+        stored = await runtime.usage.stored(log_store, tenant)
+        check_count("max_storage_bytes", stored.bytes, len(body), limits.max_storage_bytes)
+    await quotas.admit_produce(tenant, len(body))
+    runtime.usage.traffic[tenant].produced(len(body), len(parsed))
 
     records = [p.record for p in parsed]
     partitions = [

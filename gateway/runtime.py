@@ -8,13 +8,14 @@ clears `ready` when draining starts. Route modules read the runtime through
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
-from gateway.auth import Authenticator, authenticate, require_scope, require_topic
+from gateway.auth import authenticate, require_scope, require_topic
 from gateway.errors import GatewayError, ProblemType
 from gateway.idempotency import IdempotencyStore
 from gateway.jsonlimits import JsonLimits
@@ -22,8 +23,12 @@ from gateway.metrics import Metrics
 from gateway.names import checked_topic_name, storage_name
 from gateway.partitioner import RoundRobin
 from gateway.settings import Settings
+from gateway.tenant_usage import TenantUsage
 from storage.backend import LogStore, StateStore
+from tenants.directory import TenantDirectory
 from tenants.principal import Principal, Scope
+from tenants.quotas import QuotaService
+from tenants.tokens import TokenSigner
 
 T = TypeVar("T")
 
@@ -47,7 +52,10 @@ class Runtime:
     round_robin: RoundRobin = field(default_factory=RoundRobin)
     log: LogStore | None = None
     state: StateStore | None = None
-    directory: Authenticator | None = None
+    directory: TenantDirectory | None = None
+    quotas: QuotaService | None = None
+    signer: TokenSigner | None = None
+    usage: TenantUsage = field(default_factory=TenantUsage)
     idempotency: IdempotencyStore | None = None
     # Set when shutdown begins: long-polls answer at once, readiness turns false.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,16 +90,34 @@ class Runtime:
             )
         return self.log, self.state
 
-    async def principal(self, conn: HTTPConnection, scope: Scope) -> Principal:
-        """The caller, verified, holding `scope`; 401/403 otherwise."""
+    def tenant_directory(self) -> TenantDirectory:
         if self.directory is None:
-            raise GatewayError(
-                ProblemType.BACKEND_UNAVAILABLE,
-                "the server is not serving requests right now",
-                headers={"Retry-After": "1"},
-            )
-        principal = await authenticate(conn, self.directory)
-        require_scope(principal, scope)
+            raise _not_serving()
+        return self.directory
+
+    def quota_service(self) -> QuotaService:
+        if self.quotas is None:
+            raise _not_serving()
+        return self.quotas
+
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def token_signer(self) -> TokenSigner:
+        if self.signer is None:
+            raise _not_serving()
+        return self.signer
+
+    async def principal(self, conn: HTTPConnection, scope: Scope | None) -> Principal:
+        """The caller, verified, holding `scope`, within its request rate; 401/403/429
+        otherwise. The rate is charged only once the credential is verified, to its
+        tenant."""
+        principal = await authenticate(conn, self.tenant_directory())
+        if scope is not None:
+            require_scope(principal, scope)
+        self.usage.traffic[principal.tenant].request()
+        await self.quota_service().admit_request(principal.tenant)
         return principal
 
     async def topic_request(self, conn: HTTPConnection, scope: Scope) -> TopicRequest:
@@ -131,6 +157,14 @@ class Runtime:
             return 0
         _done, still = await asyncio.wait(pending, timeout=timeout_s)
         return len(still)
+
+
+def _not_serving() -> GatewayError:
+    return GatewayError(
+        ProblemType.BACKEND_UNAVAILABLE,
+        "the server is not serving requests right now",
+        headers={"Retry-After": "1"},
+    )
 
 
 def runtime_of(conn: HTTPConnection) -> Runtime:

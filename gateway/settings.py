@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -32,10 +32,19 @@ class OAuthIssuer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issuer: str
-    jwks_url: str
+    jwks_url: str | None = None
     audience: str
+    jwks: dict[str, Any] | None = None  # static keys instead of jwks_url
     tenant_claim: str = "tenant"
     scope_claim: str = "scope"
+    # Pinned per issuer; the token's own `alg` header is never trusted to choose.
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OAuthIssuer:
+        if (self.jwks_url is None) == (self.jwks is None):
+            raise ValueError("give exactly one of jwks_url and jwks (static keys)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -73,6 +82,30 @@ class Settings(BaseSettings):
     )
     oauth_issuers: list[OAuthIssuer] = Field(
         default_factory=list, description="Trusted external JWT issuers (JSON list)."
+    )
+
+    token_ttl_s: int = Field(
+        default=900, ge=1, description="Lifetime of a token from POST /v1/tokens by default."
+    )
+    token_max_ttl_s: int = Field(
+        default=3600, ge=1, description="Longest lifetime a client may ask of POST /v1/tokens."
+    )
+    token_key_rotate_s: int = Field(
+        default=86_400, ge=60, description="Age at which the token-signing key is replaced."
+    )
+    token_issuer: str = Field(
+        default="tidegate", min_length=1, description="`iss` of the gateway's own tokens."
+    )
+
+    # -- quotas --------------------------------------------------------------------
+    plans: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict,
+        description="Extra or changed plans (JSON: name -> limits); free/standard/unlimited exist.",
+    )
+    default_plan: str = Field(default="free", description="Plan of a tenant created without one.")
+    rate_limiter: Literal["auto", "local", "redis"] = Field(
+        default="auto",
+        description="Where rate buckets live: redis (shared by gateways) when a Redis URL is set.",
     )
 
     # -- request bounds ------------------------------------------------------------

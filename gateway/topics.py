@@ -21,7 +21,9 @@ from gateway.errors import GatewayError, ProblemType
 from gateway.names import checked_topic_name, client_name, storage_name, tenant_prefix
 from gateway.runtime import runtime_of
 from storage.records import TopicConfig, TopicDescription, TopicInfo
+from tenants.plans import Limits
 from tenants.principal import Scope
+from tenants.quotas import check_count
 
 CONFIG_BODY_LIMIT = 64 * 1024
 
@@ -65,6 +67,34 @@ class TopicPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     config: ConfigIn
+
+
+def fit_to_plan(config: TopicConfig, explicit: set[str], limits: Limits) -> TopicConfig:
+    """`config` within the plan's `max_retention_ms` and `max_record_bytes`.
+
+    A value the client set above the plan is refused (422 naming the limit);
+    a default above it, or no retention at all, is lowered to the plan's value.
+    """
+    changes: dict[str, Any] = {}
+    bounds = (
+        ("retention_ms", config.retention_ms, limits.max_retention_ms),
+        ("max_record_bytes", config.max_record_bytes, limits.max_record_bytes),
+    )
+    for key, value, allowed in bounds:
+        if allowed is None or (value is not None and value <= allowed):
+            continue
+        if key in explicit:
+            plan_key = "max_retention_ms" if key == "retention_ms" else key
+            shown = "unlimited" if value is None else str(value)
+            raise GatewayError(
+                ProblemType.INVALID_CONFIG,
+                f"{key} {shown} is above the plan's {plan_key} of {allowed}",
+                limit=plan_key,
+                allowed=allowed,
+                errors=[{"pointer": f"/config/{key}", "message": f"at most {allowed}"}],
+            )
+        changes[key] = allowed
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def invalid_body(exc: ValidationError) -> GatewayError:
@@ -115,7 +145,11 @@ async def create_topic(request: Request) -> Response:
     name = checked_topic_name(body.name)
     if not principal.may_use_topic(name):
         raise GatewayError(ProblemType.FORBIDDEN, f"the credential may not use topic {name!r}")
-    config = body.config.apply(TopicConfig())
+    limits = await runtime.quota_service().limits(principal.tenant)
+    counts = await runtime.usage.counts(log, principal.tenant)
+    check_count("max_topics", counts.topics, 1, limits.max_topics)
+    check_count("max_partitions", counts.partitions, body.partitions, limits.max_partitions)
+    config = fit_to_plan(body.config.apply(TopicConfig()), body.config.model_fields_set, limits)
     info = await log.create_topic(storage_name(principal.tenant, name), body.partitions, config)
     response = json_response(topic_json(info, principal.tenant), 201)
     response.headers["Location"] = f"/v1/topics/{name}"
@@ -149,7 +183,10 @@ async def update_topic(request: Request) -> Response:
     except ValidationError as exc:
         raise invalid_body(exc) from None
     desc = await log.describe_topic(stored)
-    config = patch.config.apply(desc.topic.config)
+    limits = await runtime.quota_service().limits(principal.tenant)
+    config = fit_to_plan(
+        patch.config.apply(desc.topic.config), patch.config.model_fields_set, limits
+    )
     if config.value_format != desc.topic.config.value_format and any(
         p.end_offset > 0 for p in desc.partitions
     ):

@@ -342,6 +342,19 @@ class Partition:
                 last = read_prefix(raws[n + 1])[0] if n + 1 < len(raws) else first + 1
                 raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
             expected = header.next_offset
+            room = max_records - len(records)
+            if len(batch) <= room and batch and batch[-1].offset < stop:
+                # The common case: the whole batch fits the count; sizes decide alone.
+                for rec in batch:
+                    _, _, key, value, headers = rec
+                    size = (0 if value is None else len(value)) + (0 if key is None else len(key))
+                    if headers:
+                        size += sum(len(n.encode()) + len(v) for n, v in headers)
+                    if records and total + size > max_bytes:
+                        return total, True
+                    records.append(rec)
+                    total += size
+                continue
             for rec in batch:
                 if rec.offset >= stop or len(records) >= max_records:
                     return total, True

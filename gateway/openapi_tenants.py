@@ -1,0 +1,294 @@
+"""The OpenAPI paths and schemas of tenants, keys, tokens and usage (merged into `openapi`).
+
+Kept apart from the topic and record routes so each file stays readable; the
+same route-table test covers both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenants.plans import LIMIT_NAMES
+from tenants.principal import Scope
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+RATE_LIMITED = {
+    "description": "a rate quota is used up; nothing was done",
+    "headers": {
+        "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"},
+        "RateLimit-Policy": {
+            "schema": {"type": "string"},
+            "description": 'e.g. "requests_per_second";q=20;w=1',
+        },
+        "RateLimit": {
+            "schema": {"type": "string"},
+            "description": 'e.g. "requests_per_second";r=0;t=1',
+        },
+    },
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    out: dict[str, Any] = {str(s): PROBLEM for s in statuses}
+    out["429"] = RATE_LIMITED
+    return out
+
+
+def _param(name: str, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+TENANT = _param("tenant")
+KEY_ID = _param("key_id")
+SCOPES = {"type": "array", "items": {"enum": [s.value for s in Scope]}}
+NULLABLE_NUMBER = {"type": ["number", "null"], "minimum": 0}
+NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
+LIMITS = {
+    "type": "object",
+    "description": "each limit of the plan with the overrides applied; null is unlimited",
+    "properties": {
+        name: NULLABLE_NUMBER if name.endswith("_per_second") else NULLABLE_INT
+        for name in LIMIT_NAMES
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Limits": LIMITS,
+    "QuotaOverrides": {**LIMITS, "additionalProperties": False},
+    "Tenant": {
+        "type": "object",
+        "required": ["name", "plan", "status", "created_ms", "overrides", "limits"],
+        "properties": {
+            "name": {"type": "string"},
+            "plan": {"type": "string"},
+            "status": {"enum": ["active", "suspended"]},
+            "created_ms": {"type": "integer"},
+            "overrides": {"type": "object"},
+            "limits": _ref("Limits"),
+        },
+    },
+    "TenantCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+            "plan": {"type": "string", "description": "TIDEGATE_DEFAULT_PLAN by default"},
+        },
+    },
+    "TenantPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["active", "suspended"]},
+            "plan": {"type": "string"},
+        },
+    },
+    "KeyCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scopes"],
+        "properties": {
+            "scopes": {**SCOPES, "minItems": 1, "maxItems": 16},
+            "topics": {
+                "type": "array",
+                "maxItems": 100,
+                "items": {"type": "string"},
+                "description": "topic patterns such as orders*; none means every topic",
+            },
+            "expires_in_s": {"type": "integer", "minimum": 1},
+        },
+    },
+    "Key": {
+        "type": "object",
+        "required": ["key_id", "tenant", "scopes", "topics", "created_ms", "revoked"],
+        "properties": {
+            "key_id": {"type": "string"},
+            "tenant": {"type": "string"},
+            "scopes": SCOPES,
+            "topics": {"type": "array", "items": {"type": "string"}},
+            "created_ms": {"type": "integer"},
+            "expires_ms": {"type": ["integer", "null"]},
+            "revoked": {"type": "boolean"},
+            "last_used_ms": {"type": ["integer", "null"]},
+            "key": {"type": "string", "description": "only in the reply that mints it"},
+        },
+    },
+    "TokenRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "scopes": {**SCOPES, "maxItems": 16},
+            "topics": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+            "ttl_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "TIDEGATE_TOKEN_TTL_S by default, at most TIDEGATE_TOKEN_MAX_TTL_S",
+            },
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer"},
+            "scope": {"type": "string"},
+            "topics": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Usage": {
+        "type": "object",
+        "required": ["tenant", "plan", "quotas", "totals"],
+        "properties": {
+            "tenant": {"type": "string"},
+            "plan": {"type": "string"},
+            "quotas": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"limit": {"type": ["number", "null"]}, "used": {}},
+                },
+            },
+            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+}
+
+_TENANT_REPLY = {"description": "the tenant", **_json(_ref("Tenant"))}
+_NO_CONTENT = {"description": "done"}
+
+PATHS: dict[str, Any] = {
+    "/v1/admin/tenants": {
+        "post": {
+            "summary": "Create a tenant (operator)",
+            "requestBody": {"required": True, **_json(_ref("TenantCreate"))},
+            "responses": {"201": _TENANT_REPLY, **_problems(400, 401, 403, 409, 415, 422)},
+        },
+        "get": {
+            "summary": "List tenants (operator)",
+            "responses": {
+                "200": {
+                    "description": "every tenant",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"tenants": {"type": "array", "items": _ref("Tenant")}},
+                        }
+                    ),
+                },
+                **_problems(401, 403),
+            },
+        },
+    },
+    "/v1/admin/tenants/{tenant}": {
+        "parameters": [TENANT],
+        "get": {
+            "summary": "Describe a tenant (operator)",
+            "responses": {"200": _TENANT_REPLY, **_problems(401, 403, 404)},
+        },
+        "patch": {
+            "summary": "Suspend, resume or change the plan of a tenant (operator)",
+            "requestBody": {"required": True, **_json(_ref("TenantPatch"))},
+            "responses": {"200": _TENANT_REPLY, **_problems(400, 401, 403, 404, 409, 415, 422)},
+        },
+        "delete": {
+            "summary": "Delete a tenant, its keys and its topics (operator)",
+            "responses": {"204": _NO_CONTENT, **_problems(401, 403, 404, 409)},
+        },
+    },
+    "/v1/admin/tenants/{tenant}/keys": {
+        "parameters": [TENANT],
+        "post": {
+            "summary": "Mint an API key (operator); the key is shown only in this reply",
+            "requestBody": {"required": True, **_json(_ref("KeyCreate"))},
+            "responses": {
+                "201": {"description": "the key", **_json(_ref("Key"))},
+                **_problems(400, 401, 403, 404, 415, 422),
+            },
+        },
+        "get": {
+            "summary": "List a tenant's keys, without secrets (operator)",
+            "responses": {
+                "200": {
+                    "description": "the keys",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"keys": {"type": "array", "items": _ref("Key")}},
+                        }
+                    ),
+                },
+                **_problems(401, 403, 404),
+            },
+        },
+    },
+    "/v1/admin/tenants/{tenant}/keys/{key_id}": {
+        "parameters": [TENANT, KEY_ID],
+        "delete": {
+            "summary": "Revoke a key at once (operator)",
+            "responses": {"204": _NO_CONTENT, **_problems(401, 403, 404)},
+        },
+    },
+    "/v1/admin/tenants/{tenant}/quotas": {
+        "parameters": [TENANT],
+        "put": {
+            "summary": "Replace the tenant's quota overrides (operator)",
+            "requestBody": {"required": True, **_json(_ref("QuotaOverrides"))},
+            "responses": {"200": _TENANT_REPLY, **_problems(400, 401, 403, 404, 415, 422)},
+        },
+        "get": {
+            "summary": "The tenant's plan, overrides and effective limits (operator)",
+            "responses": {"200": _TENANT_REPLY, **_problems(401, 403, 404)},
+        },
+    },
+    "/v1/tokens": {
+        "post": {
+            "summary": "Exchange an API key for a short-lived JWT with the same or fewer rights",
+            "requestBody": {"required": False, **_json(_ref("TokenRequest"))},
+            "responses": {
+                "201": {"description": "the token", **_json(_ref("Token"))},
+                **_problems(400, 401, 403, 415, 422),
+            },
+        }
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "The public keys that sign the gateway's tokens",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "a JSON Web Key Set",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+                        }
+                    ),
+                }
+            },
+        }
+    },
+    "/v1/usage": {
+        "get": {
+            "summary": "The caller's tenant: use against each limit of its plan",
+            "responses": {
+                "200": {"description": "usage", **_json(_ref("Usage"))},
+                **_problems(401, 403),
+            },
+        }
+    },
+}

@@ -1,0 +1,137 @@
+"""The isolation matrix: tenant A's credentials against every documented path, every verb,
+aimed at tenant B's resources. A must never read, list, count, change or delete anything
+of B's, and must learn nothing of it: B's topic answers 404 exactly like a missing one."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.openapi import document
+from tests.gateway.conftest import GatewayProcess
+
+VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+B_TOPIC = "b-private"
+SHARED = "same-name"
+B_MARK = "B-SECRET-VALUE"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def body_for(path: str, verb: str) -> Any:
+    """A request body each route would accept from its own tenant."""
+    if path.endswith("/records") and verb == "POST":
+        return {"records": [{"key": "k", "value": "from-A"}]}
+    if path == "/v1/topics" and verb == "POST":
+        return {"name": "a-own-topic", "partitions": 1}
+    if path.startswith("/v1/topics/{topic}") and verb in ("PATCH", "PUT"):
+        return {"config": {"retention_ms": 1000}}
+    if path == "/v1/admin/tenants" and verb == "POST":
+        return {"name": "a-made-this"}
+    if path.endswith("/keys") and verb == "POST":
+        return {"scopes": ["topics:read"]}
+    if path.endswith("/quotas"):
+        return {"max_topics": 0}
+    if path == "/v1/admin/tenants/{tenant}":
+        return {"status": "suspended"}
+    if path == "/v1/tokens":
+        return {"scopes": ["topics:read"]}
+    return None
+
+
+def setup_tenants(api: httpx.Client) -> dict[str, Any]:
+    every = ["topics:read", "topics:write", "topics:admin", "groups:read", "groups:write"]
+    made: dict[str, Any] = {}
+    for who in ("iso-a", "iso-b"):
+        assert (
+            api.post("/v1/admin/tenants", json={"name": who, "plan": "unlimited"}).status_code
+            == 201
+        )
+        key = api.post(f"/v1/admin/tenants/{who}/keys", json={"scopes": every}).json()
+        made[who] = key
+    b = bearer(made["iso-b"]["key"])
+    a = bearer(made["iso-a"]["key"])
+    assert (
+        api.post("/v1/topics", json={"name": B_TOPIC, "partitions": 2}, headers=b).status_code
+        == 201
+    )
+    api.post(f"/v1/topics/{B_TOPIC}/records", json={"records": [{"value": B_MARK}] * 3}, headers=b)
+    for headers, value in ((b, B_MARK), (a, "a-value")):
+        assert api.post("/v1/topics", json={"name": SHARED}, headers=headers).status_code == 201
+        api.post(
+            f"/v1/topics/{SHARED}/records", json={"records": [{"value": value}]}, headers=headers
+        )
+    token = api.post("/v1/tokens", json={}, headers=a).json()["access_token"]
+    made["a-token"] = token
+    return made
+
+
+def b_state(api: httpx.Client, b_key: str) -> Any:
+    """Everything of B's that A might have touched."""
+    b = bearer(b_key)
+    topics = api.get("/v1/topics", headers=b).json()
+    described = [api.get(f"/v1/topics/{t}", headers=b).json() for t in (B_TOPIC, SHARED)]
+    records = [
+        api.get(f"/v1/topics/{t}/partitions/0/records?offset=earliest", headers=b).json()["records"]
+        for t in (B_TOPIC, SHARED)
+    ]
+    tenant = api.get("/v1/admin/tenants/iso-b").json()
+    keys = api.get("/v1/admin/tenants/iso-b/keys").json()
+    return topics, described, records, tenant, keys
+
+
+def test_no_cross_tenant_access_on_any_endpoint_or_verb(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    made = setup_tenants(api)
+    b_key_id = made["iso-b"]["key_id"]
+    before = b_state(api, made["iso-b"]["key"])
+    paths = list(orjson.loads(document())["paths"])
+    credentials = {"api key": made["iso-a"]["key"], "token": made["a-token"]}
+    attempts = 0
+    violations: list[str] = []
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        for path, verb, (kind, credential), topic in itertools.product(
+            paths, VERBS, credentials.items(), (B_TOPIC, SHARED)
+        ):
+            if "{topic}" not in path and topic == SHARED:
+                continue  # the topic variant only matters where a topic is named
+            url = (
+                path.replace("{topic}", topic)
+                .replace("{partition}", "0")
+                .replace("{tenant}", "iso-b")
+                .replace("{key_id}", b_key_id)
+            )
+            body = body_for(path, verb)
+            r = client.request(
+                verb,
+                url,
+                headers=bearer(credential) | ({"Content-Type": "application/json"} if body else {}),
+                content=orjson.dumps(body) if body is not None else None,
+                params={"offset": "earliest"}
+                if url.endswith("/records") and verb == "GET"
+                else None,
+            )
+            attempts += 1
+            where = f"{kind} {verb} {url} -> {r.status_code}"
+            text = r.text.replace(url, "")  # the request's own path may be echoed back
+            if B_MARK in text or "iso-b" in text or b_key_id in text:
+                violations.append(f"{where}: B's data in the reply")
+            if topic == B_TOPIC and "{topic}" in path and r.status_code not in (404, 405):
+                # Anything but "no such topic" either reached it or revealed that it exists.
+                violations.append(f"{where}: B's topic reached or revealed")
+            if path.startswith("/v1/admin") and r.status_code < 400:
+                violations.append(f"{where}: operator route served")
+            if path == "/v1/topics" and verb == "GET" and B_TOPIC in text:
+                violations.append(f"{where}: B's topic listed")
+    after = b_state(api, made["iso-b"]["key"])
+    if after != before:
+        violations.append("B's topics, records, tenant or keys changed")
+    print(f"\nsuccessful cross-tenant accesses: {len(violations)} of {attempts}")
+    assert attempts > 100
+    assert not violations, violations
