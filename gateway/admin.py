@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +21,7 @@ from gateway.bodies import read_json
 from gateway.errors import GatewayError, ProblemType
 from gateway.names import tenant_prefix
 from gateway.runtime import Runtime, runtime_of
-from gateway.topics import invalid_body, json_response
+from gateway.topics import json_response, validated
 from tenants.directory import DEFAULT_TENANT, TenantDirectory
 from tenants.principal import Principal, Scope
 from tenants.quotas import limits_json
@@ -99,10 +99,7 @@ def _not_operator_tenant(name: str, action: str) -> None:
 
 async def create_tenant(request: Request) -> Response:
     runtime, directory, _ = await _operator(request)
-    try:
-        body = TenantIn.model_validate(await _body(request, runtime))
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    body = validated(TenantIn, await _body(request, runtime))
     record = await directory.create_tenant(body.name, body.plan or runtime.settings.default_plan)
     response = json_response(tenant_json(record, directory), 201)
     response.headers["Location"] = f"/v1/admin/tenants/{record.name}"
@@ -125,10 +122,7 @@ async def update_tenant(request: Request) -> Response:
     """Suspend or resume (`status`), or move to another `plan`; effective at once."""
     runtime, directory, _ = await _operator(request)
     name = request.path_params["tenant"]
-    try:
-        patch = TenantPatch.model_validate(await _body(request, runtime))
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    patch = validated(TenantPatch, await _body(request, runtime))
     if patch.status == "suspended":
         _not_operator_tenant(name, "suspended")
     record = await directory.get_tenant(name)
@@ -160,16 +154,7 @@ async def delete_tenant(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     runtime, directory, _ = await _operator(request)
     tenant = request.path_params["tenant"]
-    try:
-        body = KeyIn.model_validate(await _body(request, runtime))
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
-    if Scope.ADMIN.value in body.scopes and tenant != DEFAULT_TENANT:
-        raise GatewayError(
-            ProblemType.INVALID_BODY,
-            f"the operator scope 'admin' is only for keys of tenant {DEFAULT_TENANT!r}",
-            errors=[{"pointer": "/scopes", "message": "'admin' is the operator scope"}],
-        )
+    body = validated(KeyIn, await _body(request, runtime))
     expires_ms = None
     if body.expires_in_s is not None:
         expires_ms = runtime.now_ms() + body.expires_in_s * 1000

@@ -324,10 +324,11 @@ def _key_not_found(exc: te.KeyNotFound) -> Problem:
 
 
 def _invalid_scopes(exc: te.InvalidScopes) -> Problem:
+    reason = "not for this tenant" if isinstance(exc, te.OperatorScopeOnly) else "unknown scope"
     return Problem(
         ProblemType.INVALID_SCOPES,
         str(exc),
-        {"errors": [{"pointer": "/scopes", "message": f"unknown scope {s!r}"} for s in exc.scopes]},
+        {"errors": [{"pointer": "/scopes", "message": f"{reason}: {s}"} for s in exc.scopes]},
     )
 
 

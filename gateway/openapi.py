@@ -15,25 +15,7 @@ import orjson
 
 from gateway import openapi_tenants
 from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
-
-PROBLEM = {"$ref": "#/components/responses/Problem"}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    """Problem replies; every operation that takes a credential can also be rate limited."""
-    out: dict[str, Any] = {str(s): PROBLEM for s in statuses}
-    if 401 in statuses:
-        out["429"] = openapi_tenants.RATE_LIMITED
-    return out
-
+from gateway.openapi_parts import PROBLEM, json_body, problems, ref
 
 TOPIC_PARAM = {
     "name": "topic",
@@ -96,7 +78,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string"},
             "partitions": {"type": "integer"},
-            "config": _ref("TopicConfig"),
+            "config": ref("TopicConfig"),
             "created_ms": {"type": "integer"},
         },
     },
@@ -118,7 +100,7 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
-            "config": _ref("TopicConfig"),
+            "config": ref("TopicConfig"),
             "created_ms": {"type": "integer"},
         },
     },
@@ -129,14 +111,14 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
             "partitions": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1},
-            "config": _ref("TopicConfig"),
+            "config": ref("TopicConfig"),
         },
     },
     "TopicPatch": {
         "type": "object",
         "additionalProperties": False,
         "required": ["config"],
-        "properties": {"config": _ref("TopicConfig")},
+        "properties": {"config": ref("TopicConfig")},
     },
     "NewRecord": {
         "type": "object",
@@ -156,7 +138,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["records"],
-        "properties": {"records": {"type": "array", "items": _ref("NewRecord")}},
+        "properties": {"records": {"type": "array", "items": ref("NewRecord")}},
     },
     "ProduceReply": {
         "type": "object",
@@ -191,7 +173,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["records", "next_offset", "end_offset"],
         "properties": {
-            "records": {"type": "array", "items": _ref("Record")},
+            "records": {"type": "array", "items": ref("Record")},
             "next_offset": {"type": "integer"},
             "end_offset": {"type": "integer"},
         },
@@ -250,16 +232,16 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "This document",
             "security": [],
-            "responses": {"200": _json({"type": "object"}) | {"description": "OpenAPI 3.1"}},
+            "responses": {"200": json_body({"type": "object"}) | {"description": "OpenAPI 3.1"}},
         }
     },
     "/v1/topics": {
         "post": {
             "summary": "Create a topic",
-            "requestBody": {"required": True, **_json(_ref("TopicCreate"))},
+            "requestBody": {"required": True, **json_body(ref("TopicCreate"))},
             "responses": {
-                "201": {"description": "the topic", **_json(_ref("Topic"))},
-                **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                "201": {"description": "the topic", **json_body(ref("Topic"))},
+                **problems(400, 401, 403, 409, 413, 415, 422, 503),
             },
         },
         "get": {
@@ -267,15 +249,15 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the topics",
-                    **_json(
+                    **json_body(
                         {
                             "type": "object",
                             "required": ["topics"],
-                            "properties": {"topics": {"type": "array", "items": _ref("Topic")}},
+                            "properties": {"topics": {"type": "array", "items": ref("Topic")}},
                         }
                     ),
                 },
-                **_problems(401, 403, 503),
+                **problems(401, 403, 503),
             },
         },
     },
@@ -284,23 +266,23 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Describe a topic with per-partition offsets and sizes",
             "responses": {
-                "200": {"description": "the topic", **_json(_ref("TopicDescription"))},
-                **_problems(400, 401, 403, 404, 503),
+                "200": {"description": "the topic", **json_body(ref("TopicDescription"))},
+                **problems(400, 401, 403, 404, 503),
             },
         },
         "patch": {
             "summary": "Change a topic's config (keys not named stay as they are)",
-            "requestBody": {"required": True, **_json(_ref("TopicPatch"))},
+            "requestBody": {"required": True, **json_body(ref("TopicPatch"))},
             "responses": {
-                "200": {"description": "the topic", **_json(_ref("Topic"))},
-                **_problems(400, 401, 403, 404, 413, 415, 422, 503),
+                "200": {"description": "the topic", **json_body(ref("Topic"))},
+                **problems(400, 401, 403, 404, 413, 415, 422, 503),
             },
         },
         "delete": {
             "summary": "Delete a topic and its records",
             "responses": {
                 "204": {"description": "deleted"},
-                **_problems(400, 401, 403, 404, 503),
+                **problems(400, 401, 403, 404, 503),
             },
         },
     },
@@ -335,12 +317,12 @@ PATHS: dict[str, Any] = {
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": _ref("ProduceRequest")},
+                    "application/json": {"schema": ref("ProduceRequest")},
                     "application/x-ndjson": {
                         "schema": {
                             "description": "one record object a line",
                             "type": "array",
-                            "items": _ref("NewRecord"),
+                            "items": ref("NewRecord"),
                         }
                     },
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -348,8 +330,8 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": {"description": "offsets", **_json(_ref("ProduceReply"))},
-                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 503, 507),
+                "200": {"description": "offsets", **json_body(ref("ProduceReply"))},
+                **problems(400, 401, 403, 404, 409, 413, 415, 422, 503, 507),
             },
         },
     },
@@ -397,8 +379,8 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": {"description": "records", **_json(_ref("FetchReply"))},
-                **_problems(400, 401, 403, 404, 416, 503),
+                "200": {"description": "records", **json_body(ref("FetchReply"))},
+                **problems(400, 401, 403, 404, 416, 503),
             },
         },
     },
@@ -424,7 +406,7 @@ def document() -> bytes:
             "responses": {
                 "Problem": {
                     "description": "an RFC 9457 problem",
-                    "content": {PROBLEM_MEDIA_TYPE: {"schema": _ref("Problem")}},
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": ref("Problem")}},
                 }
             },
         },

@@ -8,39 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.openapi_parts import json_body, problems, ref
 from tenants.plans import LIMIT_NAMES
 from tenants.principal import Scope
-
-PROBLEM = {"$ref": "#/components/responses/Problem"}
-RATE_LIMITED = {
-    "description": "a rate quota is used up; nothing was done",
-    "headers": {
-        "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"},
-        "RateLimit-Policy": {
-            "schema": {"type": "string"},
-            "description": 'e.g. "requests_per_second";q=20;w=1',
-        },
-        "RateLimit": {
-            "schema": {"type": "string"},
-            "description": 'e.g. "requests_per_second";r=0;t=1',
-        },
-    },
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    out: dict[str, Any] = {str(s): PROBLEM for s in statuses}
-    out["429"] = RATE_LIMITED
-    return out
 
 
 def _param(name: str, pattern: str | None = None) -> dict[str, Any]:
@@ -76,7 +46,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"enum": ["active", "suspended"]},
             "created_ms": {"type": "integer"},
             "overrides": {"type": "object"},
-            "limits": _ref("Limits"),
+            "limits": ref("Limits"),
         },
     },
     "TenantCreate": {
@@ -168,29 +138,29 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_TENANT_REPLY = {"description": "the tenant", **_json(_ref("Tenant"))}
+_TENANT_REPLY = {"description": "the tenant", **json_body(ref("Tenant"))}
 _NO_CONTENT = {"description": "done"}
 
 PATHS: dict[str, Any] = {
     "/v1/admin/tenants": {
         "post": {
             "summary": "Create a tenant (operator)",
-            "requestBody": {"required": True, **_json(_ref("TenantCreate"))},
-            "responses": {"201": _TENANT_REPLY, **_problems(400, 401, 403, 409, 415, 422)},
+            "requestBody": {"required": True, **json_body(ref("TenantCreate"))},
+            "responses": {"201": _TENANT_REPLY, **problems(400, 401, 403, 409, 415, 422)},
         },
         "get": {
             "summary": "List tenants (operator)",
             "responses": {
                 "200": {
                     "description": "every tenant",
-                    **_json(
+                    **json_body(
                         {
                             "type": "object",
-                            "properties": {"tenants": {"type": "array", "items": _ref("Tenant")}},
+                            "properties": {"tenants": {"type": "array", "items": ref("Tenant")}},
                         }
                     ),
                 },
-                **_problems(401, 403),
+                **problems(401, 403),
             },
         },
     },
@@ -198,26 +168,26 @@ PATHS: dict[str, Any] = {
         "parameters": [TENANT],
         "get": {
             "summary": "Describe a tenant (operator)",
-            "responses": {"200": _TENANT_REPLY, **_problems(401, 403, 404)},
+            "responses": {"200": _TENANT_REPLY, **problems(401, 403, 404)},
         },
         "patch": {
             "summary": "Suspend, resume or change the plan of a tenant (operator)",
-            "requestBody": {"required": True, **_json(_ref("TenantPatch"))},
-            "responses": {"200": _TENANT_REPLY, **_problems(400, 401, 403, 404, 409, 415, 422)},
+            "requestBody": {"required": True, **json_body(ref("TenantPatch"))},
+            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 409, 415, 422)},
         },
         "delete": {
             "summary": "Delete a tenant, its keys and its topics (operator)",
-            "responses": {"204": _NO_CONTENT, **_problems(401, 403, 404, 409)},
+            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404, 409)},
         },
     },
     "/v1/admin/tenants/{tenant}/keys": {
         "parameters": [TENANT],
         "post": {
             "summary": "Mint an API key (operator); the key is shown only in this reply",
-            "requestBody": {"required": True, **_json(_ref("KeyCreate"))},
+            "requestBody": {"required": True, **json_body(ref("KeyCreate"))},
             "responses": {
-                "201": {"description": "the key", **_json(_ref("Key"))},
-                **_problems(400, 401, 403, 404, 415, 422),
+                "201": {"description": "the key", **json_body(ref("Key"))},
+                **problems(400, 401, 403, 404, 415, 422),
             },
         },
         "get": {
@@ -225,14 +195,14 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the keys",
-                    **_json(
+                    **json_body(
                         {
                             "type": "object",
-                            "properties": {"keys": {"type": "array", "items": _ref("Key")}},
+                            "properties": {"keys": {"type": "array", "items": ref("Key")}},
                         }
                     ),
                 },
-                **_problems(401, 403, 404),
+                **problems(401, 403, 404),
             },
         },
     },
@@ -240,28 +210,28 @@ PATHS: dict[str, Any] = {
         "parameters": [TENANT, KEY_ID],
         "delete": {
             "summary": "Revoke a key at once (operator)",
-            "responses": {"204": _NO_CONTENT, **_problems(401, 403, 404)},
+            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404)},
         },
     },
     "/v1/admin/tenants/{tenant}/quotas": {
         "parameters": [TENANT],
         "put": {
             "summary": "Replace the tenant's quota overrides (operator)",
-            "requestBody": {"required": True, **_json(_ref("QuotaOverrides"))},
-            "responses": {"200": _TENANT_REPLY, **_problems(400, 401, 403, 404, 415, 422)},
+            "requestBody": {"required": True, **json_body(ref("QuotaOverrides"))},
+            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 415, 422)},
         },
         "get": {
             "summary": "The tenant's plan, overrides and effective limits (operator)",
-            "responses": {"200": _TENANT_REPLY, **_problems(401, 403, 404)},
+            "responses": {"200": _TENANT_REPLY, **problems(401, 403, 404)},
         },
     },
     "/v1/tokens": {
         "post": {
             "summary": "Exchange an API key for a short-lived JWT with the same or fewer rights",
-            "requestBody": {"required": False, **_json(_ref("TokenRequest"))},
+            "requestBody": {"required": False, **json_body(ref("TokenRequest"))},
             "responses": {
-                "201": {"description": "the token", **_json(_ref("Token"))},
-                **_problems(400, 401, 403, 415, 422),
+                "201": {"description": "the token", **json_body(ref("Token"))},
+                **problems(400, 401, 403, 415, 422),
             },
         }
     },
@@ -272,7 +242,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "a JSON Web Key Set",
-                    **_json(
+                    **json_body(
                         {
                             "type": "object",
                             "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
@@ -286,8 +256,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "The caller's tenant: use against each limit of its plan",
             "responses": {
-                "200": {"description": "usage", **_json(_ref("Usage"))},
-                **_problems(401, 403),
+                "200": {"description": "usage", **json_body(ref("Usage"))},
+                **problems(401, 403),
             },
         }
     },

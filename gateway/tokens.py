@@ -13,7 +13,7 @@ import fnmatch
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +21,7 @@ from starlette.routing import Route
 from gateway.bodies import read_json
 from gateway.errors import GatewayError, ProblemType
 from gateway.runtime import runtime_of
-from gateway.topics import invalid_body, json_response
+from gateway.topics import json_response, validated
 from tenants.directory import check_scopes
 from tenants.principal import Principal, Scope
 
@@ -102,10 +102,7 @@ async def create_token(request: Request) -> Response:
     raw: Any = {}
     if await request.body():
         raw = await read_json(request, limit=TOKEN_BODY_LIMIT, limits=runtime.json_limits)
-    try:
-        body = TokenIn.model_validate(raw)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    body = validated(TokenIn, raw)
     ttl = body.ttl_seconds if body.ttl_seconds is not None else settings.token_ttl_s
     if ttl > settings.token_max_ttl_s:
         raise GatewayError(

@@ -8,7 +8,7 @@ tenant's topic answers 404 exactly like a missing one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -26,6 +26,7 @@ from tenants.principal import Scope
 from tenants.quotas import check_count
 
 CONFIG_BODY_LIMIT = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigIn(BaseModel):
@@ -106,6 +107,14 @@ def invalid_body(exc: ValidationError) -> GatewayError:
     return GatewayError(ProblemType.INVALID_BODY, "the request body is not valid", errors=errors)
 
 
+def validated(model: type[M], raw: Any) -> M:
+    """`raw` as `model`, or 422 `invalid-body` listing every field's problem."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
 def topic_json(info: TopicInfo, tenant: str) -> dict[str, Any]:
     return {
         "name": client_name(tenant, info.name),
@@ -138,10 +147,7 @@ async def create_topic(request: Request) -> Response:
     principal = await runtime.principal(request, Scope.TOPICS_ADMIN)
     log, _ = runtime.storage()
     raw = await read_json(request, limit=CONFIG_BODY_LIMIT, limits=runtime.json_limits)
-    try:
-        body = TopicIn.model_validate(raw)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    body = validated(TopicIn, raw)
     name = checked_topic_name(body.name)
     if not principal.may_use_topic(name):
         raise GatewayError(ProblemType.FORBIDDEN, f"the credential may not use topic {name!r}")
@@ -178,10 +184,7 @@ async def update_topic(request: Request) -> Response:
     target = await runtime.topic_request(request, Scope.TOPICS_ADMIN)
     principal, log, stored = target.principal, target.log, target.stored
     raw = await read_json(request, limit=CONFIG_BODY_LIMIT, limits=runtime.json_limits)
-    try:
-        patch = TopicPatch.model_validate(raw)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    patch = validated(TopicPatch, raw)
     desc = await log.describe_topic(stored)
     limits = await runtime.quota_service().limits(principal.tenant)
     config = fit_to_plan(

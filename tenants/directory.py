@@ -20,6 +20,7 @@ from tenants.errors import (
     InvalidScopes,
     InvalidTenantName,
     KeyNotFound,
+    OperatorScopeOnly,
     TenantExists,
     TenantNotFound,
     TenantSuspended,
@@ -304,8 +305,15 @@ class TenantDirectory:
         *,
         expires_ms: int | None = None,
     ) -> tuple[str, str]:
-        """Mint a key for `tenant`; returns (key_id, key). The key is not kept."""
+        """Mint a key for `tenant`; returns (key_id, key). The key is not kept.
+
+        Only the operator tenant's keys may hold `admin`: with it a key would
+        administer every tenant.
+        """
         await self.get_tenant(tenant)
+        granted = check_scopes(scopes)
+        if Scope.ADMIN.value in granted and tenant != DEFAULT_TENANT:
+            raise OperatorScopeOnly(tenant, DEFAULT_TENANT)
         key_id, key = keys.mint_key()
         parsed = keys.parse_key(key)
         assert parsed is not None
@@ -314,7 +322,7 @@ class TenantDirectory:
                 key_id=key_id,
                 tenant=tenant,
                 secret_hash=keys.hash_secret(parsed[1], self._pepper),
-                scopes=check_scopes(scopes),
+                scopes=granted,
                 topics=tuple(topics),
                 created_ms=_now_ms(),
                 expires_ms=expires_ms,

@@ -70,6 +70,18 @@ class InvalidScopes(TenantError):
         self.scopes = scopes
 
 
+class OperatorScopeOnly(InvalidScopes):
+    """The operator scope asked for a key of a tenant other than the operator's."""
+
+    def __init__(self, tenant: str, operator_tenant: str) -> None:
+        TenantError.__init__(
+            self,
+            f"the operator scope 'admin' is only for keys of tenant {operator_tenant!r}, "
+            f"not {tenant!r}",
+        )
+        self.scopes = ["admin"]
+
+
 class QuotaExceeded(TenantError):
     """A rate limit refused the request; nothing was done. Retry after `retry_after_s`."""
 

@@ -10,6 +10,7 @@ from tenants.directory import TenantDirectory
 from tenants.errors import (
     InvalidTenantName,
     KeyNotFound,
+    OperatorScopeOnly,
     TenantExists,
     TenantSuspended,
     Unauthenticated,
@@ -151,3 +152,15 @@ async def test_store_holds_no_plaintext_secret(tmp_path: Path) -> None:
         secret = k[16:59]
         assert secret.encode() not in raw
         assert k.encode() not in raw
+
+
+async def test_only_the_operator_tenant_gets_keys_with_the_operator_scope(
+    directory: TenantDirectory,
+) -> None:
+    await directory.bootstrap(None)
+    await directory.create_tenant("acme")
+    with pytest.raises(OperatorScopeOnly):
+        await directory.create_key("acme", ["topics:read", "admin"])
+    assert await directory.list_keys("acme") == []
+    key_id, _ = await directory.create_key("default", ["admin"])
+    assert (await directory.get_key("default", key_id)).scopes == ("admin",)
