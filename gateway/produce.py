@@ -243,16 +243,19 @@ async def produce(request: Request) -> Response:
     runtime.usage.traffic[tenant].produced(len(body), len(parsed))
 
     records = [p.record for p in parsed]
-    partitions = [
-        choose_partition(
-            explicit=p.partition,
-            key=p.record.key,
-            partitions=info.partitions,
-            topic=name,
-            round_robin=runtime.round_robin,
-        )
-        for p in parsed
-    ]
+    if info.partitions == 1:
+        partitions = [0] * len(parsed)  # explicit partitions were checked against the count
+    else:
+        partitions = [
+            choose_partition(
+                explicit=p.partition,
+                key=p.record.key,
+                partitions=info.partitions,
+                topic=name,
+                round_robin=runtime.round_robin,
+            )
+            for p in parsed
+        ]
 
     if idem_key is None:
         reply = await runtime.run_to_completion(_append(runtime, name, records, partitions))
