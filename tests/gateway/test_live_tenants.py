@@ -407,3 +407,28 @@ def test_access_log_never_holds_a_query_token() -> None:
     assert "eyJ" not in redact(line)
     assert "access_token=[redacted]" in redact(line)
     assert redact("a\r\nforged") == "a\\r\\nforged"
+
+
+def test_byte_rates_throttle_produce_before_and_fetch_after(
+    api: httpx.Client, tenant_client: tuple[str, httpx.Client]
+) -> None:
+    name, client = tenant_client
+    client.post("/v1/topics", json={"name": "bytes"})
+    api.put(
+        f"/v1/admin/tenants/{name}/quotas",
+        json={"produce_bytes_per_second": 3000, "consume_bytes_per_second": 1000},
+    )
+    batch = {"records": [{"value": "p" * 400} for _ in range(5)]}  # about 2.1 KB of body
+    assert client.post("/v1/topics/bytes/records", json=batch).status_code == 200
+    refused = client.post("/v1/topics/bytes/records", json=batch)
+    body = assert_problem(refused, 429, "too-many-requests")
+    assert body["limit"] == "produce_bytes_per_second"
+    assert refused.headers["RateLimit-Policy"] == '"produce_bytes_per_second";q=3000;w=1'
+    described = client.get("/v1/topics/bytes").json()
+    assert described["partitions"][0]["end_offset"] == 5  # the refused batch appended nothing
+    # a fetch is served in full and charged afterwards; the next one waits for the debt
+    url = "/v1/topics/bytes/partitions/0/records?offset=earliest"
+    assert len(client.get(url).json()["records"]) == 5
+    body = assert_problem(client.get(url), 429, "too-many-requests")
+    assert body["limit"] == "consume_bytes_per_second"
+    assert body["retry_after_ms"] > 500  # about 2 KB over a 1 KB/s bucket
