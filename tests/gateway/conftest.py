@@ -60,10 +60,10 @@ class GatewayProcess:
 
     def start(self, timeout_s: float = 20.0) -> GatewayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEGATE_")}
-        env.update(self.extra_env)
         if self.bootstrap_key is not None:
             env["TIDEGATE_BOOTSTRAP_KEY"] = self.bootstrap_key
         env["TIDEGATE_LOG_LEVEL"] = "warning"
+        env.update(self.extra_env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -432,3 +433,19 @@ def test_byte_rates_throttle_produce_before_and_fetch_after(
     body = assert_problem(client.get(url), 429, "too-many-requests")
     assert body["limit"] == "consume_bytes_per_second"
     assert body["retry_after_ms"] > 500  # about 2 KB over a 1 KB/s bucket
+
+
+def test_the_access_log_redacts_tokens_in_urls(tmp_path: Path) -> None:
+    gateway = GatewayProcess(
+        tmp_path / "data", env={"TIDEGATE_ACCESS_LOG": "true", "TIDEGATE_LOG_LEVEL": "info"}
+    ).start()
+    try:
+        secret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+        r = httpx.get(f"{gateway.url}/v1/topics?access_token={secret}&x=1")
+        assert r.status_code == 401
+        httpx.get(f"{gateway.url}/healthz")  # the access log line of the first is written
+    finally:
+        gateway.stop()
+    log = gateway.output()
+    assert "/v1/topics?access_token=[redacted]&x=1" in log
+    assert secret not in log
