@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import struct
 import threading
 from bisect import bisect_right
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 _MIN_WINDOW = 16 * 1024
 _MAX_WINDOW = 8 * 1024 * 1024
+_RECORD_COUNT = struct.Struct(">I")
+_RECORD_COUNT_AT = 18  # in the batch header, after base offset, length, crc, version, attributes
 
 
 def record_size(record: Record) -> int:
@@ -229,7 +232,12 @@ class Partition:
                 for q_start, _ in self.quarantined:
                     if cursor < q_start < stop:
                         stop = q_start
-                raws = self._gather(cursor, stop, max(1, max_bytes - total))
+                try:
+                    raws = self._gather(cursor, stop, max(1, max_bytes - total))
+                except CorruptData:
+                    if records:
+                        break  # serve what came before the damage; the next read reports it
+                    raise
             if not raws:
                 break
             total, full = self._decode_into(
@@ -278,42 +286,44 @@ class Partition:
         return raws
 
     def _locate(self, window: _Window, seg: Segment, limit: int, offset: int) -> int:
-        """The position of the batch holding `offset`, trusting the index only as a hint.
+        """The position of the batch holding `offset`, found along a checked chain.
 
-        The index is a cache without its own checksum: an entry that points at a later
-        (real) batch boundary would hide the records before it, so when the batch found
-        starts above `offset` the segment is walked from its start instead. If even that
-        batch starts above `offset`, those offsets are missing and the read says so
-        rather than answering with nothing below the end.
+        A batch's base offset is not under its CRC, so a batch is believed to
+        start at the offset it names only if that is where the batch before it
+        ended. The walk starts from an anchor it can trust: an index entry whose
+        batch names the entry's offset (the index is a cache without a checksum
+        of its own), else the segment's start, whose offset is the file's name.
+        Where the chain breaks, those offsets are reported corrupt, never served
+        under a wrong offset.
         """
-        _, position = seg.index.lookup(offset - seg.base_offset)
-        position = self._skip_below(window, position, limit, offset)
-        if position > 0 and self._base_at(window, position) > offset:
-            position = self._skip_below(window, 0, limit, offset)
-        base = self._base_at(window, position)
-        if base > offset:
-            raise CorruptData(self.number, offset, base, "records missing before a batch")
-        return position
+        rel, position = seg.index.lookup(offset - seg.base_offset)
+        expected = seg.base_offset + rel
+        if position > 0 and self._base_at(window, position) != expected:
+            expected, position = seg.base_offset, 0
+        while True:
+            head = window.get(position, HEADER_SIZE)
+            if len(head) < HEADER_SIZE:
+                return position  # a torn or short batch: decoding reports it
+            base, size = read_prefix(head)
+            if base != expected:
+                # The damage ends at the next batch if it looks sane, and never past
+                # this segment: the length field is not under the CRC either.
+                following = self._base_at(window, position + size) if size > 0 else -1
+                end = min(following, seg.next_offset) if following > expected else expected + 1
+                end = max(end, expected + 1)
+                raise CorruptData(
+                    self.number, expected, end, "a batch does not start where the last one ended"
+                )
+            (count,) = _RECORD_COUNT.unpack_from(head, _RECORD_COUNT_AT)
+            if offset < base + count or size < HEADER_SIZE or position + size >= limit:
+                return position
+            expected = base + count
+            position += size
 
     @staticmethod
     def _base_at(window: _Window, position: int) -> int:
         prefix = window.get(position, PREFIX_SIZE)
         return read_prefix(prefix)[0] if len(prefix) == PREFIX_SIZE else -1
-
-    def _skip_below(self, window: _Window, position: int, limit: int, offset: int) -> int:
-        """From an index position, the position of the batch holding `offset` (prefixes only)."""
-        while True:
-            prefix = window.get(position, PREFIX_SIZE)
-            if len(prefix) < PREFIX_SIZE:
-                return position
-            _, size = read_prefix(prefix)
-            following = position + size
-            if size < HEADER_SIZE or following + PREFIX_SIZE > limit:
-                return position
-            next_base, _ = read_prefix(window.get(following, PREFIX_SIZE))
-            if next_base > offset:
-                return position
-            position = following
 
     def _decode_into(
         self,

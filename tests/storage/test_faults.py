@@ -585,3 +585,46 @@ async def test_an_index_entry_pointing_at_the_wrong_batch_is_not_trusted(tmp_pat
     print(f"\nindex entries moved to the next batch: trials={trials} with damage={len(damaged)}")
     assert trials > 0
     assert not damaged, damaged
+
+
+async def test_a_damaged_base_offset_is_refused_not_served_under_another_offset(
+    tmp_path: Path,
+) -> None:
+    """The base offset is outside the CRC: a flip that moves a batch to lower offsets
+    (still overlapping what a reader asks for) must be caught by the offset chain."""
+    acked, segments = await pristine_log(tmp_path / "pristine")
+    end = 1 + max(o for _, o in acked)
+    rng = random.Random(3)
+    trials = served_bad = lost_elsewhere = undetected = 0
+    for i, seg_path in enumerate(segments):
+        data = seg_path.read_bytes()
+        position, batches = 0, []
+        while position < len(data):
+            base, size = read_prefix(data, position)
+            batches.append((position, base))
+            position += size
+        for position, base in batches[1:3]:  # a couple of batches inside each segment
+            bit = (base & -base).bit_length() - 1  # its lowest set bit: the base goes down
+            if bit < 0:
+                continue
+            trials += 1
+            work = tmp_path / "work"
+            shutil.copytree(tmp_path / "pristine", work)
+            victim = work / seg_path.relative_to(tmp_path / "pristine")
+            damaged = bytearray(data)
+            struct.pack_into(">Q", damaged, position, base ^ (1 << bit))
+            victim.write_bytes(bytes(damaged))
+            lo, hi = segment_range(segments, i, end)
+            got = await read_damaged(work, acked, rng, every_offset=trials % 2 == 0)
+            served_bad += got.bad
+            undetected += not any(s <= base < e for s, e in got.refused)
+            lost_elsewhere += sum(1 for _, o in acked if not lo <= o < hi and o not in got.served)
+            shutil.rmtree(work)
+    print(
+        f"\nbase offsets lowered by a bit flip: trials={trials} served under a wrong offset="
+        f"{served_bad} undetected={undetected} good records refused elsewhere={lost_elsewhere}"
+    )
+    assert trials >= 5
+    assert served_bad == 0
+    assert undetected == 0
+    assert lost_elsewhere == 0
