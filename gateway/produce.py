@@ -104,21 +104,17 @@ def validate(
             f"{len(objects)} records in one request; at most {max_records} are accepted",
             limit=max_records,
         )
-    fmt = info.config.value_format
-    parsed: list[ParsedRecord] = []
-    errors: list[RecordError] = []
+    parsed, errors = codecs.parse_records(objects, info.config.value_format, info.partitions)
     oversize: list[RecordError] = []
-    for i, obj in enumerate(objects):
-        result = codecs.parse_record(obj, i, fmt, info.partitions)
-        if isinstance(result, list):
-            errors.extend(result)
-            continue
-        size = result.size
-        if size > limit:
-            oversize.append(
-                RecordError(i, f"/records/{i}", f"record is {size} bytes; the topic allows {limit}")
-            )
-        parsed.append(result)
+    if any(r.size > limit for r in parsed):
+        # Report request indexes: the parsed records are the objects without errors.
+        bad = {e.record for e in errors}
+        good = [i for i in range(len(objects)) if i not in bad]
+        oversize = [
+            RecordError(i, f"/records/{i}", f"record is {r.size} bytes; the topic allows {limit}")
+            for i, r in zip(good, parsed, strict=True)
+            if r.size > limit
+        ]
     raise_record_errors(errors, oversize, limit)
     return parsed
 

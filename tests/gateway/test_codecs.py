@@ -17,6 +17,7 @@ from gateway.codecs import (
     encode_value,
     parse_headers,
     parse_record,
+    parse_records,
     raw_value,
     record_to_json,
     records_json,
@@ -154,3 +155,40 @@ def test_fetch_replies_embed_stored_json_values_verbatim(
     built = records_json(records, 0, ValueFormat.JSON)
     assert built == orjson.dumps([record_to_json(r, 0, ValueFormat.JSON) for r in records])
     assert [r["value"] for r in orjson.loads(built)] == values[: len(records)]
+
+
+record_objects = (
+    st.dictionaries(
+        st.sampled_from(["key", "value", "headers", "partition", "timestamp", "other"]),
+        st.none()
+        | st.booleans()
+        | st.integers(-5, 2**64)
+        | st.text(max_size=6)
+        | json_values
+        | st.lists(st.lists(st.text(max_size=3), min_size=2, max_size=2), max_size=2),
+        max_size=5,
+    )
+    | json_values
+)
+
+
+@given(
+    st.lists(record_objects, max_size=8),
+    st.sampled_from(list(ValueFormat)),
+    st.integers(1, 4),
+)
+def test_the_batch_parser_agrees_with_the_record_parser(
+    objects: list[Any], fmt: ValueFormat, partitions: int
+) -> None:
+    """The inline path of parse_records is an optimisation, never a different answer."""
+    parsed, errors = parse_records(objects, fmt, partitions)
+    expected_parsed: list[ParsedRecord] = []
+    expected_errors: list[Any] = []
+    for i, obj in enumerate(objects):
+        one = parse_record(obj, i, fmt, partitions)
+        if isinstance(one, list):
+            expected_errors.extend(one)
+        else:
+            expected_parsed.append(one)
+    assert parsed == expected_parsed
+    assert errors == expected_errors
