@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,14 +307,17 @@ def test_long_polls_count_against_max_connections(
     name, client = tenant_client
     api.put(f"/v1/admin/tenants/{name}/quotas", json={"max_connections": 1})
     client.post("/v1/topics", json={"name": "lp"})
-    url = "/v1/topics/lp/partitions/0/records?offset=latest&max_wait_ms=3000"
-    with httpx.Client(base_url=gateway.url, headers=client.headers, timeout=10.0) as other:
-        import threading
-
+    url = "/v1/topics/lp/partitions/0/records?offset=latest&max_wait_ms=10000"
+    with httpx.Client(base_url=gateway.url, headers=client.headers, timeout=20.0) as other:
         results: list[int] = []
         waiter = threading.Thread(target=lambda: results.append(other.get(url).status_code))
         waiter.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # until the server holds the waiting fetch
+            used = client.get("/v1/usage").json()["quotas"]["max_connections"]["used"]
+            if used == 1:
+                break
+            time.sleep(0.02)
         body = assert_problem(client.get(url), 403, "limit-reached")
         assert body["limit"] == "max_connections"
         client.post("/v1/topics/lp/records", json={"records": [{"value": 1}]})
