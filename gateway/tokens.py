@@ -117,7 +117,12 @@ async def create_token(request: Request) -> Response:
             raise GatewayError(ProblemType.UNAUTHENTICATED, "the key has expired")
     scopes = narrowed_scopes(principal, body.scopes)
     topics = narrowed_topics(principal, body.topics)
-    token = runtime.token_signer().sign(
+    signer = runtime.token_signer()
+    if signer.needs_rotation(now_s):
+        # On the loop on purpose: a key and its published half change together, so no
+        # token is signed by a key that is not yet published. A few ms, once a day.
+        signer.rotate(now_s=now_s)
+    token = signer.sign(
         tenant=principal.tenant,
         subject=principal.credential_id,
         scopes=scopes,

@@ -184,6 +184,11 @@ class TokenSigner:
         """Every published key id, oldest first."""
         return tuple(k.kid for k in self._keys)
 
+    def needs_rotation(self, now_s: float) -> bool:
+        """Whether the signing key is older than `rotate_after_s` (checked as tokens are
+        minted, so a long-running gateway rotates without a restart)."""
+        return now_s - self._keys[-1].created_s >= self.rotate_after_s
+
     def rotate(self, *, now_s: float | None = None) -> str:
         """Make a new signing key now (older ones stay published for `keep_s`);
         returns its kid."""

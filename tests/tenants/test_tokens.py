@@ -757,3 +757,16 @@ async def test_an_external_issuer_never_grants_the_operator_scope(
     token = make_token(key_a, claims(scope="admin topics:read"))
     principal = await verifier.verify(token, now_ms=now_ms())
     assert principal.scopes == frozenset({Scope.TOPICS_READ.value})
+
+
+def test_the_signer_says_when_its_key_is_due(tmp_path: Path) -> None:
+    signer = TokenSigner.load_or_create(
+        tmp_path / "keys.json", rotate_after_s=100, keep_s=50, now_s=1000
+    )
+    assert not signer.needs_rotation(1099)
+    assert signer.needs_rotation(1100)
+    first = signer.current_kid
+    signer.rotate(now_s=1100)
+    assert signer.current_kid != first
+    assert first in signer.kids  # still published for the tokens it signed
+    assert not signer.needs_rotation(1150)
