@@ -307,6 +307,14 @@ def _limit_reached(exc: te.LimitReached) -> Problem:
     )
 
 
+def _limiter_unavailable(exc: te.LimiterUnavailable) -> Problem:
+    return Problem(
+        ProblemType.BACKEND_UNAVAILABLE,
+        "the shared rate limiter does not answer; nothing was done, retry later",
+        headers=_retry_after(exc.retry_after_s),
+    )
+
+
 def _tenant_not_found(exc: te.TenantNotFound) -> Problem:
     return Problem(ProblemType.TENANT_NOT_FOUND, str(exc), {"tenant": exc.name})
 
@@ -368,6 +376,7 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     te.TenantSuspended: _suspended,
     te.QuotaExceeded: _quota_exceeded,
     te.LimitReached: _limit_reached,
+    te.LimiterUnavailable: _limiter_unavailable,
     te.TenantNotFound: _tenant_not_found,
     te.TenantExists: _tenant_exists,
     te.InvalidTenantName: _invalid_tenant_name,

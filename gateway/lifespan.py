@@ -38,6 +38,7 @@ log = logging.getLogger("tidegate")
 SECRET_FILE = "secret"  # noqa: S105 (a file name, not a secret)
 TENANTS_DB = "tenants.db"
 TOKEN_KEYS_FILE = "token-keys.json"  # noqa: S105 (a file name)
+REDIS_TIMEOUT_S = 1.0
 TOKEN_AUDIENCE = "tidegate"  # noqa: S105 (the `aud` of own tokens)
 
 
@@ -134,10 +135,19 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Any]:
     if settings.redis_url is None:
         raise ValueError("TIDEGATE_RATE_LIMITER=redis needs TIDEGATE_REDIS_URL")
     client: Any
+    # Bounded waits: a Redis that does not answer must cost a request a second, not hang it.
     if settings.redis_cluster:
-        client = redis.asyncio.RedisCluster.from_url(settings.redis_url)
+        client = redis.asyncio.RedisCluster.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
     else:
-        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        client = redis.asyncio.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
     return RedisGcra(client), client
 
 

@@ -4,6 +4,14 @@ Written out rather than generated so that it says what the API promises, not
 what a framework infers. A test diffs it against the app's route table (no
 undocumented route, no documented route missing) and schemathesis fuzzes the
 server from it.
+
+Each operation lists its own problem answers. Two that every operation of a
+kind shares are added once, by `with_shared_problems`, so no list can forget
+them: every operation that takes a credential (it lists 401) can answer 503
+(the tenant directory or the log is not open, or the server is draining),
+and every operation with a JSON body can answer 413 (its body is bounded in
+bytes and in JSON depth, values and string length). 429 comes with 401
+(`problems`).
 """
 
 from __future__ import annotations
@@ -186,6 +194,21 @@ SCHEMAS: dict[str, Any] = {
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
+            "limit": {
+                "type": ["string", "integer"],
+                "description": "the limit that refused the request: its name (429, "
+                "limit-reached, invalid-config, json-too-complex) or its size in bytes or "
+                "records (body-too-large, record-too-large, too-many-records)",
+            },
+            "limit_value": {"type": "number", "description": "429: the rate per second"},
+            "retry_after_ms": {"type": "integer", "description": "429: when it would fit"},
+            "current": {"type": "integer", "description": "limit-reached: in use now"},
+            "allowed": {"type": "integer", "description": "limit-reached: the plan's value"},
+            "plans": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "unknown-plan: the plans that exist",
+            },
             "errors": {
                 "type": "array",
                 "items": {
@@ -219,12 +242,16 @@ PATHS: dict[str, Any] = {
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics",
-            "security": [],
+            "description": "Process figures for anyone. With an operator credential (scope "
+            "`admin`) the reply adds the per-tenant `tidegate_tenant_*` series; any other "
+            "credential sent is refused (401/403), never silently downgraded.",
+            "security": [{}, {"bearer": []}],
             "responses": {
                 "200": {
                     "description": "Prometheus text format",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
+                },
+                **problems(401, 403),
             },
         }
     },
@@ -387,6 +414,26 @@ PATHS: dict[str, Any] = {
 }
 
 
+def with_shared_problems(paths: dict[str, Any]) -> dict[str, Any]:
+    """`paths` with 503 on every operation that takes a credential and 413 on every
+    operation with a JSON body (see the module docstring); lists that name them keep
+    their own entry."""
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        out[path] = dict(item)
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            responses = dict(op["responses"])
+            if op.get("security") != [] and "401" in responses:
+                responses.setdefault("503", PROBLEM)
+            content = op.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                responses.setdefault("413", PROBLEM)
+            out[path][method] = op | {"responses": dict(sorted(responses.items()))}
+    return out
+
+
 @functools.cache
 def document() -> bytes:
     """The whole document, serialized once."""
@@ -399,7 +446,7 @@ def document() -> bytes:
             f"application/problem+json; problem types are {PROBLEM_BASE}<slug>.",
         },
         "security": [{"bearer": []}],
-        "paths": PATHS | openapi_tenants.PATHS,
+        "paths": with_shared_problems(PATHS | openapi_tenants.PATHS),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS | openapi_tenants.SCHEMAS,

@@ -25,12 +25,29 @@ KEY_ID = _param("key_id")
 SCOPES = {"type": "array", "items": {"enum": [s.value for s in Scope]}}
 NULLABLE_NUMBER = {"type": ["number", "null"], "minimum": 0}
 NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
+PLAN_NAME = {"type": ["string", "null"], "maxLength": 100}
+MAX_KEY_TTL_S = 10 * 365 * 24 * 3600  # gateway.admin.MAX_KEY_TTL_S
 LIMITS = {
     "type": "object",
     "description": "each limit of the plan with the overrides applied; null is unlimited",
     "properties": {
         name: NULLABLE_NUMBER if name.endswith("_per_second") else NULLABLE_INT
         for name in LIMIT_NAMES
+    },
+}
+
+JWK = {
+    "type": "object",
+    "description": "an ES256 public key (no private members)",
+    "required": ["kty", "crv", "x", "y", "kid"],
+    "properties": {
+        "kty": {"const": "EC"},
+        "crv": {"const": "P-256"},
+        "x": {"type": "string"},
+        "y": {"type": "string"},
+        "kid": {"type": "string"},
+        "use": {"const": "sig"},
+        "alg": {"const": "ES256"},
     },
 }
 
@@ -45,7 +62,11 @@ SCHEMAS: dict[str, Any] = {
             "plan": {"type": "string"},
             "status": {"enum": ["active", "suspended"]},
             "created_ms": {"type": "integer"},
-            "overrides": {"type": "object"},
+            "overrides": {
+                "type": "object",
+                "description": "the limits set for this tenant alone (null: unlimited)",
+                "additionalProperties": {"type": ["number", "null"]},
+            },
             "limits": ref("Limits"),
         },
     },
@@ -55,15 +76,15 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name"],
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
-            "plan": {"type": "string", "description": "TIDEGATE_DEFAULT_PLAN by default"},
+            "plan": {**PLAN_NAME, "description": "TIDEGATE_DEFAULT_PLAN by default"},
         },
     },
     "TenantPatch": {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "status": {"enum": ["active", "suspended"]},
-            "plan": {"type": "string"},
+            "status": {"enum": ["active", "suspended", None]},
+            "plan": PLAN_NAME,
         },
     },
     "KeyCreate": {
@@ -71,19 +92,33 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["scopes"],
         "properties": {
-            "scopes": {**SCOPES, "minItems": 1, "maxItems": 16},
+            "scopes": {
+                **SCOPES,
+                "minItems": 1,
+                "maxItems": 16,
+                "description": "admin only for keys of the operator tenant",
+            },
             "topics": {
                 "type": "array",
                 "maxItems": 100,
                 "items": {"type": "string"},
                 "description": "topic patterns such as orders*; none means every topic",
             },
-            "expires_in_s": {"type": "integer", "minimum": 1},
+            "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_KEY_TTL_S},
         },
     },
     "Key": {
         "type": "object",
-        "required": ["key_id", "tenant", "scopes", "topics", "created_ms", "revoked"],
+        "required": [
+            "key_id",
+            "tenant",
+            "scopes",
+            "topics",
+            "created_ms",
+            "expires_ms",
+            "revoked",
+            "last_used_ms",
+        ],
         "properties": {
             "key_id": {"type": "string"},
             "tenant": {"type": "string"},
@@ -100,10 +135,20 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "scopes": {**SCOPES, "maxItems": 16},
-            "topics": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+            "scopes": {
+                **SCOPES,
+                "type": ["array", "null"],
+                "maxItems": 16,
+                "description": "the key's scopes by default; no more than the key holds",
+            },
+            "topics": {
+                "type": ["array", "null"],
+                "maxItems": 100,
+                "items": {"type": "string"},
+                "description": "the key's topic patterns by default; none wider",
+            },
             "ttl_seconds": {
-                "type": "integer",
+                "type": ["integer", "null"],
                 "minimum": 1,
                 "description": "TIDEGATE_TOKEN_TTL_S by default, at most TIDEGATE_TOKEN_MAX_TTL_S",
             },
@@ -111,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Token": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in"],
+        "required": ["access_token", "token_type", "expires_in", "scope", "topics"],
         "properties": {
             "access_token": {"type": "string"},
             "token_type": {"const": "Bearer"},
@@ -130,7 +175,11 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": {
                     "type": "object",
-                    "properties": {"limit": {"type": ["number", "null"]}, "used": {}},
+                    "required": ["limit", "used"],
+                    "properties": {
+                        "limit": {"type": ["number", "null"]},
+                        "used": {"type": ["number", "null"]},
+                    },
                 },
             },
             "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -156,6 +205,7 @@ PATHS: dict[str, Any] = {
                     **json_body(
                         {
                             "type": "object",
+                            "required": ["tenants"],
                             "properties": {"tenants": {"type": "array", "items": ref("Tenant")}},
                         }
                     ),
@@ -198,6 +248,7 @@ PATHS: dict[str, Any] = {
                     **json_body(
                         {
                             "type": "object",
+                            "required": ["keys"],
                             "properties": {"keys": {"type": "array", "items": ref("Key")}},
                         }
                     ),
@@ -245,7 +296,8 @@ PATHS: dict[str, Any] = {
                     **json_body(
                         {
                             "type": "object",
-                            "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+                            "required": ["keys"],
+                            "properties": {"keys": {"type": "array", "items": JWK}},
                         }
                     ),
                 }

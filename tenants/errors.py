@@ -96,6 +96,14 @@ class QuotaExceeded(TenantError):
         self.reset_s = reset_s
 
 
+class LimiterUnavailable(TenantError):
+    """The shared rate limiter (Redis) did not answer; the request was not admitted."""
+
+    def __init__(self, reason: str, retry_after_s: int = 1) -> None:
+        super().__init__(f"the rate limiter is unavailable: {reason}")
+        self.retry_after_s = retry_after_s
+
+
 class LimitReached(TenantError):
     """A count or storage limit (topics, partitions, bytes, connections) is used up."""
 

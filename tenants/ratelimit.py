@@ -41,6 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from redis.exceptions import RedisError
+
+from tenants.errors import LimiterUnavailable
+
 if TYPE_CHECKING:
     import redis.asyncio
     import redis.asyncio.cluster
@@ -333,10 +337,19 @@ class RedisGcra:
     ) -> Decision:
         """See `RateLimiter.acquire`."""
         _check_args(rate, burst, cost)
-        reply = await self._script(
-            keys=[self.key(key)],
-            args=[repr(float(rate)), repr(float(burst)), repr(float(cost)), "1" if force else "0"],
-        )
+        try:
+            reply = await self._script(
+                keys=[self.key(key)],
+                args=[
+                    repr(float(rate)),
+                    repr(float(burst)),
+                    repr(float(cost)),
+                    "1" if force else "0",
+                ],
+            )
+        except (RedisError, OSError) as exc:
+            # Fail closed: without the shared bucket no gateway may admit on its own.
+            raise LimiterUnavailable(type(exc).__name__) from exc
         allowed, remaining, retry, reset = reply
         return Decision(
             allowed=_num(allowed) == 1,

@@ -94,3 +94,26 @@ def test_one_gateway_admits_its_quota_and_answers_the_rest_429(tmp_path: Path) -
     )
     assert bare == 0
     assert abs(admitted - expected) <= 0.05 * expected
+
+
+def test_a_gateway_whose_redis_is_down_answers_503_with_retry_after(tmp_path: Path) -> None:
+    from tests.support.redis_server import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"TIDEGATE_REDIS_URL": dead, "TIDEGATE_RATE_LIMITER": "redis"}
+    gateway = GatewayProcess(tmp_path / "data", env=env).start()
+    try:
+        with gateway.client() as c:
+            assert (
+                c.put(
+                    "/v1/admin/tenants/default/quotas", json={"requests_per_second": 5}
+                ).status_code
+                == 200
+            )
+            r = c.get("/v1/topics")
+    finally:
+        gateway.stop()
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/backend-unavailable")
+    assert r.headers["Retry-After"] == "1"

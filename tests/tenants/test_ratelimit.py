@@ -343,3 +343,21 @@ async def test_redis_matches_the_pure_function(client: redis.asyncio.Redis[bytes
         assert got.remaining == pytest.approx(want.remaining, abs=0.01)
         assert got.retry_after_s == pytest.approx(want.retry_after_s, rel=1e-3, abs=1.0)
         assert got.reset_s == pytest.approx(want.reset_s, rel=1e-3, abs=1.0)
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_redis_refuses_instead_of_admitting() -> None:
+    """Fail closed, and fast: with no shared bucket no gateway admits on its own."""
+    from tenants.errors import LimiterUnavailable
+    from tests.support.redis_server import free_port
+
+    client = redis.asyncio.Redis(
+        host="127.0.0.1", port=free_port(), socket_timeout=1.0, socket_connect_timeout=1.0
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(LimiterUnavailable):
+            await RedisGcra(client).acquire("t:requests_per_second", rate=10, burst=10)
+        assert time.monotonic() - started < 5
+    finally:
+        await aclose(client)
