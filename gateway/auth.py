@@ -8,9 +8,7 @@ credential lacks or a topic outside its patterns: 403.
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Awaitable
 from typing import Protocol
 
 from starlette.requests import HTTPConnection
@@ -24,7 +22,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tidegate"'}
 class Authenticator(Protocol):
     """What the gateway needs of the tenant directory."""
 
-    def authenticate(self, credential: str, *, now_ms: int) -> Principal | Awaitable[Principal]: ...
+    async def authenticate(self, credential: str, *, now_ms: int) -> Principal: ...
 
 
 def bearer_credential(conn: HTTPConnection) -> str:
@@ -49,10 +47,7 @@ def bearer_credential(conn: HTTPConnection) -> str:
 
 async def authenticate(conn: HTTPConnection, directory: Authenticator) -> Principal:
     """The principal of the request's credential; 401 problems come from the error table."""
-    result = directory.authenticate(bearer_credential(conn), now_ms=int(time.time() * 1000))
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    return await directory.authenticate(bearer_credential(conn), now_ms=int(time.time() * 1000))
 
 
 def require_scope(principal: Principal, scope: Scope) -> None:

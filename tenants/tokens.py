@@ -34,7 +34,6 @@ import binascii
 import json
 import math
 import os
-import re
 import secrets
 import tempfile
 import time
@@ -49,6 +48,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key
 from joserfc.jws import JWSRegistry
 
+from tenants.directory import TENANT_NAME
 from tenants.errors import InvalidToken
 from tenants.jwks import JwksCache, StaticKeys
 from tenants.principal import Principal, Scope, TenantId
@@ -66,9 +66,6 @@ _OWN_LEEWAY_S = 30
 _ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
-# The directory's tenant-name rule (tenants.directory.TENANT_NAME), kept here so this
-# module does not depend on the directory's imports; fullmatch also refuses "name\n".
-_TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _KNOWN_SCOPES = frozenset(s.value for s in Scope)
 _FILE_VERSION = 1
 
@@ -497,7 +494,7 @@ class JwtVerifier:
         if not isinstance(subject, str) or not subject:
             raise InvalidToken("the token has no subject")
         tenant = claims.get(trust.tenant_claim)
-        if not isinstance(tenant, str) or not _TENANT_NAME.fullmatch(tenant):
+        if not isinstance(tenant, str) or not TENANT_NAME.fullmatch(tenant):
             raise InvalidToken("the token names no valid tenant")
 
         raw_scopes = claims.get(trust.scope_claim, [])
