@@ -8,7 +8,7 @@ precise status: 413 for size, 400 for malformed JSON with line and column.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from starlette.requests import Request
@@ -79,27 +79,42 @@ def loads(body: bytes, *, line_offset: int = 0) -> Any:
         ) from None
 
 
-def parse_json(body: bytes, limits: JsonLimits, *, line_offset: int = 0) -> Any:
+def parse_json(
+    body: bytes, limits: JsonLimits, *, line_offset: int = 0, check_depth: bool = True
+) -> Any:
     """Parse one JSON document within `limits` (413 `json-too-complex` past them).
 
     Byte counts decide in C whether the body could exceed the item or string
     limits; only then is it scanned before parsing. Depth is checked on the
     parsed tree when the body has enough brackets to matter, and the precise
     scanner runs only to describe a crossing, so a typical batch costs one
-    orjson parse plus a walk over its containers.
+    orjson parse plus a walk over its containers. With `check_depth=False` the
+    caller checks depth itself (produce does, record by record, while it
+    validates); orjson's own limit of 1024 levels is still reported as 413.
     """
     if needs_scan(body, limits):
         check_limits(body, limits)
-    if not may_be_too_deep(body, limits):
+    if check_depth and not may_be_too_deep(body, limits):
         return loads(body, line_offset=line_offset)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         check_limits(body, limits)  # too deep for orjson: say which limit
         return loads(body, line_offset=line_offset)  # else: the parser's own error
-    if isinstance(doc, dict | list) and too_deep(doc, limits.max_depth):
+    if check_depth and too_deep(doc, limits.max_depth):
         check_limits(body, limits)
     return doc
+
+
+def refuse_too_deep(body: bytes, limits: JsonLimits) -> NoReturn:
+    """413 `json-too-complex` for a body already found to nest past the depth limit."""
+    check_limits(body, limits)  # names the limit and the byte where it is crossed
+    raise GatewayError(
+        ProblemType.JSON_TOO_COMPLEX,
+        f"JSON depth limit of {limits.max_depth} exceeded",
+        limit="depth",
+        value=limits.max_depth,
+    )
 
 
 async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from gateway.jsonlimits import too_deep
 from storage.records import Header, NewRecord, Record, ValueFormat
 
 RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
@@ -161,23 +162,57 @@ def parse_record(
     return _parse_record_fully(obj, index, fmt, partitions, base)
 
 
+class TooDeep(ValueError):
+    """A record nests past the JSON depth limit: the whole body is refused (413)."""
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """A whole batch checked: the valid records in request order, each one's explicit
+    partition (None: the partitioner picks), every problem of the invalid ones, and
+    the valid ones over the size limit (reported with their request indexes)."""
+
+    records: list[NewRecord]
+    partitions: list[int | None]
+    errors: list[RecordError]
+    oversize: list[RecordError]
+
+
 def parse_records(
-    objects: Sequence[Any], fmt: ValueFormat, partitions: int
-) -> tuple[list[ParsedRecord], list[RecordError]]:
-    """`parse_record` over a whole batch: the records and every error found.
+    objects: Sequence[Any],
+    fmt: ValueFormat,
+    partitions: int,
+    *,
+    max_bytes: int | None = None,
+    max_depth: int | None = None,
+) -> ParsedBatch:
+    """`parse_record` over a whole batch, with the size and nesting limits.
+
+    `max_bytes` bounds each record's payload; `max_depth`, when given, bounds each
+    record object's nesting (the object itself is level 1) and raises TooDeep past
+    it, so the caller need not walk the whole document first.
 
     The commonest record — a JSON value with an optional key, partition and
-    timestamp, no headers — is checked inline here, because produce spends
-    most of its time in this loop; every other record takes `parse_record`.
-    Both give the same result for the same object (a property test holds them
-    to it).
+    timestamp, no headers — is checked inline here, because produce spends most of
+    its time in this loop; every other record takes `parse_record`. Both give the
+    same result for the same object (a property test holds them to it). A value's
+    nesting is bounded by counting brackets in its serialized bytes (in C); only a
+    value with more brackets than the budget is walked.
     """
-    parsed: list[ParsedRecord] = []
+    records: list[NewRecord] = []
+    chosen: list[int | None] = []
     errors: list[RecordError] = []
-    inline = fmt is ValueFormat.JSON
+    oversize: list[RecordError] = []
+    # Inline records are objects (level 1), so a budget below 1 leaves them to the full path.
+    inline = fmt is ValueFormat.JSON and (max_depth is None or max_depth >= 1)
     dumps = orjson.dumps
+    new = tuple.__new__
+    add, choose = records.append, chosen.append
+    limit = MAX_TIMESTAMP_MS if max_bytes is None else max_bytes
+    value_depth = MAX_TIMESTAMP_MS if max_depth is None else max_depth - 1
     for i, obj in enumerate(objects):
-        if inline and type(obj) is dict and obj.keys() <= _INLINE_FIELDS:
+        kind = type(obj)
+        if inline and kind is dict and obj.keys() <= _INLINE_FIELDS:
             key = obj.get("key")
             partition = obj.get("partition")
             timestamp = obj.get("timestamp")
@@ -193,19 +228,38 @@ def parse_records(
                 try:
                     raw = None if value is None else dumps(value)
                 except (TypeError, orjson.JSONEncodeError):
-                    pass  # parse_record reports it
+                    raw = None  # parse_record reports it, unless it is too deep
                 else:
+                    if (
+                        raw is not None
+                        and raw.count(b"[") + raw.count(b"{") > value_depth
+                        and too_deep(value, value_depth)
+                    ):
+                        raise TooDeep(f"record {i} nests past {max_depth} levels")
                     key_bytes = None if key is None else key.encode("utf-8")
                     size = (len(raw) if raw else 0) + (len(key_bytes) if key_bytes else 0)
-                    record = NewRecord(raw, key_bytes, (), timestamp)
-                    parsed.append(ParsedRecord(record, partition, size))
+                    if size > limit:
+                        oversize.append(_oversize(i, size, limit))
+                    add(new(NewRecord, (raw, key_bytes, (), timestamp)))
+                    choose(partition)
                     continue
+        if max_depth is not None and (kind is dict or kind is list) and too_deep(obj, max_depth):
+            raise TooDeep(f"record {i} nests past {max_depth} levels")
         result = parse_record(obj, i, fmt, partitions)
         if isinstance(result, list):
             errors.extend(result)
-        else:
-            parsed.append(result)
-    return parsed, errors
+            continue
+        if result.size > limit:
+            oversize.append(_oversize(i, result.size, limit))
+        add(result.record)
+        choose(result.partition)
+    return ParsedBatch(records, chosen, errors, oversize)
+
+
+def _oversize(index: int, size: int, limit: int) -> RecordError:
+    return RecordError(
+        index, f"/records/{index}", f"record is {size} bytes; the topic allows {limit}"
+    )
 
 
 def _parse_plain_record(

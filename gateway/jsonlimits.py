@@ -57,9 +57,14 @@ def needs_scan(body: bytes, limits: JsonLimits) -> bool:
     orjson refuses nesting past 1024 by itself (no recursion error), so a
     shallow-enough parse can be checked for depth afterwards (`too_deep`).
     """
+    size = len(body)
+    if size > limits.max_string_bytes:
+        return True
+    # Every counted item is a distinct `[`, `{` or `,` byte: a body no longer than
+    # the item limit cannot cross it, and needs no count at all.
     return (
-        body.count(b"[") + body.count(b"{") + body.count(b",") > limits.max_items
-        or len(body) > limits.max_string_bytes
+        size > limits.max_items
+        and body.count(b"[") + body.count(b"{") + body.count(b",") > limits.max_items
     )
 
 
@@ -69,7 +74,10 @@ def may_be_too_deep(body: bytes, limits: JsonLimits) -> bool:
 
 
 def too_deep(doc: object, max_depth: int) -> bool:
-    """True when a parsed document nests more than `max_depth` containers (iterative)."""
+    """True when a parsed document nests more than `max_depth` containers (iterative;
+    a scalar is level 0, a container of scalars level 1)."""
+    if type(doc) is not dict and type(doc) is not list:
+        return False
     stack: list[tuple[object, int]] = [(doc, 1)]
     while stack:
         node, depth = stack.pop()

@@ -26,11 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import codecs
-from gateway.bodies import check_limits, parse_json, read_body
-from gateway.codecs import ParsedRecord, RecordError
+from gateway.bodies import check_limits, parse_json, read_body, refuse_too_deep
+from gateway.codecs import ParsedBatch, RecordError, TooDeep
 from gateway.errors import GatewayError, ProblemType
 from gateway.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
-from gateway.jsonlimits import needs_scan
+from gateway.jsonlimits import JsonLimits, needs_scan, too_deep
 from gateway.partitioner import choose_partition
 from gateway.runtime import Runtime, runtime_of
 from storage.backend import LogStore
@@ -59,11 +59,18 @@ def media_type_of(request: Request) -> str:
 
 
 def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
-    """The record objects of a JSON or NDJSON body (not yet validated)."""
+    """The record objects of a JSON or NDJSON body (not yet validated).
+
+    A JSON body's records are not yet checked for depth: `validate` bounds each
+    record's nesting as it goes (`record_depth`), which spares a walk over the
+    whole document. Every refusal here checks depth first, so a body too deep
+    is always 413, whatever else is wrong with it.
+    """
     limits = runtime.json_limits
     if media == JSON:
-        doc = parse_json(body, limits)
+        doc = parse_json(body, limits, check_depth=False)
         if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+            _refuse_if_too_deep(doc, body, limits)
             raise GatewayError(
                 ProblemType.INVALID_BODY,
                 'the body must be {"records": [...]}',
@@ -71,6 +78,7 @@ def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
             )
         extra = sorted(doc.keys() - {"records"})
         if extra:
+            _refuse_if_too_deep(doc, body, limits)
             raise GatewayError(
                 ProblemType.INVALID_BODY,
                 f"unknown field {extra[0]!r}",
@@ -88,10 +96,32 @@ def record_objects(media: str, body: bytes, runtime: Runtime) -> list[Any]:
     return objects
 
 
+def record_depth(media: str, limits: JsonLimits) -> int | None:
+    """How deep each record object may nest: a JSON body's records sit two levels
+    down (`{"records": [...]}`); NDJSON lines were checked whole when parsed."""
+    return limits.max_depth - 2 if media == JSON else None
+
+
+def _refuse_if_too_deep(doc: object, body: bytes, limits: JsonLimits) -> None:
+    if too_deep(doc, limits.max_depth):
+        refuse_too_deep(body, limits)
+
+
 def validate(
-    objects: Sequence[Any], info: TopicInfo, max_records: int, limit: int
-) -> list[ParsedRecord]:
-    """Every record checked; raises one problem listing every bad record."""
+    objects: Sequence[Any],
+    info: TopicInfo,
+    max_records: int,
+    limit: int,
+    *,
+    body: bytes,
+    limits: JsonLimits,
+    max_depth: int | None,
+) -> ParsedBatch:
+    """Every record checked; raises one problem listing every bad record.
+
+    `max_depth` bounds each record object's nesting (None: already checked); a
+    record past it refuses the whole body with 413, as a JSON limit does.
+    """
     if not objects:
         raise GatewayError(
             ProblemType.INVALID_RECORDS,
@@ -99,24 +129,25 @@ def validate(
             errors=[{"pointer": "/records", "message": "at least one record is required"}],
         )
     if len(objects) > max_records:
+        if max_depth is not None and any(too_deep(o, max_depth) for o in objects):
+            refuse_too_deep(body, limits)
         raise GatewayError(
             ProblemType.TOO_MANY_RECORDS,
             f"{len(objects)} records in one request; at most {max_records} are accepted",
             limit=max_records,
         )
-    parsed, errors = codecs.parse_records(objects, info.config.value_format, info.partitions)
-    oversize: list[RecordError] = []
-    if any(r.size > limit for r in parsed):
-        # Report request indexes: the parsed records are the objects without errors.
-        bad = {e.record for e in errors}
-        good = [i for i in range(len(objects)) if i not in bad]
-        oversize = [
-            RecordError(i, f"/records/{i}", f"record is {r.size} bytes; the topic allows {limit}")
-            for i, r in zip(good, parsed, strict=True)
-            if r.size > limit
-        ]
-    raise_record_errors(errors, oversize, limit)
-    return parsed
+    try:
+        batch = codecs.parse_records(
+            objects,
+            info.config.value_format,
+            info.partitions,
+            max_bytes=limit,
+            max_depth=max_depth,
+        )
+    except TooDeep:
+        refuse_too_deep(body, limits)
+    raise_record_errors(batch.errors, batch.oversize, limit)
+    return batch
 
 
 def raise_record_errors(errors: list[RecordError], oversize: list[RecordError], limit: int) -> None:
@@ -138,7 +169,7 @@ def raise_record_errors(errors: list[RecordError], oversize: list[RecordError], 
     )
 
 
-def raw_record(body: bytes, params: QueryParams, info: TopicInfo, limit: int) -> list[ParsedRecord]:
+def raw_record(body: bytes, params: QueryParams, info: TopicInfo, limit: int) -> ParsedBatch:
     """One record whose value is the whole body; key/partition/timestamp from the query."""
     obj: dict[str, Any] = {}
     if "key" in params:
@@ -173,7 +204,7 @@ def raw_record(body: bytes, params: QueryParams, info: TopicInfo, limit: int) ->
             [RecordError(0, "/records/0", f"record is {record.size()} bytes; limit {limit}")],
             limit,
         )
-    return [ParsedRecord(record, result.partition, record.size())]
+    return ParsedBatch([record], [result.partition], [], [])
 
 
 async def append_grouped(
@@ -228,29 +259,37 @@ async def produce(request: Request) -> Response:
     if limits.max_record_bytes is not None:
         record_limit = min(record_limit, limits.max_record_bytes)
     if media in RAW:
-        parsed = raw_record(body, request.query_params, info, record_limit)
+        batch = raw_record(body, request.query_params, info, record_limit)
     else:
         objects = record_objects(media, body, runtime)
-        parsed = validate(objects, info, settings.max_batch_records, record_limit)
+        batch = validate(
+            objects,
+            info,
+            settings.max_batch_records,
+            record_limit,
+            body=body,
+            limits=runtime.json_limits,
+            max_depth=record_depth(media, runtime.json_limits),
+        )
+    records = batch.records
     if limits.max_storage_bytes is not None:
         stored = await runtime.usage.stored(log_store, tenant)
         check_count("max_storage_bytes", stored.bytes, len(body), limits.max_storage_bytes)
     await quotas.admit_produce(tenant, len(body))
-    runtime.usage.traffic[tenant].produced(len(body), len(parsed))
+    runtime.usage.traffic[tenant].produced(len(body), len(records))
 
-    records = [p.record for p in parsed]
     if info.partitions == 1:
-        partitions = [0] * len(parsed)  # explicit partitions were checked against the count
+        partitions = [0] * len(records)  # explicit partitions were checked against the count
     else:
         partitions = [
             choose_partition(
-                explicit=p.partition,
-                key=p.record.key,
+                explicit=explicit,
+                key=record.key,
                 partitions=info.partitions,
                 topic=name,
                 round_robin=runtime.round_robin,
             )
-            for p in parsed
+            for record, explicit in zip(records, batch.partitions, strict=True)
         ]
 
     if idem_key is None:

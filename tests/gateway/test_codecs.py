@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from gateway.codecs import (
     InvalidValue,
     ParsedRecord,
+    TooDeep,
     decode_value,
     encode_value,
     parse_headers,
@@ -22,6 +23,7 @@ from gateway.codecs import (
     record_to_json,
     records_json,
 )
+from gateway.jsonlimits import too_deep
 from storage.records import Record, ValueFormat
 
 json_values = st.recursive(
@@ -176,19 +178,49 @@ record_objects = (
     st.lists(record_objects, max_size=8),
     st.sampled_from(list(ValueFormat)),
     st.integers(1, 4),
+    st.none() | st.integers(0, 40),
+    st.none() | st.integers(0, 6),
 )
 def test_the_batch_parser_agrees_with_the_record_parser(
-    objects: list[Any], fmt: ValueFormat, partitions: int
+    objects: list[Any],
+    fmt: ValueFormat,
+    partitions: int,
+    max_bytes: int | None,
+    max_depth: int | None,
 ) -> None:
-    """The inline path of parse_records is an optimisation, never a different answer."""
-    parsed, errors = parse_records(objects, fmt, partitions)
+    """The inline path of parse_records is an optimisation, never a different answer:
+    the same records and errors as `parse_record` one by one, the same records over
+    the size limit, and TooDeep exactly when a record nests past `max_depth`."""
     expected_parsed: list[ParsedRecord] = []
     expected_errors: list[Any] = []
+    expected_oversize: list[int] = []
     for i, obj in enumerate(objects):
         one = parse_record(obj, i, fmt, partitions)
         if isinstance(one, list):
             expected_errors.extend(one)
         else:
             expected_parsed.append(one)
-    assert parsed == expected_parsed
-    assert errors == expected_errors
+            if max_bytes is not None and one.size > max_bytes:
+                expected_oversize.append(i)
+    if max_depth is not None and any(too_deep(o, max_depth) for o in objects):
+        with pytest.raises(TooDeep):
+            parse_records(objects, fmt, partitions, max_bytes=max_bytes, max_depth=max_depth)
+        return
+    batch = parse_records(objects, fmt, partitions, max_bytes=max_bytes, max_depth=max_depth)
+    assert batch.records == [p.record for p in expected_parsed]
+    assert batch.partitions == [p.partition for p in expected_parsed]
+    assert batch.errors == expected_errors
+    assert [e.record for e in batch.oversize] == expected_oversize
+
+
+def test_depth_counts_containers_not_brackets_inside_strings() -> None:
+    """A string full of brackets is shallow; a value nested past the budget is not."""
+    shallow = {"value": {"s": "[[[[{{{{" * 100}}
+    batch = parse_records([shallow], ValueFormat.JSON, 1, max_depth=2)
+    assert len(batch.records) == 1
+    nested: Any = 1
+    for _ in range(3):
+        nested = [nested]
+    with pytest.raises(TooDeep):
+        parse_records([{"value": nested}], ValueFormat.JSON, 1, max_depth=3)
+    assert parse_records([{"value": nested}], ValueFormat.JSON, 1, max_depth=4).records

@@ -267,6 +267,42 @@ def test_every_bad_record_is_listed_and_nothing_is_appended(
     assert api.get("/v1/topics/err-json").json()["partitions"] == before
 
 
+def nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_the_depth_limit_holds_inside_records_whatever_else_is_wrong(
+    api: httpx.Client, topics: dict[str, str]
+) -> None:
+    """The default limit is 64 levels for the whole body: a value may nest 61 deep
+    inside `{"records": [{"value": ...}]}`, never 62, and a body too deep is 413
+    even when it is also wrong in other ways."""
+    topic = "/v1/topics/err-deep"
+    assert api.post("/v1/topics", json={"name": "err-deep"}).status_code == 201
+    ok = api.post(topic + "/records", json={"records": [{"value": nested(61)}]})
+    assert ok.status_code == 200, ok.text
+    deep = nested(62)
+    bodies: list[Any] = [
+        {"records": [{"value": 1}, {"value": deep}]},
+        {"records": [{"value": 1, "bogus": True}, {"value": deep}]},
+        {"records": [{"value": deep, "headers": {"h": "v"}}]},
+        {"records": [{"value": 1}, [deep]]},
+        {"records": [{"value": nested(300)}]},
+        {"records": 5, "note": nested(64)},
+        {"records": [], "note": nested(64)},
+        {"records": [{"value": 1}] * 10_001 + [{"value": deep}]},
+    ]
+    for doc in bodies:
+        r = api.post(topic + "/records", json=doc)
+        body = assert_problem(r, 413, "json-too-complex")
+        assert (body["limit"], body["value"]) == ("depth", 64)
+        assert body["position"] > 0
+    assert api.get(topic).json()["partitions"][0]["end_offset"] == 1
+
+
 def test_record_too_large_names_the_record(api: httpx.Client, topics: dict[str, str]) -> None:
     records = [{"value": "ok"}, {"value": "x" * 100}, {"value": "y" * 100}]
     r = api.post("/v1/topics/err-small/records", json={"records": records})
