@@ -17,6 +17,8 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress, repeat
+from operator import contains, getitem, is_
 from typing import Any, NamedTuple
 
 import orjson
@@ -199,6 +201,14 @@ def parse_records(
     nesting is bounded by counting brackets in its serialized bytes (in C); only a
     value with more brackets than the budget is walked.
     """
+    if fmt is ValueFormat.JSON and objects:
+        simple = _simple_batch(
+            objects,
+            MAX_TIMESTAMP_MS if max_bytes is None else max_bytes,
+            MAX_TIMESTAMP_MS if max_depth is None else max_depth - 1,
+        )
+        if simple is not None:
+            return ParsedBatch(simple, [None] * len(simple), [], [])
     records: list[NewRecord] = []
     chosen: list[int | None] = []
     errors: list[RecordError] = []
@@ -254,6 +264,95 @@ def parse_records(
         add(result.record)
         choose(result.partition)
     return ParsedBatch(records, chosen, errors, oversize)
+
+
+def _simple_batch(
+    objects: Sequence[Any], max_bytes: int, value_depth: int
+) -> list[NewRecord] | None:
+    """The records of a batch whose every record is `{"value": v}`, or every record
+    `{"key": "k", "value": v}`, with no null value, each within the limits; None for
+    any other batch (the record loop then decides, with its exact errors).
+
+    The commonest batches, checked with `map` over the whole batch so that the
+    per-record work runs in C: no Python bytecode per record. Nesting and size are
+    bounded conservatively (the most brackets and the longest value in the batch);
+    a batch near a limit takes the record loop.
+    """
+    n = len(objects)
+    if set(map(type, objects)) != {dict}:
+        return None
+    shapes = set(map(len, objects))
+    if shapes == {1}:
+        keyed = False
+    elif shapes == {2}:
+        keyed = True
+    else:
+        return None
+    if not all(map(contains, objects, repeat("value", n))):
+        return None
+    if keyed and not all(map(contains, objects, repeat("key", n))):
+        return None
+    values = list(map(getitem, objects, repeat("value", n)))
+    if None in values:
+        return None
+    try:
+        raws = list(map(orjson.dumps, values))
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if not _shallow(values, value_depth):
+        return None
+    longest = max(map(len, raws))
+    if not keyed:
+        if longest > max_bytes:
+            return None
+        return list(
+            map(
+                tuple.__new__,
+                repeat(NewRecord, n),
+                zip(raws, repeat(None), repeat(()), repeat(None)),
+            )
+        )
+    keys = list(map(getitem, objects, repeat("key", n)))
+    if set(map(type, keys)) != {str}:
+        return None
+    encoded = list(map(str.encode, keys))
+    if longest + max(map(len, encoded)) > max_bytes:
+        return None
+    return list(
+        map(tuple.__new__, repeat(NewRecord, n), zip(raws, encoded, repeat(()), repeat(None)))
+    )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_JSON_TYPES = _SCALARS | {dict, list}
+
+
+def _shallow(values: list[Any], max_depth: int) -> bool:
+    """True when no value nests past `max_depth` containers, decided a level at a
+    time across the whole batch with `map` and `compress` (in C); False when one
+    does, or holds something that is not a JSON type."""
+    level: list[Any] = values
+    for _ in range(max_depth + 1):
+        kinds = set(map(type, level))
+        if kinds <= _SCALARS:
+            return True
+        if not kinds <= _JSON_TYPES:
+            return False
+        if kinds == {dict}:
+            level = list(chain.from_iterable(map(dict.values, level)))
+        elif kinds == {list}:
+            level = list(chain.from_iterable(level))
+        else:
+            below: list[Any] = []
+            if dict in kinds:
+                dicts = compress(level, map(is_, map(type, level), repeat(dict)))
+                below.extend(chain.from_iterable(map(dict.values, dicts)))
+            if list in kinds:
+                below.extend(
+                    chain.from_iterable(compress(level, map(is_, map(type, level), repeat(list))))
+                )
+            level = below
+    return False  # containers remain below the last level allowed
 
 
 def _oversize(index: int, size: int, limit: int) -> RecordError:

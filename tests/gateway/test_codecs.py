@@ -14,6 +14,7 @@ from gateway.codecs import (
     InvalidValue,
     ParsedRecord,
     TooDeep,
+    _shallow,
     decode_value,
     encode_value,
     parse_headers,
@@ -191,6 +192,34 @@ def test_the_batch_parser_agrees_with_the_record_parser(
     """The inline path of parse_records is an optimisation, never a different answer:
     the same records and errors as `parse_record` one by one, the same records over
     the size limit, and TooDeep exactly when a record nests past `max_depth`."""
+    assert_batch_agrees(objects, fmt, partitions, max_bytes, max_depth)
+
+
+simple_records = st.lists(st.fixed_dictionaries({"value": json_values}), min_size=1, max_size=8) | (
+    st.lists(
+        st.fixed_dictionaries({"key": st.text(max_size=4), "value": json_values}),
+        min_size=1,
+        max_size=8,
+    )
+)
+
+
+@given(simple_records, st.none() | st.integers(0, 40), st.none() | st.integers(0, 6))
+def test_the_whole_batch_path_agrees_with_the_record_parser(
+    objects: list[Any], max_bytes: int | None, max_depth: int | None
+) -> None:
+    """Batches of `{"value": v}` or `{"key": k, "value": v}` take the path that checks a
+    whole batch at once; it must answer as the record parser does, at every limit."""
+    assert_batch_agrees(objects, ValueFormat.JSON, 1, max_bytes, max_depth)
+
+
+def assert_batch_agrees(
+    objects: list[Any],
+    fmt: ValueFormat,
+    partitions: int,
+    max_bytes: int | None,
+    max_depth: int | None,
+) -> None:
     expected_parsed: list[ParsedRecord] = []
     expected_errors: list[Any] = []
     expected_oversize: list[int] = []
@@ -224,3 +253,25 @@ def test_depth_counts_containers_not_brackets_inside_strings() -> None:
     with pytest.raises(TooDeep):
         parse_records([{"value": nested}], ValueFormat.JSON, 1, max_depth=3)
     assert parse_records([{"value": nested}], ValueFormat.JSON, 1, max_depth=4).records
+
+
+@given(json_values, st.integers(0, 6))
+def test_the_batch_depth_check_agrees_with_the_walk(value: Any, max_depth: int) -> None:
+    """`_shallow` decides depth a level at a time over a batch; the walk is the reference."""
+    values = [value, {"k": value}, [value, 1]]
+    for i, v in enumerate(values):
+        assert _shallow([v], max_depth) is not too_deep(v, max_depth), i
+    assert _shallow(values, max_depth) is not any(too_deep(v, max_depth) for v in values)
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_whole_batch_at_the_size_limit_passes_and_one_byte_over_does_not(keyed: bool) -> None:
+    def batch(size: int) -> list[Any]:
+        key = {"key": "kk"} if keyed else {}
+        value = "x" * (size - 2 - (2 if keyed else 0))  # a JSON string: 2 quotes
+        return [{**key, "value": "a"}, {**key, "value": value}]
+
+    at = parse_records(batch(20), ValueFormat.JSON, 1, max_bytes=20)
+    assert (len(at.records), at.oversize) == (2, [])
+    over = parse_records(batch(21), ValueFormat.JSON, 1, max_bytes=20)
+    assert [e.record for e in over.oversize] == [1]
