@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from storage.embedded.catalog import DELETED_PREFIX, Catalog
 from storage.embedded.codec import CodecError, decode_header, encode_batch
 from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.decoded import DecodedBatches
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
@@ -113,6 +114,9 @@ class EmbeddedLogStore:
         self._catalog = catalog
         self._crash = crash
         self._topics: dict[str, _Topic] = {}
+        self._decoded = (
+            DecodedBatches(options.decoded_cache_bytes) if options.decoded_cache_bytes else None
+        )
         self._shards = [
             Shard(i, loop=loop, max_queued=options.max_queued_appends, crash=crash)
             for i in range(options.shards)
@@ -202,6 +206,7 @@ class EmbeddedLogStore:
             recovered=recovered,
             index_interval_bytes=self.options.index_interval_bytes,
             crash=self._crash,
+            decoded=self._decoded,
         )
         return partition
 

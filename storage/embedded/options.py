@@ -19,6 +19,8 @@ class EngineOptions:
     crash_point: "name" or "name:N" makes the process exit with status 77 the
         Nth time the named point is reached (crash tests only).
     retention_interval_s: how often the background retention pass runs.
+    decoded_cache_bytes: stored bytes of recently read batches kept decoded for
+        the next reader (`decoded`); 0 turns the cache off.
     """
 
     shards: int = 4
@@ -26,6 +28,7 @@ class EngineOptions:
     max_queued_appends: int = 10_000
     crash_point: str | None = None
     retention_interval_s: float = 30.0
+    decoded_cache_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -34,5 +37,7 @@ class EngineOptions:
             raise ValueError("index_interval_bytes must be at least 1")
         if self.max_queued_appends < 1:
             raise ValueError("max_queued_appends must be at least 1")
+        if self.decoded_cache_bytes < 0:
+            raise ValueError("decoded_cache_bytes must not be negative")
         if self.retention_interval_s <= 0:
             raise ValueError("retention_interval_s must be positive")

@@ -21,6 +21,8 @@ import os
 import struct
 import threading
 from bisect import bisect_right
+from collections.abc import Sequence
+from operator import itemgetter
 
 from storage.embedded.codec import (
     HEADER_SIZE,
@@ -31,9 +33,11 @@ from storage.embedded.codec import (
     decode_header,
     decode_records,
     read_prefix,
+    validate_batch,
     with_base_offset,
 )
 from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.decoded import DecodedBatches, partition_token
 from storage.embedded.fileio import FileIO
 from storage.embedded.recovery import FENCE_FILE, RecoveredLog
 from storage.embedded.segment import Segment
@@ -55,6 +59,18 @@ def record_size(record: Record) -> int:
         + len(record.key or b"")
         + sum(len(n.encode()) + len(v) for n, v in record.headers)
     )
+
+
+_KEY_OF, _VALUE_OF, _HEADERS_OF = itemgetter(2), itemgetter(3), itemgetter(4)
+
+
+def _payload(batch: Sequence[Record]) -> int | None:
+    """The summed `record_size` of header-less records, counted in C; None if any
+    record has headers (the caller then counts record by record)."""
+    if any(map(_HEADERS_OF, batch)):
+        return None
+    values = sum(map(len, filter(None, map(_VALUE_OF, batch))))
+    return values + sum(map(len, filter(None, map(_KEY_OF, batch))))
 
 
 class _Window:
@@ -87,6 +103,7 @@ class Partition:
         recovered: RecoveredLog,
         index_interval_bytes: int,
         crash: CrashPoints,
+        decoded: DecodedBatches | None = None,
     ) -> None:
         self.topic = topic
         self.number = number
@@ -106,6 +123,8 @@ class Partition:
         self._fio = fio
         self._interval = index_interval_bytes
         self._crash = crash
+        self._decoded = decoded
+        self._token = partition_token()
 
     @property
     def active(self) -> Segment:
@@ -337,11 +356,18 @@ class Partition:
     ) -> tuple[int, bool]:
         """Check and decode `raws` onto `records`; returns (payload total, a limit was hit)."""
         expected: int | None = None
+        cache = self._decoded
         for n, raw in enumerate(raws):
-            base, _ = read_prefix(raw)
+            base, size = read_prefix(raw)
+            whole = None if cache is None else cache.get(self._token, base, size)
             try:
-                header, batch = decode_records(raw, min_offset=offset)
-                if expected is None and not base <= offset < header.next_offset:
+                if whole is None:
+                    _header, decoded = decode_records(raw)
+                    next_offset = base + len(decoded)
+                else:
+                    validate_batch(raw)  # the stored bytes are still checked on every read
+                    next_offset = base + len(whole)
+                if expected is None and not base <= offset < next_offset:
                     raise CodecError("batch does not hold the requested offset")
                 if expected is not None and base != expected:
                     raise CodecError("batch offsets are not contiguous")
@@ -351,10 +377,21 @@ class Partition:
                 first = expected if expected is not None else min(base, offset)
                 last = read_prefix(raws[n + 1])[0] if n + 1 < len(raws) else first + 1
                 raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
-            expected = header.next_offset
+            if whole is None:
+                # Checked whole (CRC) and in place (its base continues the chain).
+                whole = tuple(decoded)
+                if cache is not None:
+                    cache.put(self._token, base, size, whole)
+            batch = whole[offset - base :] if offset > base else whole
+            expected = next_offset
             room = max_records - len(records)
             if len(batch) <= room and batch and batch[-1].offset < stop:
                 # The common case: the whole batch fits the count; sizes decide alone.
+                payload = _payload(batch)
+                if payload is not None and total + payload <= max_bytes:
+                    records.extend(batch)  # and so does every record of it
+                    total += payload
+                    continue
                 for rec in batch:
                     _, _, key, value, headers = rec
                     size = (0 if value is None else len(value)) + (0 if key is None else len(key))

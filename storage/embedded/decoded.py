@@ -1,0 +1,88 @@
+"""Recently decoded batches, kept for the next reader of the same batch.
+
+In Python, decoding is most of what a read costs (a CRC check, then a struct
+unpack, two slices and a tuple per record), while the bytes themselves come
+from the page cache. Readers of a busy partition read the same recent batches:
+every consumer group, every live stream, every retry. So a batch is decoded
+once, after its CRC and its place in the offset chain were checked, and later
+reads of it take the records from here. Those reads still copy the stored
+batch and check its CRC (in C, a few microseconds), so damage on disk is
+reported as before; only the decoding is skipped.
+
+Entries are keyed by the partition's instance (a token drawn when it opens, so
+a deleted and re-created topic never sees the old one's records), the batch's
+base offset and its stored size; batches are never rewritten in place, so an
+entry can only go stale by being deleted, and a read checks the partition's
+offset range before it looks here. The cache is bounded by the stored bytes
+of the batches it holds and forgets the least recently read first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+
+from storage.records import Record
+
+DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
+
+_tokens = itertools.count(1)
+
+
+def partition_token() -> int:
+    """A number no other partition instance of this process holds."""
+    return next(_tokens)
+
+
+Key = tuple[int, int, int]  # partition token, base offset, stored batch size
+
+
+class DecodedBatches:
+    """An LRU of whole decoded batches, bounded by their stored sizes in bytes."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        if budget_bytes < 0:
+            raise ValueError("budget_bytes must not be negative")
+        self.budget_bytes = budget_bytes
+        self.held_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[Key, tuple[Record, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: int, base_offset: int, size: int) -> tuple[Record, ...] | None:
+        key = (token, base_offset, size)
+        with self._lock:
+            records = self._entries.get(key)
+            if records is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return records
+
+    def put(self, token: int, base_offset: int, size: int, records: tuple[Record, ...]) -> None:
+        """Keep a whole batch (every record, from `base_offset` on), checked and decoded."""
+        if size > self.budget_bytes:
+            return
+        key = (token, base_offset, size)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return
+            self._entries[key] = records
+            self.held_bytes += size
+            while self.held_bytes > self.budget_bytes:
+                (_token, _base, evicted), _records = self._entries.popitem(last=False)
+                self.held_bytes -= evicted
+
+    def forget(self, token: int) -> None:
+        """Drop every batch of one partition instance (its topic was deleted)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == token]:
+                del self._entries[key]
+                self.held_bytes -= key[2]
