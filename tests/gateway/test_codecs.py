@@ -275,3 +275,21 @@ def test_a_whole_batch_at_the_size_limit_passes_and_one_byte_over_does_not(keyed
     assert (len(at.records), at.oversize) == (2, [])
     over = parse_records(batch(21), ValueFormat.JSON, 1, max_bytes=20)
     assert [e.record for e in over.oversize] == [1]
+
+
+@given(
+    st.lists(json_values, min_size=1, max_size=6),
+    st.none() | st.lists(st.binary(max_size=6), min_size=6, max_size=6),
+    st.integers(0, 3),
+)
+def test_fetch_replies_of_whole_batches_equal_the_dict_rendering(
+    values: list[Any], keys: list[bytes] | None, partition: int
+) -> None:
+    """Records with values, no headers and keys all null or all present (any bytes,
+    invalid UTF-8 included) are rendered a batch at a time; byte for byte the same."""
+    records = [
+        Record(i, 7 * i, None if keys is None else keys[i], orjson.dumps(v))
+        for i, v in enumerate(values)
+    ]
+    expected = orjson.dumps([record_to_json(r, partition, ValueFormat.JSON) for r in records])
+    assert records_json(records, partition, ValueFormat.JSON) == expected
