@@ -48,8 +48,12 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return problem_for(exc).response()
 
 
-def create_app(settings: Settings, *, banner_out: TextIO | None = None) -> Starlette:
-    """The gateway app for one process. Its runtime is `app.state.runtime`."""
+def create_app(
+    settings: Settings, *, banner_out: TextIO | None = None, own_process: bool = False
+) -> Starlette:
+    """The gateway app for one process. Its runtime is `app.state.runtime`.
+    `own_process`: the app is all the process serves (the CLI, the uvicorn factory),
+    so start-up may tune the process (see `lifespan.freeze_startup_heap`)."""
     runtime = Runtime.from_settings(settings)
     app = Starlette(
         routes=[
@@ -68,7 +72,7 @@ def create_app(settings: Settings, *, banner_out: TextIO | None = None) -> Starl
             HTTPException: _http_problem,
             Exception: _internal,
         },
-        lifespan=lifespan_for(runtime, out=banner_out),
+        lifespan=lifespan_for(runtime, out=banner_out, freeze_heap=own_process),
     )
     app.state.runtime = runtime
     return app
@@ -76,4 +80,4 @@ def create_app(settings: Settings, *, banner_out: TextIO | None = None) -> Starl
 
 def app_from_environment() -> Starlette:
     """For `uvicorn --factory gateway.app:app_from_environment`: settings from env/file."""
-    return create_app(load_settings())
+    return create_app(load_settings(), own_process=True)

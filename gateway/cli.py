@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings) -> int:
-    app = create_app(settings)
+    app = create_app(settings, own_process=True)
     runtime: Runtime = app.state.runtime
     config = uvicorn.Config(
         app,

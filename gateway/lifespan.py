@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -67,6 +68,20 @@ def key_pepper(settings: Settings) -> bytes:
         f.flush()
         os.fsync(f.fileno())
     return path.read_bytes().strip()
+
+
+def freeze_startup_heap() -> None:
+    """Move everything start-up built out of the garbage collector's sight.
+
+    The tens of thousands of long-lived objects of imported modules, settings
+    and routes are otherwise walked by every full collection, and a busy
+    gateway triggers one every few hundred requests (request objects that are
+    in flight when a younger collection runs get promoted and count towards
+    it): tens of milliseconds each, on the event loop. Frozen objects are never
+    collected, so start-up garbage is collected first.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def banner(settings: Settings, key: str | None) -> str:
@@ -152,9 +167,10 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Any]:
 
 
 def lifespan_for(
-    runtime: Runtime, *, out: TextIO | None = None
+    runtime: Runtime, *, out: TextIO | None = None, freeze_heap: bool = False
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """The Starlette lifespan of one process serving `runtime`."""
+    """The Starlette lifespan of one process serving `runtime`; `freeze_heap` when
+    the process does nothing else (`freeze_startup_heap`), never in a test run."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -197,6 +213,8 @@ def lifespan_for(
                 pending_ttl_s=settings.idempotency_pending_ttl_s,
             )
             log.info("serving on %s (data in %s)", settings.base_url, settings.data_dir)
+            if freeze_heap:
+                freeze_startup_heap()
             yield
         finally:
             runtime.begin_drain()
