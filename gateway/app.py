@@ -56,11 +56,11 @@ def create_app(
     so start-up may tune the process (see `lifespan.freeze_startup_heap`)."""
     runtime = Runtime.from_settings(settings)
     app = Starlette(
-        routes=[
-            *health.routes,
-            *topics.routes,
+        routes=[  # the hot paths first: routing tries each pattern in turn
             *produce.routes,
             *fetch.routes,
+            *health.routes,
+            *topics.routes,
             *admin.routes,
             *tokens.routes,
             *usage.routes,
