@@ -504,6 +504,9 @@ class Partition:
         self.waiters = []
 
     def close_files(self) -> None:
+        """Close the segments and drop this partition's decoded batches (deleted or closing)."""
         with self.lock:
             for seg in self.segments:
                 seg.close()
+        if self._decoded is not None:
+            self._decoded.forget(self._token)

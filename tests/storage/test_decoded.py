@@ -63,6 +63,9 @@ async def test_reads_from_the_cache_serve_what_decoding_serves(tmp_path: Path) -
         assert cache.hits > hits
         assert again == first
         assert [r.offset for r in first[3].records] == list(range(3, 12))
+        assert len(cache) == 5
+        await store.delete_topic("t")
+        assert (len(cache), cache.held_bytes) == (0, 0)  # a deleted topic's batches go
     finally:
         await store.close()
 
