@@ -29,6 +29,7 @@ from storage.records import Header, NewRecord, Record, ValueFormat
 RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
 _INLINE_FIELDS = RECORD_FIELDS - {"headers"}
 MAX_TIMESTAMP_MS = 2**63 - 1
+_NO_LIMIT = 2**63 - 1  # a size or depth no input reaches
 MAX_HEADERS = 1_000
 
 
@@ -194,19 +195,18 @@ def parse_records(
     record object's nesting (the object itself is level 1) and raises TooDeep past
     it, so the caller need not walk the whole document first.
 
-    The commonest record — a JSON value with an optional key, partition and
-    timestamp, no headers — is checked inline here, because produce spends most of
-    its time in this loop; every other record takes `parse_record`. Both give the
+    A batch of one simple shape throughout is checked whole first (`_simple_batch`).
+    Otherwise the commonest record — a JSON value with an optional key, partition
+    and timestamp, no headers — is checked inline here, because produce spends
+    most of its time in this loop; every other record takes `parse_record`. All give the
     same result for the same object (a property test holds them to it). A value's
     nesting is bounded by counting brackets in its serialized bytes (in C); only a
     value with more brackets than the budget is walked.
     """
+    limit = _NO_LIMIT if max_bytes is None else max_bytes
+    value_depth = _NO_LIMIT if max_depth is None else max_depth - 1  # values sit in a record
     if fmt is ValueFormat.JSON and objects:
-        simple = _simple_batch(
-            objects,
-            MAX_TIMESTAMP_MS if max_bytes is None else max_bytes,
-            MAX_TIMESTAMP_MS if max_depth is None else max_depth - 1,
-        )
+        simple = _simple_batch(objects, limit, value_depth)
         if simple is not None:
             return ParsedBatch(simple, [None] * len(simple), [], [])
     records: list[NewRecord] = []
@@ -218,8 +218,6 @@ def parse_records(
     dumps = orjson.dumps
     new = tuple.__new__
     add, choose = records.append, chosen.append
-    limit = MAX_TIMESTAMP_MS if max_bytes is None else max_bytes
-    value_depth = MAX_TIMESTAMP_MS if max_depth is None else max_depth - 1
     for i, obj in enumerate(objects):
         kind = type(obj)
         if inline and kind is dict and obj.keys() <= _INLINE_FIELDS:
