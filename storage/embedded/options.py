@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.embedded.decoded import DEFAULT_BUDGET_BYTES
+
 
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
@@ -28,7 +30,7 @@ class EngineOptions:
     max_queued_appends: int = 10_000
     crash_point: str | None = None
     retention_interval_s: float = 30.0
-    decoded_cache_bytes: int = 64 * 1024 * 1024
+    decoded_cache_bytes: int = DEFAULT_BUDGET_BYTES
 
     def __post_init__(self) -> None:
         if self.shards < 1:
