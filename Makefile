@@ -11,7 +11,7 @@ DATA_DIR ?= ./data
 
 .PHONY: run test lint unit test-slow bench bench-storage deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py gateway/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || NEED="$$NEED $$pkg"; \
 	done; \

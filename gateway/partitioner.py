@@ -8,9 +8,6 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -60,16 +57,23 @@ class RoundRobin:
     """
 
     def __init__(self, *, max_topics: int = 100_000) -> None:
-        self._counters: dict[str, Iterator[int]] = {}
+        self._counters: dict[str, int] = {}
         self._max_topics = max_topics
 
     def next(self, topic: str, partitions: int) -> int:
-        counter = self._counters.get(topic)
-        if counter is None:
-            if len(self._counters) >= self._max_topics:
-                self._counters.clear()  # bounded memory; evenness survives a reset
-            counter = self._counters[topic] = itertools.count()
-        return next(counter) % partitions
+        start = self.peek(topic)
+        self.advance(topic, 1)
+        return start % partitions
+
+    def peek(self, topic: str) -> int:
+        """The topic's counter: the next keyless record goes to `peek() % partitions`."""
+        return self._counters.get(topic, 0)
+
+    def advance(self, topic: str, drawn: int) -> None:
+        """Count `drawn` keyless records placed from `peek()` on (the C fast path's)."""
+        if topic not in self._counters and len(self._counters) >= self._max_topics:
+            self._counters.clear()  # bounded memory; evenness survives a reset
+        self._counters[topic] = self._counters.get(topic, 0) + drawn
 
     def forget(self, topic: str) -> None:
         self._counters.pop(topic, None)

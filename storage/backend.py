@@ -17,6 +17,7 @@ from storage.records import (
     AppendResult,
     FetchResult,
     NewRecord,
+    PackedRecords,
     PartitionInfo,
     TopicConfig,
     TopicDescription,
@@ -57,6 +58,14 @@ class LogStore(Protocol):
         All records get consecutive offsets, or none is appended. Raises
         TopicNotFound, PartitionNotFound, RecordTooLarge, PartitionFenced,
         DiskFull, BackendUnavailable.
+        """
+        ...
+
+    async def append_packed(self, name: str, partition: int, packed: PackedRecords) -> AppendResult:
+        """`append` for records already packed (timestamps resolved by the caller):
+        the hot producer's path, which builds no per-record objects. Same guarantees
+        and errors; a backend that stores records another way unpacks them
+        (`storage.records.unpack_records`).
         """
         ...
 

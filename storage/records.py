@@ -8,6 +8,8 @@ unchanged, so the layers above cannot tell the backends apart.
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import NamedTuple, NewType
@@ -48,6 +50,94 @@ class NewRecord(NamedTuple):
         for name, hvalue in self.headers:  # a plain loop: no generator for header-less records
             n += len(name.encode()) + len(hvalue)
         return n
+
+
+_PACKED_HEAD = struct.Struct(">qiiH")
+_PACKED_NAME = struct.Struct(">H")
+_PACKED_VALUE = struct.Struct(">i")
+
+
+class PackedRecords(NamedTuple):
+    """Records already laid out as bytes, timestamps resolved: what a hot producer
+    hands the log so that no per-record Python object is built on the way.
+
+    `data` holds `record_count` records back to back, each
+    `timestamp i64 | key_len i32 (-1 null) | value_len i32 (-1 null) | header_count u16 |
+    key | value | headers` with every header `name_len u16 | name | value_len i32 | value`
+    (big-endian): the record layout of the embedded log's batches. `pack_records`
+    writes it and `unpack_records` reads it; the gateway's C fast path writes it too.
+    """
+
+    data: bytes
+    record_count: int
+    first_timestamp: int
+    max_timestamp: int
+
+
+def pack_records(records: Sequence[NewRecord], *, now_ms: int) -> PackedRecords:
+    """`records` packed; a record without a timestamp gets `now_ms` (log-append time)."""
+    if not records:
+        raise ValueError("a batch holds at least one record")
+    parts: list[bytes] = []
+    first_ts: int | None = None
+    max_ts = -(2**63)
+    pack_head = _PACKED_HEAD.pack
+    for rec in records:
+        ts = now_ms if rec.timestamp is None else rec.timestamp
+        if first_ts is None:
+            first_ts = ts
+        if ts > max_ts:
+            max_ts = ts
+        key, value, headers = rec.key, rec.value, rec.headers
+        parts.append(
+            pack_head(
+                ts,
+                -1 if key is None else len(key),
+                -1 if value is None else len(value),
+                len(headers),
+            )
+        )
+        if key:
+            parts.append(key)
+        if value:
+            parts.append(value)
+        for name, hvalue in headers:
+            raw_name = name.encode()
+            parts.append(_PACKED_NAME.pack(len(raw_name)))
+            parts.append(raw_name)
+            parts.append(_PACKED_VALUE.pack(len(hvalue)))
+            parts.append(hvalue)
+    assert first_ts is not None
+    return PackedRecords(b"".join(parts), len(records), first_ts, max_ts)
+
+
+def unpack_records(packed: PackedRecords) -> list[NewRecord]:
+    """The records of `packed`, timestamps included; ValueError if the bytes do not
+    hold exactly `record_count` well-formed records."""
+    data, out, cursor = packed.data, [], 0
+    try:
+        for _ in range(packed.record_count):
+            ts, klen, vlen, hcount = _PACKED_HEAD.unpack_from(data, cursor)
+            cursor += _PACKED_HEAD.size
+            key = value = None
+            if klen >= 0:
+                key, cursor = data[cursor : cursor + klen], cursor + klen
+            if vlen >= 0:
+                value, cursor = data[cursor : cursor + vlen], cursor + vlen
+            headers: list[Header] = []
+            for _h in range(hcount):
+                (nlen,) = _PACKED_NAME.unpack_from(data, cursor)
+                name = data[cursor + 2 : cursor + 2 + nlen].decode()
+                cursor += 2 + nlen
+                (hlen,) = _PACKED_VALUE.unpack_from(data, cursor)
+                headers.append((name, data[cursor + 4 : cursor + 4 + hlen]))
+                cursor += 4 + hlen
+            out.append(NewRecord(value, key, tuple(headers), ts))
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed packed records: {exc}") from exc
+    if cursor != len(data):  # also catches a length that ran past the end
+        raise ValueError("malformed packed records: lengths do not match the bytes")
+    return out
 
 
 class Record(NamedTuple):

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from storage.records import Header, NewRecord, Record
+from storage.records import Header, NewRecord, PackedRecords, Record, pack_records
 
 FORMAT_VERSION = 1
 BATCH_HEADER = struct.Struct(">QII BBIqq")
@@ -44,7 +44,8 @@ _RECORD = struct.Struct(">qiiH")
 _HEADER_NAME = struct.Struct(">H")
 _HEADER_VALUE = struct.Struct(">i")
 _BASE_OFFSET = struct.Struct(">Q")
-_NULL = -1
+_TAIL = struct.Struct(">BBIqq")  # the header after the CRC: version .. max_timestamp
+_CRC = struct.Struct(">I")
 
 
 class BatchHeader(NamedTuple):
@@ -76,42 +77,19 @@ def encode_batch(records: Sequence[NewRecord], *, now_ms: int, base_offset: int 
 
     The base offset can be stamped later with `with_base_offset`.
     """
-    if not records:
+    return frame_batch(pack_records(records, now_ms=now_ms), base_offset=base_offset)
+
+
+def frame_batch(packed: PackedRecords, *, base_offset: int = 0) -> bytes:
+    """Packed records as one batch: the header and its CRC around them (the record
+    layout of a batch is the packed layout, so the records are not touched)."""
+    if packed.record_count < 1:
         raise ValueError("a batch holds at least one record")
-    parts: list[bytes] = []
-    first_ts: int | None = None
-    max_ts = -(2**63)
-    pack_record = _RECORD.pack
-    for rec in records:
-        ts = now_ms if rec.timestamp is None else rec.timestamp
-        if first_ts is None:
-            first_ts = ts
-        if ts > max_ts:
-            max_ts = ts
-        key, value, headers = rec.key, rec.value, rec.headers
-        parts.append(
-            pack_record(
-                ts,
-                _NULL if key is None else len(key),
-                _NULL if value is None else len(value),
-                len(headers),
-            )
-        )
-        if key:
-            parts.append(key)
-        if value:
-            parts.append(value)
-        for name, hvalue in headers:
-            raw_name = name.encode()
-            parts.append(_HEADER_NAME.pack(len(raw_name)))
-            parts.append(raw_name)
-            parts.append(_HEADER_VALUE.pack(len(hvalue)))
-            parts.append(hvalue)
-    body = b"".join(parts)
-    assert first_ts is not None
-    tail = struct.pack(">BBIqq", FORMAT_VERSION, 0, len(records), first_ts, max_ts) + body
-    crc = zlib.crc32(tail)
-    return struct.pack(">QII", base_offset, len(tail) + 4, crc) + tail
+    count, first, last = packed.record_count, packed.first_timestamp, packed.max_timestamp
+    tail = _TAIL.pack(FORMAT_VERSION, 0, count, first, last)
+    crc = zlib.crc32(packed.data, zlib.crc32(tail))
+    prefix = PREFIX.pack(base_offset, len(tail) + len(packed.data) + 4)
+    return b"".join((prefix, _CRC.pack(crc), tail, packed.data))
 
 
 def with_base_offset(batch: bytes, base_offset: int) -> bytes:

@@ -15,13 +15,14 @@ import contextlib
 import functools
 import logging
 import os
+import struct
 import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from storage.embedded.catalog import DELETED_PREFIX, Catalog
-from storage.embedded.codec import CodecError, decode_header, encode_batch
+from storage.embedded.codec import frame_batch
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import DecodedBatches
 from storage.embedded.fileio import FileIO
@@ -42,11 +43,14 @@ from storage.records import (
     AppendResult,
     FetchResult,
     NewRecord,
+    PackedRecords,
     PartitionInfo,
     TopicConfig,
     TopicDescription,
     TopicInfo,
     is_valid_topic_name,
+    pack_records,
+    unpack_records,
 )
 
 log = logging.getLogger(__name__)
@@ -371,29 +375,43 @@ class EmbeddedLogStore:
 
     async def append(self, name: str, partition: int, records: Sequence[NewRecord]) -> AppendResult:
         self._check_open()
-        topic = self._topic(name)
-        target = self._partition(topic, partition)
+        self._partition(self._topic(name), partition)
         if not records:
             raise InvalidConfig("an append needs at least one record")
         try:
-            batch = encode_batch(records, now_ms=_now_ms())
-            header = decode_header(batch)
-        except (ValueError, UnicodeError, OverflowError, CodecError) as exc:
+            packed = pack_records(records, now_ms=_now_ms())
+        except (ValueError, UnicodeError, OverflowError, struct.error) as exc:
             raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+        return await self.append_packed(name, partition, packed)
+
+    async def append_packed(self, name: str, partition: int, packed: PackedRecords) -> AppendResult:
+        self._check_open()
+        topic = self._topic(name)
+        target = self._partition(topic, partition)
+        if packed.record_count < 1:
+            raise InvalidConfig("an append needs at least one record")
         limit = topic.info.config.max_record_bytes
-        if len(batch) > limit:  # the batch bounds each record: measure only when it must
+        if len(packed.data) > limit:  # the bytes bound each record: measure only when they must
+            try:
+                records = unpack_records(packed)
+            except ValueError as exc:
+                raise InvalidConfig(f"records cannot be stored: {exc}") from exc
             for i, record in enumerate(records):
                 size = record.size()
                 if size > limit:
                     raise RecordTooLarge(size, limit, i)
+        try:
+            batch = frame_batch(packed)
+        except (ValueError, struct.error) as exc:
+            raise InvalidConfig(f"records cannot be stored: {exc}") from exc
         future: asyncio.Future[AppendResult] = self._loop.create_future()
         self._shard_of(target).submit(
             AppendRequest(
                 target,
                 batch,
-                header.record_count,
-                header.first_timestamp,
-                header.max_timestamp,
+                packed.record_count,
+                packed.first_timestamp,
+                packed.max_timestamp,
                 future,
             )
         )

@@ -1,0 +1,23 @@
+"""Types of the C fast paths in `_speedups.c` (see its header comment for the rules)."""
+
+from collections.abc import Sequence
+
+from storage.records import Record
+
+FMT_JSON: int
+FMT_STRING: int
+FMT_BINARY: int
+
+def scan_produce(
+    body: bytes,
+    fmt: int,
+    partitions: int,
+    max_records: int,
+    max_record_bytes: int,
+    max_depth: int,
+    max_items: int,
+    max_string_bytes: int,
+    now_ms: int,
+    round_robin: int,
+) -> tuple[list[tuple[int, bytes, int, int, int]], list[int] | None, int] | None: ...
+def render_records(records: Sequence[Record], partition: int, fmt: int) -> bytes | None: ...

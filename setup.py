@@ -1,0 +1,13 @@
+"""Builds the gateway's C fast paths; everything else about the package is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "gateway._speedups",
+            sources=["gateway/_speedups.c"],
+            extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ]
+)
