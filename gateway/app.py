@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from gateway import admin, fetch, health, produce, tokens, topics, usage
 from gateway.errors import GatewayError, Problem, ProblemType, problem_for
+from gateway.hotpaths import GatewayApp
 from gateway.lifespan import lifespan_for
 from gateway.runtime import Runtime, runtime_of
 from gateway.settings import Settings, load_settings
@@ -55,8 +56,8 @@ def create_app(
     `own_process`: the app is all the process serves (the CLI, the uvicorn factory),
     so start-up may tune the process (see `lifespan.freeze_startup_heap`)."""
     runtime = Runtime.from_settings(settings)
-    app = Starlette(
-        routes=[  # the hot paths first: routing tries each pattern in turn
+    app = GatewayApp(
+        routes=[  # produce and fetch also skip routing (GatewayApp); listed first all the same
             *produce.routes,
             *fetch.routes,
             *health.routes,

@@ -45,9 +45,25 @@ class TokenVerifier(Protocol):
 
 @dataclass(slots=True)
 class _Cached:
+    """A key as last read from the store, with the principal it stands for (built once:
+    the principal is immutable, and the entry is replaced whenever the key is)."""
+
     record: KeyRecord
     status: str
     fetched_at: float
+    principal: Principal
+
+    @classmethod
+    def of(cls, record: KeyRecord, status: str, fetched_at: float) -> _Cached:
+        principal = Principal(
+            tenant=TenantId(record.tenant),
+            credential_id=record.key_id,
+            scopes=frozenset(record.scopes),
+            topics=record.topics,
+            expires_at_ms=record.expires_ms,
+            via="key",
+        )
+        return cls(record, status, fetched_at, principal)
 
 
 def _now_ms() -> int:
@@ -198,14 +214,7 @@ class TenantDirectory:
         if record.last_used_ms is None or now_ms - record.last_used_ms >= self._touch_interval_ms:
             await self._store.touch_key(key_id, now_ms)
             self._cache.pop(key_id, None)
-        return Principal(
-            tenant=TenantId(record.tenant),
-            credential_id=key_id,
-            scopes=frozenset(record.scopes),
-            topics=record.topics,
-            expires_at_ms=record.expires_ms,
-            via="key",
-        )
+        return cached.principal
 
     async def _lookup(self, key_id: str) -> _Cached | None:
         hit = self._cache.get(key_id)
@@ -220,7 +229,7 @@ class TenantDirectory:
             return None
         if len(self._cache) > 100_000:
             self._cache.clear()  # bounded; the store stays the source of truth
-        entry = _Cached(record, tenant.status, time.monotonic())
+        entry = _Cached.of(record, tenant.status, time.monotonic())
         self._cache[key_id] = entry
         return entry
 

@@ -22,6 +22,9 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import NamedTuple
 
 from storage.records import Record
 
@@ -37,6 +40,28 @@ def partition_token() -> int:
 
 Key = tuple[int, int, int]  # partition token, base offset, stored batch size
 
+_KEY_OF, _VALUE_OF, _HEADERS_OF = itemgetter(2), itemgetter(3), itemgetter(4)
+
+
+def payload_of(records: Sequence[Record]) -> int | None:
+    """The summed payload bytes (what a fetch's max_bytes counts) of header-less
+    records, counted in C; None if any record has headers (count those one by one)."""
+    if any(map(_HEADERS_OF, records)):
+        return None
+    values = sum(map(len, filter(None, map(_VALUE_OF, records))))
+    return values + sum(map(len, filter(None, map(_KEY_OF, records))))
+
+
+class Decoded(NamedTuple):
+    """A whole checked batch's records, and their payload (`payload_of`), counted once."""
+
+    records: tuple[Record, ...]
+    payload: int | None
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> Decoded:
+        return cls(tuple(records), payload_of(records))
+
 
 class DecodedBatches:
     """An LRU of whole decoded batches, bounded by their stored sizes in bytes."""
@@ -48,24 +73,24 @@ class DecodedBatches:
         self.held_bytes = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[Key, tuple[Record, ...]] = OrderedDict()
+        self._entries: OrderedDict[Key, Decoded] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, token: int, base_offset: int, size: int) -> tuple[Record, ...] | None:
+    def get(self, token: int, base_offset: int, size: int) -> Decoded | None:
         key = (token, base_offset, size)
         with self._lock:
-            records = self._entries.get(key)
-            if records is None:
+            hit = self._entries.get(key)
+            if hit is None:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return records
+            return hit
 
-    def put(self, token: int, base_offset: int, size: int, records: tuple[Record, ...]) -> None:
+    def put(self, token: int, base_offset: int, size: int, records: Decoded) -> None:
         """Keep a whole batch (every record, from `base_offset` on), checked and decoded."""
         if size > self.budget_bytes:
             return

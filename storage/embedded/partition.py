@@ -22,7 +22,6 @@ import struct
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
-from operator import itemgetter
 
 from storage.embedded.codec import (
     HEADER_SIZE,
@@ -34,10 +33,9 @@ from storage.embedded.codec import (
     decode_records,
     read_prefix,
     validate_batch,
-    with_base_offset,
 )
 from storage.embedded.crashpoints import CrashPoints
-from storage.embedded.decoded import DecodedBatches, partition_token
+from storage.embedded.decoded import Decoded, DecodedBatches, partition_token, payload_of
 from storage.embedded.fileio import FileIO
 from storage.embedded.recovery import FENCE_FILE, RecoveredLog
 from storage.embedded.segment import Segment
@@ -49,6 +47,7 @@ log = logging.getLogger(__name__)
 _MIN_WINDOW = 16 * 1024
 _MAX_WINDOW = 8 * 1024 * 1024
 _RECORD_COUNT = struct.Struct(">I")
+_BASE_OFFSET = struct.Struct(">Q")  # a batch's first 8 bytes, stamped by the writer
 _RECORD_COUNT_AT = 18  # in the batch header, after base offset, length, crc, version, attributes
 
 
@@ -59,18 +58,6 @@ def record_size(record: Record) -> int:
         + len(record.key or b"")
         + sum(len(n.encode()) + len(v) for n, v in record.headers)
     )
-
-
-_KEY_OF, _VALUE_OF, _HEADERS_OF = itemgetter(2), itemgetter(3), itemgetter(4)
-
-
-def _payload(batch: Sequence[Record]) -> int | None:
-    """The summed `record_size` of header-less records, counted in C; None if any
-    record has headers (the caller then counts record by record)."""
-    if any(map(_HEADERS_OF, batch)):
-        return None
-    values = sum(map(len, filter(None, map(_VALUE_OF, batch))))
-    return values + sum(map(len, filter(None, map(_KEY_OF, batch))))
 
 
 class _Window:
@@ -132,19 +119,35 @@ class Partition:
 
     # -- writer thread ------------------------------------------------------------------
 
-    def needs_roll(self, batch_size: int, now_ms: int) -> bool:
+    def needs_roll(self, batch_size: int, now_ms: int, *, unwritten: int = 0) -> bool:
+        """Whether a batch of `batch_size` bytes must start a new segment, with
+        `unwritten` bytes already bound for the active one."""
         seg = self.active
-        if seg.size == 0:
+        size = seg.size + unwritten
+        if size == 0:
             return False
-        too_big = seg.size + batch_size > self.config.segment_bytes
+        too_big = size + batch_size > self.config.segment_bytes
         return too_big or now_ms - seg.created_ms >= self.config.segment_ms
 
     def write(self, batch: bytes, count: int, max_timestamp: int) -> int:
         """Stamp and write one batch to the active segment; returns its base offset."""
+        return self.write_many([(batch, count, max_timestamp)])[0]
+
+    def write_many(self, batches: Sequence[tuple[bytes, int, int]]) -> list[int]:
+        """Stamp batches `(batch, count, max_timestamp)` with consecutive base offsets
+        and write them to the active segment in one write; returns their base offsets.
+        On an OSError none of them is written (nor numbered)."""
         base = self.next_offset
-        self.active.append(with_base_offset(batch, base), base, count, max_timestamp)
-        self.next_offset = base + count
-        return base
+        parts: list[bytes | memoryview] = []
+        placed: list[tuple[int, int, int, int]] = []
+        for batch, count, max_timestamp in batches:
+            parts.append(_BASE_OFFSET.pack(base))
+            parts.append(memoryview(batch)[8:])  # joined below: one copy in all
+            placed.append((base, count, max_timestamp, len(batch)))
+            base += count
+        self.active.append_many(b"".join(parts), placed)
+        self.next_offset = base
+        return [entry[0] for entry in placed]
 
     def sync(self) -> None:
         self.active.sync()
@@ -359,14 +362,14 @@ class Partition:
         cache = self._decoded
         for n, raw in enumerate(raws):
             base, size = read_prefix(raw)
-            whole = None if cache is None else cache.get(self._token, base, size)
+            hit = None if cache is None else cache.get(self._token, base, size)
             try:
-                if whole is None:
+                if hit is None:
                     _header, decoded = decode_records(raw)
                     next_offset = base + len(decoded)
                 else:
                     validate_batch(raw)  # the stored bytes are still checked on every read
-                    next_offset = base + len(whole)
+                    next_offset = base + len(hit.records)
                 if expected is None and not base <= offset < next_offset:
                     raise CodecError("batch does not hold the requested offset")
                 if expected is not None and base != expected:
@@ -377,17 +380,18 @@ class Partition:
                 first = expected if expected is not None else min(base, offset)
                 last = read_prefix(raws[n + 1])[0] if n + 1 < len(raws) else first + 1
                 raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
-            if whole is None:
+            if hit is None:
                 # Checked whole (CRC) and in place (its base continues the chain).
-                whole = tuple(decoded)
+                hit = Decoded.of(decoded)
                 if cache is not None:
-                    cache.put(self._token, base, size, whole)
+                    cache.put(self._token, base, size, hit)
+            whole = hit.records
             batch = whole[offset - base :] if offset > base else whole
             expected = next_offset
             room = max_records - len(records)
             if len(batch) <= room and batch and batch[-1].offset < stop:
                 # The common case: the whole batch fits the count; sizes decide alone.
-                payload = _payload(batch)
+                payload = hit.payload if batch is whole else payload_of(batch)
                 if payload is not None and total + payload <= max_bytes:
                     records.extend(batch)  # and so does every record of it
                     total += payload

@@ -215,6 +215,12 @@ class Segment:
         On any OSError the file is cut back to where the batch started, so a
         half-written batch is never left behind, and the error is re-raised.
         """
+        return self.append_many(data, [(base_offset, count, max_timestamp, len(data))])
+
+    def append_many(self, data: bytes, batches: list[tuple[int, int, int, int]]) -> int:
+        """Write whole batches, back to back in `data`, with one write; `batches` holds
+        each one's (base offset, record count, max timestamp, size). Returns the
+        position of the first. On an OSError none of them is kept (see `append`)."""
         fd = self._fd()
         position = self.size
         if self._tail_dirty:
@@ -229,7 +235,10 @@ class Segment:
                 self._tail_dirty = True
             raise
         self.size = position + len(data)
-        self.note_batch(position, base_offset, count, max_timestamp, len(data))
+        at = position
+        for base_offset, count, max_timestamp, size in batches:
+            self.note_batch(at, base_offset, count, max_timestamp, size)
+            at += size
         return position
 
     def read(self, position: int, size: int) -> bytes:

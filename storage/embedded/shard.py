@@ -177,7 +177,7 @@ class Shard:
     def _process(self, items: list[AppendRequest | _Call | _Stop]) -> _Stop | None:
         now_ms = time.time_ns() // 1_000_000
         outcome = _Outcome()
-        pending: dict[Partition, list[AppendRequest]] = {}
+        arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
         for item in items:
@@ -186,7 +186,10 @@ class Shard:
             elif isinstance(item, _Call):
                 calls.append(item)
             else:
-                self._write_one(item, pending, outcome, now_ms)
+                arrived.setdefault(item.partition, []).append(item)
+        pending: dict[Partition, list[AppendRequest]] = {}
+        for partition, requests in arrived.items():
+            self._write_all(partition, requests, pending, outcome, now_ms)
         for partition, requests in pending.items():
             self._commit(partition, requests, outcome, force_sync=False)
         for call in calls:
@@ -198,37 +201,62 @@ class Shard:
         self._hand_back(outcome)
         return stop
 
-    def _write_one(
+    def _write_all(
         self,
-        req: AppendRequest,
+        p: Partition,
+        requests: list[AppendRequest],
         pending: dict[Partition, list[AppendRequest]],
         outcome: _Outcome,
         now_ms: int,
     ) -> None:
-        p = req.partition
-        if p.detached:
-            outcome.results.append((req.future, TopicNotFound(p.topic)))
-            return
-        if p.fenced is None and p.needs_roll(len(req.batch), now_ms):
-            # Everything before the roll becomes durable and visible first, so a
-            # closed segment only ever holds acknowledged batches.
-            self._commit(p, pending.pop(p, []), outcome, force_sync=True)
-            if p.fenced is None:
-                try:
-                    p.roll(now_ms)
-                except OSError as exc:
-                    outcome.results.append((req.future, write_error(p, exc)))
-                    return
-        if p.fenced is not None:
-            outcome.results.append((req.future, PartitionFenced(p.topic, p.number, p.fenced)))
+        """Write one partition's queued batches, in order, with as few writes as the
+        segment rolls allow: every system call lets the event loop's thread take the
+        interpreter back, so one write for many batches keeps both threads moving."""
+        run: list[AppendRequest] = []
+        unwritten = 0
+        for req in requests:
+            if p.detached:
+                outcome.results.append((req.future, TopicNotFound(p.topic)))
+                continue
+            if p.fenced is None and p.needs_roll(len(req.batch), now_ms, unwritten=unwritten):
+                self._write_run(p, run, pending, outcome)
+                run, unwritten = [], 0
+                # Everything before the roll becomes durable and visible first, so a
+                # closed segment only ever holds acknowledged batches.
+                self._commit(p, pending.pop(p, []), outcome, force_sync=True)
+                if p.fenced is None:
+                    try:
+                        p.roll(now_ms)
+                    except OSError as exc:
+                        outcome.results.append((req.future, write_error(p, exc)))
+                        continue
+            if p.fenced is not None:
+                outcome.results.append((req.future, PartitionFenced(p.topic, p.number, p.fenced)))
+                continue
+            run.append(req)
+            unwritten += len(req.batch)
+        self._write_run(p, run, pending, outcome)
+
+    def _write_run(
+        self,
+        p: Partition,
+        run: list[AppendRequest],
+        pending: dict[Partition, list[AppendRequest]],
+        outcome: _Outcome,
+    ) -> None:
+        """One write for `run`; on an OSError every batch of it fails and none is kept."""
+        if not run:
             return
         try:
-            req.base_offset = p.write(req.batch, req.count, req.max_timestamp)
+            bases = p.write_many([(r.batch, r.count, r.max_timestamp) for r in run])
         except OSError as exc:
-            outcome.results.append((req.future, write_error(p, exc)))
+            error = write_error(p, exc)
+            outcome.results.extend((r.future, error) for r in run)
             return
+        for req, base in zip(run, bases, strict=True):
+            req.base_offset = base
         self._crash.hit("after-write")
-        pending.setdefault(p, []).append(req)
+        pending.setdefault(p, []).extend(run)
 
     def _commit(
         self,

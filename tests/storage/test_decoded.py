@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from storage.embedded.codec import HEADER_SIZE, read_prefix
-from storage.embedded.decoded import DecodedBatches
+from storage.embedded.decoded import Decoded, DecodedBatches
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.options import EngineOptions
 from storage.errors import CorruptData
@@ -16,8 +16,15 @@ from storage.records import NewRecord, Record, TopicConfig
 pytestmark = pytest.mark.anyio
 
 
-def records(n: int) -> tuple[Record, ...]:
-    return tuple(Record(i, 0, None, b"v") for i in range(n))
+def records(n: int) -> Decoded:
+    return Decoded.of([Record(i, 0, None, b"v") for i in range(n)])
+
+
+def test_a_batch_payload_is_counted_once_and_only_without_headers() -> None:
+    assert records(3).payload == 3
+    keyed = Decoded.of([Record(0, 0, b"key", b"value"), Record(1, 0, None, None)])
+    assert keyed.payload == 8
+    assert Decoded.of([Record(0, 0, None, b"v", (("h", b"x"),))]).payload is None
 
 
 def test_the_cache_forgets_the_least_recently_read_batch_first() -> None:
