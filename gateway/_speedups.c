@@ -1,6 +1,7 @@
 /*
- * The gateway's two per-record loops, in C: reading a produce body straight into
- * storage's packed record layout, and writing fetched records as the API's JSON.
+ * The gateway's per-record loops, in C: reading a produce body straight into
+ * storage's packed record layout, writing fetched records as the API's JSON, and
+ * writing a produce reply's offsets.
  *
  * Both are fast paths with a Python twin that stays the reference. Each answers
  * None for anything it is not certain about, and the caller then takes the Python
@@ -686,33 +687,90 @@ static int render_record(Buf *b, PyObject *rec, int fmt, const char *head, Py_ss
     return PUT_LITERAL(b, "}");
 }
 
+/* The records as a JSON array into `b`; 1: let Python render them. */
+static int render_array(Buf *b, PyObject *records, long long partition, int fmt) {
+    PyObject *seq = PySequence_Fast(records, "records must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t guess = 64 + n * 128; /* the fixed text of a record, and its numbers */
+    for (i = 0; i < n; i++) {
+        if (PyTuple_Check(items[i]) && PyTuple_GET_SIZE(items[i]) >= 5) {
+            PyObject *value = PyTuple_GET_ITEM(items[i], 3);
+            if (PyBytes_Check(value)) guess += PyBytes_GET_SIZE(value) * (fmt == FMT_JSON ? 1 : 2);
+        }
+    }
+    char head[64];
+    int head_len = snprintf(head, sizeof head, "{\"partition\":%lld,\"offset\":", partition);
+    int rc = buf_grow(b, guess);
+    if (rc == 0) rc = PUT_LITERAL(b, "[");
+    for (i = 0; rc == 0 && i < n; i++) {
+        if (i) rc = PUT_LITERAL(b, ",");
+        if (rc == 0) rc = render_record(b, items[i], fmt, head, head_len);
+    }
+    if (rc == 0) rc = PUT_LITERAL(b, "]");
+    Py_DECREF(seq);
+    return rc;
+}
+
+static PyObject *finish(Buf *b, int rc) {
+    PyObject *result = NULL;
+    if (rc == 0) {
+        result = PyBytes_FromStringAndSize(b->data, b->len);
+    } else if (rc == 1) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyMem_Free(b->data);
+    return result;
+}
+
 static PyObject *render_records(PyObject *self, PyObject *args) {
     PyObject *records;
     long long partition;
     int fmt;
     if (!PyArg_ParseTuple(args, "OLi", &records, &partition, &fmt)) return NULL;
-    PyObject *seq = PySequence_Fast(records, "records must be a sequence");
-    if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    char head[64];
+    Buf b = {NULL, 0, 0};
+    return finish(&b, render_array(&b, records, partition, fmt));
+}
+
+static PyObject *render_fetch(PyObject *self, PyObject *args) {
+    PyObject *records;
+    long long partition, next_offset, end_offset;
+    int fmt;
+    if (!PyArg_ParseTuple(args, "OLiLL", &records, &partition, &fmt, &next_offset, &end_offset))
+        return NULL;
+    Buf b = {NULL, 0, 0};
+    int rc = PUT_LITERAL(&b, "{\"records\":");
+    if (rc == 0) rc = render_array(&b, records, partition, fmt);
+    if (rc == 0) rc = PUT_LITERAL(&b, ",\"next_offset\":");
+    if (rc == 0) rc = buf_int(&b, next_offset);
+    if (rc == 0) rc = PUT_LITERAL(&b, ",\"end_offset\":");
+    if (rc == 0) rc = buf_int(&b, end_offset);
+    if (rc == 0) rc = PUT_LITERAL(&b, "}");
+    return finish(&b, rc);
+}
+
+static PyObject *offsets_json(PyObject *self, PyObject *args) {
+    long long partition, base, count;
+    if (!PyArg_ParseTuple(args, "LLL", &partition, &base, &count)) return NULL;
+    if (count < 0) {
+        PyErr_SetString(PyExc_ValueError, "count must not be negative");
+        return NULL;
+    }
+    char head[48];
     int head_len = snprintf(head, sizeof head, "{\"partition\":%lld,\"offset\":", partition);
     Buf b = {NULL, 0, 0};
-    PyObject *result = NULL;
     int rc = PUT_LITERAL(&b, "[");
-    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+    for (long long i = 0; rc == 0 && i < count; i++) {
         if (i) rc = PUT_LITERAL(&b, ",");
-        if (rc == 0) rc = render_record(&b, items[i], fmt, head, head_len);
+        if (rc == 0) rc = buf_put(&b, head, head_len);
+        if (rc == 0) rc = buf_int(&b, base + i);
+        if (rc == 0) rc = PUT_LITERAL(&b, "}");
     }
     if (rc == 0) rc = PUT_LITERAL(&b, "]");
-    if (rc == 0) {
-        result = PyBytes_FromStringAndSize(b.data, b.len);
-    } else if (rc == 1) {
-        result = Py_None;
-        Py_INCREF(result);
-    }
+    PyObject *result = rc == 0 ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
     PyMem_Free(b.data);
-    Py_DECREF(seq);
     return result;
 }
 
@@ -723,6 +781,10 @@ static PyMethodDef methods[] = {
      "A JSON produce body as packed records per partition, or None (take the Python path)."},
     {"render_records", render_records, METH_VARARGS,
      "Records as the API's JSON array, or None (take the Python path)."},
+    {"render_fetch", render_fetch, METH_VARARGS,
+     "A whole fetch reply: the records, next_offset and end_offset; or None."},
+    {"offsets_json", offsets_json, METH_VARARGS,
+     "The JSON array of `count` consecutive offsets of one partition from `base`."},
     {0},
 };
 

@@ -63,7 +63,18 @@ class GatewayApp(Starlette):
             response = await handler(request)
         except Exception as exc:
             response = await self._handle(request, exc)
-        await response(scope, receive, send)
+        if type(response) is Response and response.background is None:
+            # What Response.__call__ sends, without its frame.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": response.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        else:
+            await response(scope, receive, send)
 
     async def _handle(self, request: Request, exc: Exception) -> Response:
         """The response the app's exception handlers give `exc` (most specific first)."""

@@ -20,7 +20,6 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -287,7 +286,7 @@ async def append_groups(log_store: LogStore, name: str, batch: Appendable) -> by
     if batch.order is None:  # one partition: no gather
         partition, packed = batch.groups[0]
         one = await log_store.append_packed(name, partition, packed)
-        return _offsets_json(partition, range(one.base_offset, one.base_offset + one.count))
+        return _speedups.offsets_json(partition, one.base_offset, one.count)
     results = await asyncio.gather(
         *(log_store.append_packed(name, p, packed) for p, packed in batch.groups),
         return_exceptions=True,
@@ -310,10 +309,10 @@ async def append_groups(log_store: LogStore, name: str, batch: Appendable) -> by
     return b"[" + b",".join(entries) + b"]"
 
 
-def _offsets_json(partition: int, offsets: range) -> bytes:
-    """The JSON array of one partition's consecutive offsets, formatted in C."""
-    entries = map(_OFFSET.__mod__, zip(repeat(partition), offsets))
-    return b"[" + b",".join(entries) + b"]"
+def offsets_json(partition: int, offsets: range) -> bytes:
+    """The JSON array of one partition's consecutive offsets (the reference for
+    `_speedups.offsets_json`, which the reply uses)."""
+    return b"[" + b",".join(_OFFSET % (partition, o) for o in offsets) + b"]"
 
 
 async def produce(request: Request) -> Response:

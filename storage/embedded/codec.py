@@ -36,7 +36,8 @@ BATCH_HEADER = struct.Struct(">QII BBIqq")
 HEADER_SIZE = BATCH_HEADER.size  # 38
 PREFIX = struct.Struct(">QI")  # base_offset, batch_length: enough to walk a segment
 PREFIX_SIZE = PREFIX.size  # 12
-CRC_START = 16
+CRC_AT = 12  # the CRC field
+CRC_START = 16  # the CRC covers the bytes from here to the end
 LENGTH_START = 12  # batch_length counts the bytes from here on
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 
@@ -126,6 +127,18 @@ def validate_batch(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
     if zlib.crc32(buf[pos + CRC_START : end]) != header.crc:
         raise CodecError("CRC mismatch")
     return header
+
+
+def crc_matches(batch: bytes | memoryview) -> bool:
+    """Whether a whole batch (exactly its bytes) still matches its CRC.
+
+    What a read of an already decoded batch checks: its length and base offset
+    were checked by the read that found it (they key the decoded cache), and
+    every other byte is under the CRC."""
+    if len(batch) < HEADER_SIZE:
+        return False
+    crc: int = _CRC.unpack_from(batch, CRC_AT)[0]
+    return zlib.crc32(batch[CRC_START:]) == crc
 
 
 def decode_records(

@@ -27,12 +27,12 @@ from storage.embedded.codec import (
     HEADER_SIZE,
     LENGTH_START,
     MAX_BATCH_BYTES,
-    PREFIX_SIZE,
+    PREFIX,
     CodecError,
+    crc_matches,
     decode_header,
     decode_records,
     read_prefix,
-    validate_batch,
 )
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import Decoded, DecodedBatches, partition_token, payload_of
@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 
 _MIN_WINDOW = 16 * 1024
 _MAX_WINDOW = 8 * 1024 * 1024
-_RECORD_COUNT = struct.Struct(">I")
+_FIRST_WINDOW = 16 * 1024
+# Base offset, batch length, then (skipping the CRC, version, attributes) the record count.
+_HEAD = struct.Struct(">QI6xI")
 _BASE_OFFSET = struct.Struct(">Q")  # a batch's first 8 bytes, stamped by the writer
-_RECORD_COUNT_AT = 18  # in the batch header, after base offset, length, crc, version, attributes
 
 
 def record_size(record: Record) -> int:
@@ -61,19 +62,38 @@ def record_size(record: Record) -> int:
 
 
 class _Window:
-    """Reads a segment through one buffer, so walking many small batches costs one pread."""
+    """Reads a segment through one buffer, so walking many small batches costs one pread.
+
+    The first read is small and each refill twice the last, up to `chunk`: a fetch
+    that wants one batch does not copy a megabyte, and one that wants many still
+    costs a handful of preads. Slices are views of the buffer, not copies.
+    """
 
     def __init__(self, segment: Segment, limit: int, chunk: int) -> None:
         self._segment, self._limit, self._chunk = segment, limit, chunk
-        self._buf, self._start = b"", 0
+        self._next = min(chunk, _FIRST_WINDOW)
+        self._buf, self._start = memoryview(b""), 0
 
-    def get(self, position: int, length: int) -> bytes:
+    def get(self, position: int, length: int) -> memoryview:
         end = min(position + length, self._limit)
         if position < self._start or end > self._start + len(self._buf):
-            want = min(max(end - position, self._chunk), self._limit - position)
-            self._buf = self._segment.read(position, want) if want > 0 else b""
-            self._start = position
+            self._fill(position, end)
         return self._buf[position - self._start : end - self._start]
+
+    def unpack(self, layout: struct.Struct, position: int) -> tuple[int, ...] | None:
+        """`layout` read at `position` without a slice; None if the segment ends first."""
+        end = position + layout.size
+        if end > self._limit:
+            return None
+        if position < self._start or end > self._start + len(self._buf):
+            self._fill(position, end)
+        return layout.unpack_from(self._buf, position - self._start)
+
+    def _fill(self, position: int, end: int) -> None:
+        want = min(max(end - position, self._next), self._limit - position)
+        self._next = min(self._next * 2, self._chunk)
+        self._buf = memoryview(self._segment.read(position, want) if want > 0 else b"")
+        self._start = position
 
 
 class Partition:
@@ -271,11 +291,11 @@ class Partition:
         next_offset = records[-1].offset + 1 if records else offset
         return FetchResult(tuple(records), next_offset, start, end, total)
 
-    def _gather(self, offset: int, stop: int, max_bytes: int) -> list[bytes]:
+    def _gather(self, offset: int, stop: int, max_bytes: int) -> list[memoryview]:
         """Raw whole batches covering `offset` up to `stop` / about `max_bytes` (lock held)."""
         i = bisect_right(self._bases, offset) - 1
         chunk = min(max(max_bytes + self._interval + 4096, _MIN_WINDOW), _MAX_WINDOW)
-        raws: list[bytes] = []
+        raws: list[memoryview] = []
         taken = 0
         first = True
         while i < len(self.segments) and taken < max_bytes:
@@ -287,10 +307,10 @@ class Partition:
                 position = self._locate(window, seg, limit, offset)
                 first = False
             while position < limit and taken < max_bytes:
-                prefix = window.get(position, PREFIX_SIZE)
-                if len(prefix) < PREFIX_SIZE:
+                prefix = window.unpack(PREFIX, position)
+                if prefix is None:
                     break
-                base, size = read_prefix(prefix)
+                base, size = prefix[0], LENGTH_START + prefix[1]
                 if base >= stop:
                     return raws
                 if not HEADER_SIZE <= size <= LENGTH_START + MAX_BATCH_BYTES:
@@ -323,10 +343,10 @@ class Partition:
         if position > 0 and self._base_at(window, position) != expected:
             expected, position = seg.base_offset, 0
         while True:
-            head = window.get(position, HEADER_SIZE)
-            if len(head) < HEADER_SIZE:
+            head = window.unpack(_HEAD, position) if position + HEADER_SIZE <= limit else None
+            if head is None:
                 return position  # a torn or short batch: decoding reports it
-            base, size = read_prefix(head)
+            base, size, count = head[0], LENGTH_START + head[1], head[2]
             if base != expected:
                 # The damage ends at the next batch if it looks sane, and never past
                 # this segment: the length field is not under the CRC either.
@@ -336,7 +356,6 @@ class Partition:
                 raise CorruptData(
                     self.number, expected, end, "a batch does not start where the last one ended"
                 )
-            (count,) = _RECORD_COUNT.unpack_from(head, _RECORD_COUNT_AT)
             if offset < base + count or size < HEADER_SIZE or position + size >= limit:
                 return position
             expected = base + count
@@ -344,13 +363,13 @@ class Partition:
 
     @staticmethod
     def _base_at(window: _Window, position: int) -> int:
-        prefix = window.get(position, PREFIX_SIZE)
-        return read_prefix(prefix)[0] if len(prefix) == PREFIX_SIZE else -1
+        prefix = window.unpack(PREFIX, position)
+        return -1 if prefix is None else prefix[0]
 
     def _decode_into(
         self,
         records: list[Record],
-        raws: list[bytes],
+        raws: list[memoryview],
         offset: int,
         stop: int,
         max_records: int,
@@ -368,7 +387,8 @@ class Partition:
                     _header, decoded = decode_records(raw)
                     next_offset = base + len(decoded)
                 else:
-                    validate_batch(raw)  # the stored bytes are still checked on every read
+                    if not crc_matches(raw):  # the stored bytes are checked on every read
+                        raise CodecError("CRC mismatch")
                     next_offset = base + len(hit.records)
                 if expected is None and not base <= offset < next_offset:
                     raise CodecError("batch does not hold the requested offset")

@@ -25,7 +25,7 @@ from gateway.codecs import FORMAT_CODES, python_records_json, records_json
 from gateway.errors import GatewayError
 from gateway.jsonlimits import JsonLimits
 from gateway.partitioner import partition_for_key
-from gateway.produce import JSON, Appendable, _checked, scan_json
+from gateway.produce import JSON, Appendable, _checked, offsets_json, scan_json
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from storage.records import Record, TopicConfig, TopicInfo, ValueFormat, unpack_records
@@ -270,8 +270,11 @@ def test_rendering_agrees_with_python(records: list[Record], partition: int, fmt
         ]
     rendered = _speedups.render_records(records, partition, FORMAT_CODES[fmt])
     expected = python_records_json(records, partition, fmt)
+    reply = _speedups.render_fetch(records, partition, FORMAT_CODES[fmt], 7, 2**62)
+    assert (reply is None) == (rendered is None)
     if rendered is not None:
         assert rendered == expected
+        assert reply == b'{"records":%b,"next_offset":7,"end_offset":%d}' % (expected, 2**62)
     assert records_json(records, partition, fmt) == expected
     if all(_valid_text(r) for r in records):
         assert rendered is not None
@@ -299,3 +302,11 @@ def test_rendering_escapes_as_orjson_does() -> None:
         assert _speedups.render_records([r], 0, FORMAT_CODES[fmt]) == python_records_json(
             [r], 0, fmt
         )
+
+
+@given(st.integers(0, 10_000), st.integers(0, 2**62), st.integers(0, 300))
+def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: int) -> None:
+    expected = offsets_json(partition, range(base, base + count))
+    assert _speedups.offsets_json(partition, base, count) == expected
+    if count:
+        assert orjson.loads(expected)[-1] == {"partition": partition, "offset": base + count - 1}

@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.embedded.codec import (
+    CRC_AT,
     HEADER_SIZE,
     CodecError,
+    crc_matches,
     decode_records,
     encode_batch,
     read_prefix,
@@ -102,3 +104,14 @@ def test_an_empty_batch_cannot_be_encoded() -> None:
 
 def test_header_size_is_the_documented_layout() -> None:
     assert HEADER_SIZE == 38
+
+
+@given(st.integers(0, 10_000), st.integers(0, 7))
+def test_a_flipped_bit_under_the_crc_or_in_it_fails_the_quick_check(where: int, bit: int) -> None:
+    batch = encode_batch([NewRecord(b"value", b"key"), NewRecord(None)], now_ms=7, base_offset=3)
+    assert crc_matches(batch)
+    assert crc_matches(memoryview(batch))
+    position = CRC_AT + where % (len(batch) - CRC_AT)
+    damaged = bytearray(batch)
+    damaged[position] ^= 1 << bit
+    assert not crc_matches(bytes(damaged))
