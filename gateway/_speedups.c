@@ -530,16 +530,37 @@ static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
 
 #define PUT_LITERAL(b, s) buf_put((b), (s), (Py_ssize_t)sizeof(s) - 1)
 
-static int buf_int(Buf *b, long long v) {
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* `v` in decimal at `out` (room for 20 characters); returns the characters written. */
+static inline int write_int(char *out, long long v) {
     char tmp[24];
-    int n = 0;
+    char *end = tmp + sizeof tmp, *p = end;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[23 - n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) tmp[23 - n++] = '-';
-    return buf_put(b, tmp + 24 - n, n);
+    while (u >= 100) {
+        unsigned pair = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = DIGIT_PAIRS[pair + 1];
+        *--p = DIGIT_PAIRS[pair];
+    }
+    if (u >= 10) {
+        *--p = DIGIT_PAIRS[u * 2 + 1];
+        *--p = DIGIT_PAIRS[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    if (v < 0) *--p = '-';
+    memcpy(out, p, end - p);
+    return (int)(end - p);
+}
+
+static int buf_int(Buf *b, long long v) {
+    if (buf_grow(b, 20) < 0) return -1;
+    b->len += write_int(b->data + b->len, v);
+    return 0;
 }
 
 /* `text` (UTF-8) as a JSON string the way orjson writes it; 1 when the bytes are not
@@ -658,13 +679,26 @@ static int render_record(Buf *b, PyObject *rec, int fmt, const char *head, Py_ss
     long long t = PyLong_AsLongLongAndOverflow(ts, &overflow);
     if (t == -1 && PyErr_Occurred()) return -1;
     if (overflow) return 1;
-    if ((rc = buf_put(b, head, head_len)) != 0) return rc;
-    if ((rc = buf_int(b, o)) != 0) return rc;
-    if ((rc = PUT_LITERAL(b, ",\"timestamp\":")) != 0) return rc;
-    if ((rc = buf_int(b, t)) != 0) return rc;
-    if ((rc = PUT_LITERAL(b, ",\"key\":")) != 0) return rc;
-    if ((rc = buf_text_or_null(b, key)) != 0) return rc;
-    if ((rc = PUT_LITERAL(b, ",\"value\":")) != 0) return rc;
+    /* The fixed text and the two numbers, with one check for room. */
+    static const char TS[] = ",\"timestamp\":";
+    static const char NULL_KEY[] = ",\"key\":null,\"value\":";
+    if (buf_grow(b, head_len + 2 * 20 + sizeof TS + sizeof NULL_KEY) < 0) return -1;
+    char *out = b->data + b->len;
+    memcpy(out, head, head_len);
+    out += head_len;
+    out += write_int(out, o);
+    memcpy(out, TS, sizeof TS - 1);
+    out += sizeof TS - 1;
+    out += write_int(out, t);
+    if (key == Py_None) {
+        memcpy(out, NULL_KEY, sizeof NULL_KEY - 1);
+        b->len = out + sizeof NULL_KEY - 1 - b->data;
+    } else {
+        b->len = out - b->data;
+        if ((rc = PUT_LITERAL(b, ",\"key\":")) != 0) return rc;
+        if ((rc = buf_text_or_null(b, key)) != 0) return rc;
+        if ((rc = PUT_LITERAL(b, ",\"value\":")) != 0) return rc;
+    }
     if (value == Py_None) {
         rc = PUT_LITERAL(b, "null");
     } else if (!PyBytes_Check(value)) {
@@ -678,12 +712,10 @@ static int render_record(Buf *b, PyObject *rec, int fmt, const char *head, Py_ss
                         PyBytes_GET_SIZE(value));
     }
     if (rc != 0) return rc;
-    if ((rc = PUT_LITERAL(b, ",\"headers\":")) != 0) return rc;
     if (PyTuple_Check(headers) && PyTuple_GET_SIZE(headers) == 0)
-        rc = PUT_LITERAL(b, "[]");
-    else
-        rc = render_headers(b, headers);
-    if (rc != 0) return rc;
+        return PUT_LITERAL(b, ",\"headers\":[]}");
+    if ((rc = PUT_LITERAL(b, ",\"headers\":")) != 0) return rc;
+    if ((rc = render_headers(b, headers)) != 0) return rc;
     return PUT_LITERAL(b, "}");
 }
 

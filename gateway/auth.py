@@ -24,6 +24,8 @@ class Authenticator(Protocol):
 
     async def authenticate(self, credential: str, *, now_ms: int) -> Principal: ...
 
+    def authenticate_cached(self, credential: str, *, now_ms: int) -> Principal | None: ...
+
 
 def bearer_credential(conn: HTTPConnection) -> str:
     """The credential of `Authorization: Bearer ...`, or 401."""
@@ -46,8 +48,14 @@ def bearer_credential(conn: HTTPConnection) -> str:
 
 
 async def authenticate(conn: HTTPConnection, directory: Authenticator) -> Principal:
-    """The principal of the request's credential; 401 problems come from the error table."""
-    return await directory.authenticate(bearer_credential(conn), now_ms=int(time.time() * 1000))
+    """The principal of the request's credential; 401 problems come from the error table.
+    A key the directory has cached is decided without awaiting the store."""
+    credential = bearer_credential(conn)
+    now_ms = time.time_ns() // 1_000_000
+    principal = directory.authenticate_cached(credential, now_ms=now_ms)
+    if principal is None:
+        principal = await directory.authenticate(credential, now_ms=now_ms)
+    return principal
 
 
 def require_scope(principal: Principal, scope: Scope) -> None:

@@ -194,16 +194,43 @@ class TenantDirectory:
             return principal
         raise Unauthenticated("the credential is neither an API key nor a JWT")
 
+    def authenticate_cached(self, credential: str, *, now_ms: int) -> Principal | None:
+        """`authenticate` for an API key whose entry is cached and needs no write
+        (its last use was recorded recently), decided without awaiting anything;
+        None when it needs the store (then call `authenticate`). Raises as
+        `authenticate` does for a key it can decide."""
+        if not credential.startswith(keys.PREFIX):
+            return None
+        key_id, secret = self._split_key(credential)
+        cached = self._cache.get(key_id)
+        if cached is None or time.monotonic() - cached.fetched_at >= self._cache_ttl_s:
+            return None
+        if self._touch_due(cached.record, now_ms):
+            return None
+        return self._verify_key(cached, secret, now_ms)
+
     async def _authenticate_key(self, credential: str, now_ms: int) -> Principal:
+        key_id, secret = self._split_key(credential)
+        cached = await self._lookup(key_id)
+        if cached is None:
+            raise Unauthenticated(_BAD_KEY)
+        principal = self._verify_key(cached, secret, now_ms)
+        if self._touch_due(cached.record, now_ms):
+            await self._store.touch_key(key_id, now_ms)
+            self._cache.pop(key_id, None)
+        return principal
+
+    @staticmethod
+    def _split_key(credential: str) -> tuple[str, str]:
+        """(key_id, secret) of a minted or bootstrap key; Unauthenticated otherwise."""
         parsed = keys.parse_key(credential)
         if parsed is None:
             if not keys.is_bootstrap_key(credential):
                 raise Unauthenticated("malformed API key")
             parsed = (keys.BOOTSTRAP_KEY_ID, credential)
-        key_id, secret = parsed
-        cached = await self._lookup(key_id)
-        if cached is None:
-            raise Unauthenticated(_BAD_KEY)
+        return parsed
+
+    def _verify_key(self, cached: _Cached, secret: str, now_ms: int) -> Principal:
         record = cached.record
         if not keys.secret_matches(secret, record.secret_hash, self._pepper):
             raise Unauthenticated(_BAD_KEY)
@@ -211,10 +238,12 @@ class TenantDirectory:
             raise Unauthenticated(_BAD_KEY)
         if cached.status != "active":
             raise TenantSuspended(record.tenant)
-        if record.last_used_ms is None or now_ms - record.last_used_ms >= self._touch_interval_ms:
-            await self._store.touch_key(key_id, now_ms)
-            self._cache.pop(key_id, None)
         return cached.principal
+
+    def _touch_due(self, record: KeyRecord, now_ms: int) -> bool:
+        return (
+            record.last_used_ms is None or now_ms - record.last_used_ms >= self._touch_interval_ms
+        )
 
     async def _lookup(self, key_id: str) -> _Cached | None:
         hit = self._cache.get(key_id)

@@ -164,3 +164,27 @@ async def test_only_the_operator_tenant_gets_keys_with_the_operator_scope(
     assert await directory.list_keys("acme") == []
     key_id, _ = await directory.create_key("default", ["admin"])
     assert (await directory.get_key("default", key_id)).scopes == ("admin",)
+
+
+async def test_a_cached_key_is_decided_without_the_store_and_the_same_way(
+    directory: TenantDirectory,
+) -> None:
+    await directory.create_tenant("acme")
+    key_id, key = await directory.create_key("acme", ["topics:read"])
+    _, other = await directory.create_key("acme", ["topics:read"])
+    assert directory.authenticate_cached(key, now_ms=NOW) is None  # nothing cached yet
+    await directory.authenticate(key, now_ms=NOW)  # records the use, which drops the entry
+    principal = await directory.authenticate(key, now_ms=NOW + 1)  # cached now
+    assert directory.authenticate_cached(key, now_ms=NOW + 2) == principal
+    body = key[:16] + other[16:59]
+    forged = f"{body}_{hashlib.sha256(body.encode()).hexdigest()[:6]}"
+    with pytest.raises(Unauthenticated):
+        directory.authenticate_cached(forged, now_ms=NOW + 2)
+    with pytest.raises(Unauthenticated):
+        directory.authenticate_cached("tg_short", now_ms=NOW + 2)
+    assert directory.authenticate_cached(key, now_ms=NOW + 10**9) is None  # a use to record
+    assert directory.authenticate_cached("a.b.c", now_ms=NOW) is None  # tokens: the async path
+    await directory.revoke_key("acme", key_id)
+    assert directory.authenticate_cached(key, now_ms=NOW + 3) is None
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(key, now_ms=NOW + 3)
