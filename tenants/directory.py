@@ -9,6 +9,7 @@ directory drops the cache entry at once, so it takes effect on the next request.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -103,6 +104,10 @@ class TenantDirectory:
         self._cache_ttl_s = cache_ttl_s
         self._touch_interval_ms = touch_interval_ms
         self._cache: dict[str, _Cached] = {}
+        # SHA-256 of a key that verified -> (key id, the secret hash it verified
+        # against): a key presented again skips parsing and the HMAC while that hash
+        # still stands. Fingerprints, not secrets: as hard to reverse as the stored hash.
+        self._verified: dict[bytes, tuple[str, str]] = {}
         self.token_verifier = token_verifier
 
     @classmethod
@@ -201,13 +206,32 @@ class TenantDirectory:
         `authenticate` does for a key it can decide."""
         if not credential.startswith(keys.PREFIX):
             return None
+        fingerprint = hashlib.sha256(credential.encode()).digest()
+        known = self._verified.get(fingerprint)
+        if known is not None:
+            key_id, verified_against = known
+            cached = self._usable(key_id, now_ms)
+            if cached is None:
+                return None
+            if cached.record.secret_hash == verified_against:
+                return self._standing(cached, now_ms)
+            del self._verified[fingerprint]  # the key changed since: check it in full
         key_id, secret = self._split_key(credential)
+        cached = self._usable(key_id, now_ms)
+        if cached is None:
+            return None
+        principal = self._verify_key(cached, secret, now_ms)
+        if len(self._verified) >= 100_000:
+            self._verified.clear()  # bounded; a miss only costs the full check
+        self._verified[fingerprint] = (key_id, cached.record.secret_hash)
+        return principal
+
+    def _usable(self, key_id: str, now_ms: int) -> _Cached | None:
+        """The key's cache entry if it is fresh and its use needs no write, else None."""
         cached = self._cache.get(key_id)
         if cached is None or time.monotonic() - cached.fetched_at >= self._cache_ttl_s:
             return None
-        if self._touch_due(cached.record, now_ms):
-            return None
-        return self._verify_key(cached, secret, now_ms)
+        return None if self._touch_due(cached.record, now_ms) else cached
 
     async def _authenticate_key(self, credential: str, now_ms: int) -> Principal:
         key_id, secret = self._split_key(credential)
@@ -231,9 +255,14 @@ class TenantDirectory:
         return parsed
 
     def _verify_key(self, cached: _Cached, secret: str, now_ms: int) -> Principal:
-        record = cached.record
-        if not keys.secret_matches(secret, record.secret_hash, self._pepper):
+        if not keys.secret_matches(secret, cached.record.secret_hash, self._pepper):
             raise Unauthenticated(_BAD_KEY)
+        return self._standing(cached, now_ms)
+
+    @staticmethod
+    def _standing(cached: _Cached, now_ms: int) -> Principal:
+        """The key's principal if it is still good: not revoked, expired or suspended."""
+        record = cached.record
         if record.revoked or (record.expires_ms is not None and record.expires_ms <= now_ms):
             raise Unauthenticated(_BAD_KEY)
         if cached.status != "active":

@@ -176,6 +176,7 @@ async def test_a_cached_key_is_decided_without_the_store_and_the_same_way(
     await directory.authenticate(key, now_ms=NOW)  # records the use, which drops the entry
     principal = await directory.authenticate(key, now_ms=NOW + 1)  # cached now
     assert directory.authenticate_cached(key, now_ms=NOW + 2) == principal
+    assert directory.authenticate_cached(key, now_ms=NOW + 2) == principal  # known now
     body = key[:16] + other[16:59]
     forged = f"{body}_{hashlib.sha256(body.encode()).hexdigest()[:6]}"
     with pytest.raises(Unauthenticated):
@@ -188,3 +189,5 @@ async def test_a_cached_key_is_decided_without_the_store_and_the_same_way(
     assert directory.authenticate_cached(key, now_ms=NOW + 3) is None
     with pytest.raises(Unauthenticated):
         await directory.authenticate(key, now_ms=NOW + 3)
+    with pytest.raises(Unauthenticated):  # the revoked record is cached now: still refused
+        directory.authenticate_cached(key, now_ms=NOW + 3)
