@@ -122,8 +122,8 @@ def refuse_too_deep(body: bytes, limits: JsonLimits) -> NoReturn:
     )
 
 
-async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:
-    """A JSON request body (any media type that says JSON), bounded and parsed."""
+def require_json_media(request: Request) -> None:
+    """415 unless the request's media type says JSON (`application/json` or `*+json`)."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise GatewayError(
@@ -131,4 +131,9 @@ async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:
             f"send application/json, not {media or 'no Content-Type'}",
             accepted=["application/json"],
         )
+
+
+async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:
+    """A JSON request body (any media type that says JSON), bounded and parsed."""
+    require_json_media(request)
     return parse_json(await read_body(request, limit), limits)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.bodies import read_json
+from gateway.bodies import parse_json, read_body, require_json_media
 from gateway.errors import GatewayError, ProblemType
 from gateway.runtime import runtime_of
 from gateway.topics import json_response, validated
@@ -100,8 +100,10 @@ async def create_token(request: Request) -> Response:
             ProblemType.FORBIDDEN, "tokens are issued in exchange for an API key, not a token"
         )
     raw: Any = {}
-    if await request.body():
-        raw = await read_json(request, limit=TOKEN_BODY_LIMIT, limits=runtime.json_limits)
+    data = await read_body(request, TOKEN_BODY_LIMIT)  # bounded: an empty body asks defaults
+    if data:
+        require_json_media(request)
+        raw = parse_json(data, runtime.json_limits)
     body = validated(TokenIn, raw)
     ttl = body.ttl_seconds if body.ttl_seconds is not None else settings.token_ttl_s
     if ttl > settings.token_max_ttl_s:

@@ -17,6 +17,9 @@ from tests.gateway.test_live_errors import assert_problem
 _names = iter(range(1_000_000))
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def fresh(prefix: str) -> str:
     return f"{prefix}{next(_names)}"
 
@@ -382,6 +385,14 @@ def test_a_key_is_exchanged_for_a_narrower_short_lived_token(
         assert_problem(outside, 403, "forbidden")
         too_long = c.post("/v1/tokens", json={"ttl_seconds": 10**6}, headers=bearer(key))
         assert_problem(too_long, 422, "invalid-body")
+        # the request body is bounded before it is read whole, and must say JSON
+        huge = b'{"topics": ["' + b"x" * 20_000 + b'"]}'
+        big = c.post("/v1/tokens", content=huge, headers={**bearer(key), **JSON_TYPE})
+        assert_problem(big, 413, "body-too-large")
+        form = c.post("/v1/tokens", content=b"a=b", headers=bearer(key))
+        assert_problem(form, 415, "unsupported-media-type")
+        plain = c.post("/v1/tokens", headers=bearer(key))  # no body: the defaults
+        assert plain.status_code == 201, plain.text
         # a token in the query string is not accepted on data endpoints
         r = c.get(f"/v1/topics/feed-1/partitions/0/records?access_token={token}")
         assert_problem(r, 401, "unauthenticated")
