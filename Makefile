@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := redis-server
+# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/_speedups.c)
+DEB_PACKAGES := redis-server gcc python3-dev
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data

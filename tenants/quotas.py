@@ -72,10 +72,18 @@ class QuotaService:
         self.throttled: dict[tuple[str, str], int] = {}
 
     async def limits(self, tenant: str) -> Limits:
+        return self._cached(tenant) or await self._fetch_limits(tenant)
+
+    def _cached(self, tenant: str) -> Limits | None:
+        """The tenant's limits if cached and fresh, else None (a `Limits` is always
+        truthy): the rate checks take them without awaiting, as most requests can."""
         hit = self._cache.get(tenant)
-        now = self._clock()
-        if hit is not None and now - hit.fetched_at < self._cache_ttl_s:
+        if hit is not None and self._clock() - hit.fetched_at < self._cache_ttl_s:
             return hit.limits
+        return None
+
+    async def _fetch_limits(self, tenant: str) -> Limits:
+        now = self._clock()
         limits = await self._limits_of(tenant)
         if len(self._cache) > 100_000:
             self._cache.clear()
@@ -116,26 +124,34 @@ class QuotaService:
 
     async def admit_request(self, tenant: str) -> Decision | None:
         """One request against `requests_per_second`; QuotaExceeded when over it."""
-        limits = await self.limits(tenant)
+        limits = self._cached(tenant) or await self._fetch_limits(tenant)
+        if limits.requests_per_second is None:
+            return None
         return await self._take(tenant, "requests_per_second", limits.requests_per_second, 1.0)
 
     async def admit_produce(self, tenant: str, nbytes: int) -> None:
         """`nbytes` of produce against `produce_bytes_per_second`, before anything is appended."""
-        limits = await self.limits(tenant)
+        limits = self._cached(tenant) or await self._fetch_limits(tenant)
+        if limits.produce_bytes_per_second is None:
+            return
         await self._take(
             tenant, "produce_bytes_per_second", limits.produce_bytes_per_second, float(nbytes)
         )
 
     async def admit_consume(self, tenant: str) -> None:
         """Before a read: refused while earlier reads have left the consume bucket in debt."""
-        limits = await self.limits(tenant)
+        limits = self._cached(tenant) or await self._fetch_limits(tenant)
+        if limits.consume_bytes_per_second is None:
+            return
         await self._take(tenant, "consume_bytes_per_second", limits.consume_bytes_per_second, 0.0)
 
     async def charge_consume(self, tenant: str, nbytes: int) -> None:
         """After a read: what it served, charged even past the limit (the next read waits)."""
         if nbytes <= 0:
             return
-        limits = await self.limits(tenant)
+        limits = self._cached(tenant) or await self._fetch_limits(tenant)
+        if limits.consume_bytes_per_second is None:
+            return
         await self._take(
             tenant,
             "consume_bytes_per_second",
