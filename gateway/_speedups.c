@@ -144,6 +144,33 @@ static int scan_literal(Scan *s, const char *word, Py_ssize_t n) {
     return 0;
 }
 
+/* Past a member or element: 1 at the closing bracket, 0 after a comma (either
+ * consumed), -1 at anything else. `ws`: whitespace is allowed around them. */
+static int after_item(Scan *s, unsigned char close, int ws) {
+    if (ws) skip_ws(s);
+    if (s->p >= s->end) return -1;
+    if (*s->p == close) {
+        s->p++;
+        return 1;
+    }
+    if (*s->p != ',' || !count_item(s)) return -1;
+    s->p++;
+    if (ws) skip_ws(s);
+    return 0;
+}
+
+/* Past an opening bracket (counted; `depth` left for it): 1 if the container is
+ * empty (closed too), 0 if it has content, -1 if it may not open here. */
+static int open_container(Scan *s, unsigned char close, int depth) {
+    if (depth < 1 || !count_item(s)) return -1;
+    s->p++;
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 1;
+    }
+    return 0;
+}
+
 /* A compact, canonical JSON value nesting at most `depth` containers. */
 static int scan_value(Scan *s, int depth) {
     if (s->p >= s->end) return -1;
@@ -156,13 +183,8 @@ static int scan_value(Scan *s, int depth) {
     if (c == '{') {
         const unsigned char *names[MAX_MEMBERS];
         Py_ssize_t lengths[MAX_MEMBERS];
-        int members = 0;
-        if (depth < 1 || !count_item(s)) return -1;
-        s->p++;
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return 0;
-        }
+        int members = 0, opened = open_container(s, '}', depth);
+        if (opened != 0) return opened < 0 ? -1 : 0;
         for (;;) {
             const unsigned char *name;
             Py_ssize_t len;
@@ -176,31 +198,17 @@ static int scan_value(Scan *s, int depth) {
             if (s->p >= s->end || *s->p != ':') return -1;
             s->p++;
             if (scan_value(s, depth - 1) < 0) return -1;
-            if (s->p >= s->end) return -1;
-            if (*s->p == '}') {
-                s->p++;
-                return 0;
-            }
-            if (*s->p != ',' || !count_item(s)) return -1;
-            s->p++;
+            int next = after_item(s, '}', 0);
+            if (next != 0) return next < 0 ? -1 : 0;
         }
     }
     if (c == '[') {
-        if (depth < 1 || !count_item(s)) return -1;
-        s->p++;
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            return 0;
-        }
+        int opened = open_container(s, ']', depth);
+        if (opened != 0) return opened < 0 ? -1 : 0;
         for (;;) {
             if (scan_value(s, depth - 1) < 0) return -1;
-            if (s->p >= s->end) return -1;
-            if (*s->p == ']') {
-                s->p++;
-                return 0;
-            }
-            if (*s->p != ',' || !count_item(s)) return -1;
-            s->p++;
+            int next = after_item(s, ']', 0);
+            if (next != 0) return next < 0 ? -1 : 0;
         }
     }
     if (c == 't') return scan_literal(s, "true", 4);
@@ -273,15 +281,8 @@ static int scan_record(Scan *s, Span *r, int fmt, long long partitions, int valu
                 r->timestamp = n;
             }
         }
-        skip_ws(s);
-        if (s->p >= s->end) return -1;
-        if (*s->p == '}') {
-            s->p++;
-            return 0;
-        }
-        if (*s->p != ',' || !count_item(s)) return -1;
-        s->p++;
-        skip_ws(s);
+        int next = after_item(s, '}', 1);
+        if (next != 0) return next < 0 ? -1 : 0;
     }
 }
 
@@ -415,14 +416,10 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
         if ((r->key_len > 0 ? r->key_len : 0) + (r->value_len > 0 ? r->value_len : 0) >
             max_record_bytes)
             goto fallback;
-        skip_ws(&s);
-        if (s.p >= s.end) goto fallback;
-        if (*s.p == ']') break;
-        if (*s.p != ',' || !count_item(&s)) goto fallback;
-        s.p++;
-        skip_ws(&s);
+        int next = after_item(&s, ']', 1);
+        if (next < 0) goto fallback;
+        if (next > 0) break;
     }
-    s.p++;
     skip_ws(&s);
     if (s.p >= s.end || *s.p != '}') goto fallback;
     s.p++;

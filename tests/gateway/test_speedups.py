@@ -181,7 +181,9 @@ def test_what_the_fast_path_declines(body: bytes) -> None:
 
 
 def test_whitespace_between_records_is_fine_but_not_inside_values() -> None:
-    body = b' {\n "records" : [ { "key" : "k" , "value" : {"a":[1,true,null]} } ,\n{"value":2}]}\n'
+    body = (
+        b' {\n "records" : [ { "key" : "k" , "value" : {"a":[1,true,null]} } ,\n{"value":2} ] \n}\n'
+    )
     assert agree(body, topic()) is not None
 
 
