@@ -754,15 +754,6 @@ static PyObject *finish(Buf *b, int rc) {
     return result;
 }
 
-static PyObject *render_records(PyObject *self, PyObject *args) {
-    PyObject *records;
-    long long partition;
-    int fmt;
-    if (!PyArg_ParseTuple(args, "OLi", &records, &partition, &fmt)) return NULL;
-    Buf b = {NULL, 0, 0};
-    return finish(&b, render_array(&b, records, partition, fmt));
-}
-
 static PyObject *render_fetch(PyObject *self, PyObject *args) {
     PyObject *records;
     long long partition, next_offset, end_offset;
@@ -808,8 +799,6 @@ static PyObject *offsets_json(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan_produce", (PyCFunction)(void (*)(void))scan_produce, METH_VARARGS | METH_KEYWORDS,
      "A JSON produce body as packed records per partition, or None (take the Python path)."},
-    {"render_records", render_records, METH_VARARGS,
-     "Records as the API's JSON array, or None (take the Python path)."},
     {"render_fetch", render_fetch, METH_VARARGS,
      "A whole fetch reply: the records, next_offset and end_offset; or None."},
     {"offsets_json", offsets_json, METH_VARARGS,

@@ -466,20 +466,11 @@ def records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) ->
     """The JSON array of `records` in the API's shape, as bytes, built in one pass.
 
     The same document `orjson.dumps([record_to_json(...), ...])` gives, without a dict
-    per record: a fetch of many records spends most of its time here, so it is
-    written in C (`_speedups.render_records`). Stored json values are compact JSON
-    already and go in verbatim; keys, strings and headers are escaped as orjson
-    escapes them.
+    per record. A fetch renders its reply in C (`_speedups.render_fetch`); this is
+    that renderer's reference, and the path for what it declines (keys or texts
+    that are not valid UTF-8, offsets past int64). Stored json values are compact
+    JSON already and go in verbatim; keys, strings and headers are escaped by orjson.
     """
-    rendered = _speedups.render_records(records, partition, FORMAT_CODES[fmt])
-    if rendered is not None:
-        return rendered
-    return python_records_json(records, partition, fmt)
-
-
-def python_records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
-    """`records_json` in Python: the reference for the C renderer, and the path for
-    what it declines (keys or texts that are not valid UTF-8, offsets past int64)."""
     if fmt is ValueFormat.JSON:
         plain = _plain_records_json(records, partition)
         if plain is not None:

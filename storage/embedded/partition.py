@@ -149,10 +149,6 @@ class Partition:
         too_big = size + batch_size > self.config.segment_bytes
         return too_big or now_ms - seg.created_ms >= self.config.segment_ms
 
-    def write(self, batch: bytes, count: int, max_timestamp: int) -> int:
-        """Stamp and write one batch to the active segment; returns its base offset."""
-        return self.write_many([(batch, count, max_timestamp)])[0]
-
     def write_many(self, batches: Sequence[tuple[bytes, int, int]]) -> list[int]:
         """Stamp batches `(batch, count, max_timestamp)` with consecutive base offsets
         and write them to the active segment in one write; returns their base offsets.

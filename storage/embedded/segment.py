@@ -209,18 +209,14 @@ class Segment:
 
     # -- data ---------------------------------------------------------------------------
 
-    def append(self, data: bytes, base_offset: int, count: int, max_timestamp: int) -> int:
-        """Write one whole batch at the end; returns its position.
-
-        On any OSError the file is cut back to where the batch started, so a
-        half-written batch is never left behind, and the error is re-raised.
-        """
-        return self.append_many(data, [(base_offset, count, max_timestamp, len(data))])
-
     def append_many(self, data: bytes, batches: list[tuple[int, int, int, int]]) -> int:
         """Write whole batches, back to back in `data`, with one write; `batches` holds
         each one's (base offset, record count, max timestamp, size). Returns the
-        position of the first. On an OSError none of them is kept (see `append`)."""
+        position of the first.
+
+        On any OSError the file is cut back to where the first batch started, so
+        a half-written batch is never left behind, and the error is re-raised.
+        """
         fd = self._fd()
         position = self.size
         if self._tail_dirty:
