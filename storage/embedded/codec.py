@@ -100,7 +100,13 @@ def frame_batch(packed: PackedRecords, *, base_offset: int = 0) -> bytes:
 
 def with_base_offset(batch: bytes, base_offset: int) -> bytes:
     """The same batch stamped with its base offset (the CRC stays valid)."""
-    return _BASE_OFFSET.pack(base_offset) + batch[8:]
+    return b"".join(stamped(batch, base_offset))
+
+
+def stamped(batch: bytes, base_offset: int) -> tuple[bytes, memoryview]:
+    """`with_base_offset` in two pieces, for a writer joining many batches into one
+    buffer: the stamped prefix and a view of the rest (no copy until the join)."""
+    return _BASE_OFFSET.pack(base_offset), memoryview(batch)[8:]
 
 
 def read_prefix(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int]:

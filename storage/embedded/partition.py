@@ -33,6 +33,7 @@ from storage.embedded.codec import (
     decode_header,
     decode_records,
     read_prefix,
+    stamped,
 )
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import Decoded, DecodedBatches, partition_token, payload_of
@@ -49,7 +50,6 @@ _MAX_WINDOW = 8 * 1024 * 1024
 _FIRST_WINDOW = 16 * 1024
 # Base offset, batch length, then (skipping the CRC, version, attributes) the record count.
 _HEAD = struct.Struct(">QI6xI")
-_BASE_OFFSET = struct.Struct(">Q")  # a batch's first 8 bytes, stamped by the writer
 
 
 def record_size(record: Record) -> int:
@@ -157,8 +157,7 @@ class Partition:
         parts: list[bytes | memoryview] = []
         placed: list[tuple[int, int, int, int]] = []
         for batch, count, max_timestamp in batches:
-            parts.append(_BASE_OFFSET.pack(base))
-            parts.append(memoryview(batch)[8:])  # joined below: one copy in all
+            parts.extend(stamped(batch, base))  # joined below: one copy in all
             placed.append((base, count, max_timestamp, len(batch)))
             base += count
         self.active.append_many(b"".join(parts), placed)
