@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from gateway import admin_cli, logredact
 from gateway.app import create_app
+from gateway.http_protocol import GatheringHttpProtocol
 from gateway.runtime import Runtime
 from gateway.settings import ConfigFileError, Settings, describe_settings, load_settings
 
@@ -90,7 +91,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=GatheringHttpProtocol,
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.access_log,
