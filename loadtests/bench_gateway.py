@@ -7,7 +7,12 @@ uvloop, httptools, no access log), drives both over loopback with a small
 HTTP/1.1 keep-alive client on raw asyncio streams, and prints requests/s,
 records/s, MB/s, p50/p99 latency, the ratio to the bare endpoint, and the
 gateway's CPU time per record (from /proc/<pid>/stat). Every phase is bounded
-in time (`--seconds`, 5 s by default).
+in time (`--seconds`, 5 s by default, for each side).
+
+Each phase alternates between the gateway and the bare endpoint in
+`--rounds` slices (gateway, bare, bare, gateway, ...), so that the drift of a
+shared machine, which moves the bare endpoint's own rate by a third from one
+minute to the next, falls on both sides of the ratio alike.
 """
 
 from __future__ import annotations
@@ -131,6 +136,17 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds
 
+    @classmethod
+    def merged(cls, parts: list[Result]) -> Result:
+        return cls(
+            sum(p.requests for p in parts),
+            sum(p.records for p in parts),
+            sum(p.bytes for p in parts),
+            sum(p.seconds for p in parts),
+            [latency for p in parts for latency in p.latencies],
+            sum(p.cpu_s for p in parts),
+        )
+
 
 async def drive(
     port: int,
@@ -170,6 +186,30 @@ async def drive(
     return Result(n, n * records_per_request, counts["bytes"], elapsed, latencies, cpu)
 
 
+async def compare(
+    gateway: tuple[int, int],
+    bare: tuple[int, int],
+    connections: int,
+    seconds: float,
+    rounds: int,
+    make: Callable[[int], Callable[[], tuple[bytes, bytes]]],
+    records_per_request: int,
+) -> tuple[Result, Result]:
+    """The gateway and the bare endpoint (each a (port, pid)), `seconds` each, in
+    alternating slices: ABBA order, so neither side always runs first."""
+    sides = {gateway: make(gateway[0]), bare: make(bare[0])}
+    parts: dict[tuple[int, int], list[Result]] = {gateway: [], bare: []}
+    for i in range(rounds):
+        for side in (gateway, bare) if i % 2 == 0 else (bare, gateway):
+            port, pid = side
+            parts[side].append(
+                await drive(
+                    port, pid, connections, seconds / rounds, sides[side], records_per_request
+                )
+            )
+    return Result.merged(parts[gateway]), Result.merged(parts[bare])
+
+
 def batch_body(records: int, value_bytes: int = 100) -> bytes:
     value = {"payload": "x" * (value_bytes - 15)}  # ~100 bytes of compact JSON
     return orjson.dumps({"records": [{"value": value} for _ in range(records)]})
@@ -183,12 +223,15 @@ def report(name: str, gw: Result, bare: Result | None) -> None:
     )
     if gw.records:
         line += f"  cpu {gw.cpu_s / gw.records * 1e6:7.1f} us/rec"
+    if gw.requests:
+        line += f" {gw.cpu_s / gw.requests * 1e6:7.1f} us/req"
     print(line)
     if bare is not None:
         print(
             f"{'  bare endpoint':<34} {bare.rps:>9.0f} req/s "
             f"{'':>16}{'':>13} p50 {bare.pct(0.5):6.2f} ms  p99 {bare.pct(0.99):6.2f} ms"
             f"   gateway/bare = {gw.rps / bare.rps:.2f}"
+            f"  (bare cpu {bare.cpu_s / max(1, bare.requests) * 1e6:.1f} us/req)"
         )
 
 
@@ -259,7 +302,7 @@ def setup(port: int) -> None:
         print(f"fetch reply: gateway {len(sample.content)} bytes, bare {len(bare)} bytes")
 
 
-async def run(seconds: float) -> None:
+async def run(seconds: float, rounds: int) -> None:
     gw_port, bare_port = free_port(), free_port()
     data = tempfile.mkdtemp(prefix="tidegate-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEGATE_")}
@@ -292,7 +335,10 @@ async def run(seconds: float) -> None:
     try:
         setup(gw_port)
         gpid, bpid = gateway.proc.pid, bare.proc.pid
-        print(f"cores: {os.cpu_count()}, phase length {seconds:.0f} s, durability fsync\n")
+        print(
+            f"cores: {os.cpu_count()}, {seconds:.0f} s a phase and side in {rounds} "
+            "alternating slices, durability fsync\n"
+        )
 
         batch = batch_body(100)
         single = batch_body(1)
@@ -321,8 +367,9 @@ async def run(seconds: float) -> None:
             ("fetch 100 records, 16 conns", 16, fetcher, 100),
         ]
         for name, conns, make, per in phases:
-            gw = await drive(gw_port, gpid, conns, seconds, make(gw_port), per)
-            bare_result = await drive(bare_port, bpid, conns, seconds, make(bare_port), per)
+            gw, bare_result = await compare(
+                (gw_port, gpid), (bare_port, bpid), conns, seconds, rounds, make, per
+            )
             report(name, gw, bare_result)
 
         latencies = await longpoll_latency(gw_port, seconds, 1000.0)
@@ -341,7 +388,12 @@ async def run(seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="length of each phase, for each side"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="alternating slices a phase is cut into"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -349,7 +401,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run(args.seconds))
+    asyncio.run(run(args.seconds, max(1, args.rounds)))
 
 
 if __name__ == "__main__":
