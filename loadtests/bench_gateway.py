@@ -302,7 +302,7 @@ def setup(port: int) -> None:
         print(f"fetch reply: gateway {len(sample.content)} bytes, bare {len(bare)} bytes")
 
 
-async def run(seconds: float, rounds: int) -> None:
+async def run(seconds: float, rounds: int, only: str | None = None) -> None:
     gw_port, bare_port = free_port(), free_port()
     data = tempfile.mkdtemp(prefix="tidegate-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEGATE_")}
@@ -367,11 +367,15 @@ async def run(seconds: float, rounds: int) -> None:
             ("fetch 100 records, 16 conns", 16, fetcher, 100),
         ]
         for name, conns, make, per in phases:
+            if only is not None and only not in name:
+                continue
             gw, bare_result = await compare(
                 (gw_port, gpid), (bare_port, bpid), conns, seconds, rounds, make, per
             )
             report(name, gw, bare_result)
 
+        if only is not None and only not in "produce -> long-poll":
+            return
         latencies = await longpoll_latency(gw_port, seconds, 1000.0)
         ordered = sorted(latencies)
         if ordered:
@@ -394,6 +398,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=6, help="alternating slices a phase is cut into"
     )
+    parser.add_argument(
+        "--only", help="run only the phases whose name contains this (e.g. 'fetch')"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -401,7 +408,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run(args.seconds, max(1, args.rounds)))
+    asyncio.run(run(args.seconds, max(1, args.rounds), args.only))
 
 
 if __name__ == "__main__":
