@@ -17,10 +17,8 @@ A batch is the unit of append, checksum and recovery. Layout (big-endian):
             header_count u16 | key | value | headers
     header: name_len u16 | name (utf-8) | value_len i32 | value
 
-The CRC is zlib's CRC-32, computed with `binascii.crc32` (the same function):
-`zlib.crc32` lets go of the GIL for inputs over 5 KB, which on the event loop's
-thread hands the interpreter to the shard writer in the middle of a request
-for a checksum of a few microseconds.
+The CRC is zlib's CRC-32, computed by `checksum.crc32` (ISA-L's where it is
+installed; see there).
 
 As in Kafka, the base offset sits outside the CRC so the writer can stamp it
 without re-checksumming; recovery and reads check it against the expected
@@ -30,10 +28,10 @@ offset instead. Offsets of records are implicit: base_offset + index.
 from __future__ import annotations
 
 import struct
-from binascii import crc32  # zlib's CRC-32; unlike zlib.crc32 it keeps the GIL (see below)
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from storage.embedded.checksum import crc32
 from storage.records import Header, NewRecord, PackedRecords, Record, pack_records
 
 FORMAT_VERSION = 1

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import zlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage.embedded.checksum import IMPLEMENTATION, crc32, reference_crc32
 from storage.embedded.codec import (
     CRC_AT,
     HEADER_SIZE,
@@ -115,3 +120,47 @@ def test_a_flipped_bit_under_the_crc_or_in_it_fails_the_quick_check(where: int, 
     damaged = bytearray(batch)
     damaged[position] ^= 1 << bit
     assert not crc_matches(bytes(damaged))
+
+
+@given(st.binary(max_size=20_000), st.binary(max_size=64), st.sampled_from([0, 1, 7, 4096]))
+def test_the_checksum_is_zlibs_crc32_whichever_implementation_computes_it(
+    data: bytes, prefix: bytes, skip: int
+) -> None:
+    """Batches written with one implementation are read with the other: same function,
+    on bytes and on memoryviews, chained or whole."""
+    assert IMPLEMENTATION in {"isal", "binascii"}
+    assert crc32(data) == reference_crc32(data) == zlib.crc32(data)
+    view = memoryview(prefix + data)[skip:]
+    assert crc32(view) == reference_crc32(view)
+    assert crc32(data, crc32(prefix)) == zlib.crc32(prefix + data)
+
+
+def test_the_fast_checksum_is_in_use_where_isal_is_installed() -> None:
+    pytest.importorskip("isal")
+    assert IMPLEMENTATION == "isal"
+
+
+def test_the_checksum_of_a_large_batch_keeps_the_gil() -> None:
+    """A thread that only waits for the GIL cannot run during one checksum call:
+    the event loop is not handed to a shard writer in the middle of a request."""
+    ran = [0]
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            ran[0] += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        while ran[0] == 0:
+            time.sleep(0.001)
+        data = b"\xa5" * (1 << 20)
+        for _ in range(5):
+            before = ran[0]
+            value = crc32(data)
+            assert ran[0] == before
+        assert value == zlib.crc32(data)
+    finally:
+        stop.set()
+        spinner.join()
