@@ -9,12 +9,18 @@ reads of it take the records from here. Those reads still copy the stored
 batch and check its CRC (in C, a few microseconds), so damage on disk is
 reported as before; only the decoding is skipped.
 
+An entry also remembers where its batch lies (segment and position), as the
+read that checked it found it: a later read of the same offsets goes straight
+there instead of walking the index and the offset chain again, and believes
+the stored bytes only if they still name the same base offset and length and
+still match their CRC (else it takes the long way, which reports the damage).
+
 Entries are keyed by the partition's instance (a token drawn when it opens, so
-a deleted and re-created topic never sees the old one's records), the batch's
-base offset and its stored size; batches are never rewritten in place, so an
-entry can only go stale by being deleted, and a read checks the partition's
-offset range before it looks here. The cache is bounded by the stored bytes
-of the batches it holds and forgets the least recently read first.
+a deleted and re-created topic never sees the old one's records) and the
+batch's base offset; batches are never rewritten in place, so an entry can
+only go stale by being deleted, and a read checks the partition's offset range
+before it looks here. The cache is bounded by the stored bytes of the batches
+it holds and forgets the least recently read first.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def partition_token() -> int:
     return next(_tokens)
 
 
-Key = tuple[int, int, int]  # partition token, base offset, stored batch size
+Key = tuple[int, int]  # partition token, base offset
 
 _KEY_OF, _VALUE_OF, _HEADERS_OF = itemgetter(2), itemgetter(3), itemgetter(4)
 
@@ -53,14 +59,19 @@ def payload_of(records: Sequence[Record]) -> int | None:
 
 
 class Decoded(NamedTuple):
-    """A whole checked batch's records, and their payload (`payload_of`), counted once."""
+    """A whole checked batch: its records, their payload (`payload_of`) counted once,
+    and where the batch is stored: the base offset of its segment, its position
+    in the segment file and its size there, header included."""
 
     records: tuple[Record, ...]
     payload: int | None
+    segment: int
+    position: int
+    size: int
 
     @classmethod
-    def of(cls, records: Sequence[Record]) -> Decoded:
-        return cls(tuple(records), payload_of(records))
+    def of(cls, records: Sequence[Record], segment: int, position: int, size: int) -> Decoded:
+        return cls(tuple(records), payload_of(records), segment, position, size)
 
 
 class DecodedBatches:
@@ -79,8 +90,8 @@ class DecodedBatches:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, token: int, base_offset: int, size: int) -> Decoded | None:
-        key = (token, base_offset, size)
+    def get(self, token: int, base_offset: int) -> Decoded | None:
+        key = (token, base_offset)
         with self._lock:
             hit = self._entries.get(key)
             if hit is None:
@@ -90,24 +101,23 @@ class DecodedBatches:
             self.hits += 1
             return hit
 
-    def put(self, token: int, base_offset: int, size: int, records: Decoded) -> None:
+    def put(self, token: int, base_offset: int, batch: Decoded) -> None:
         """Keep a whole batch (every record, from `base_offset` on), checked and decoded."""
-        if size > self.budget_bytes:
+        if batch.size > self.budget_bytes:
             return
-        key = (token, base_offset, size)
+        key = (token, base_offset)
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return
-            self._entries[key] = records
-            self.held_bytes += size
+            held = self._entries.pop(key, None)
+            if held is not None:
+                self.held_bytes -= held.size
+            self._entries[key] = batch
+            self.held_bytes += batch.size
             while self.held_bytes > self.budget_bytes:
-                (_token, _base, evicted), _records = self._entries.popitem(last=False)
-                self.held_bytes -= evicted
+                _key, evicted = self._entries.popitem(last=False)
+                self.held_bytes -= evicted.size
 
     def forget(self, token: int) -> None:
         """Drop every batch of one partition instance (its topic was deleted)."""
         with self._lock:
             for key in [k for k in self._entries if k[0] == token]:
-                del self._entries[key]
-                self.held_bytes -= key[2]
+                self.held_bytes -= self._entries.pop(key).size

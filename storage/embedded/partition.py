@@ -22,6 +22,7 @@ import struct
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from storage.embedded.codec import (
     HEADER_SIZE,
@@ -59,6 +60,14 @@ def record_size(record: Record) -> int:
         + len(record.key or b"")
         + sum(len(n.encode()) + len(v) for n, v in record.headers)
     )
+
+
+class _Stored(NamedTuple):
+    """A stored batch as a read copied it, and where it lies."""
+
+    raw: memoryview
+    segment: int  # the base offset of its segment
+    position: int  # in the segment file
 
 
 class _Window:
@@ -255,6 +264,14 @@ class Partition:
         total = 0
         cursor = offset
         while cursor < end and len(records) < max_records:
+            known = self._read_known(cursor, end, max_records - len(records), max_bytes - total)
+            if known is not None:
+                batches, payload = known
+                for batch in batches:
+                    records.extend(batch)
+                total += payload
+                cursor = records[-1].offset + 1
+                continue
             with self.lock:
                 if cursor < self.start_offset:
                     if not records:
@@ -286,11 +303,64 @@ class Partition:
         next_offset = records[-1].offset + 1 if records else offset
         return FetchResult(tuple(records), next_offset, start, end, total)
 
-    def _gather(self, offset: int, stop: int, max_bytes: int) -> list[memoryview]:
+    def _read_known(
+        self, offset: int, end: int, room: int, budget: int
+    ) -> tuple[list[tuple[Record, ...]], int] | None:
+        """Whole cached batches from `offset` on, read where the cache says they lie.
+
+        The run is the batches the decoded cache holds from `offset` on, one after
+        another in one segment, as many as fit `room` records and `budget` payload
+        bytes; they are copied with one pread and each must still name its base
+        offset and length and match its CRC. None when the first batch is not
+        such a batch (not cached, starting elsewhere, not fitting) or any check
+        fails: the long way then decides, and reports what is wrong.
+        """
+        cache = self._decoded
+        if cache is None:
+            return None
+        run: list[tuple[int, Decoded]] = []
+        count = payload = 0
+        at = offset
+        while at < end:
+            hit = cache.get(self._token, at)
+            if hit is None or hit.payload is None:
+                break
+            n = len(hit.records)
+            if count + n > room or payload + hit.payload > budget or at + n > end:
+                break
+            if run:
+                last = run[-1][1]
+                if hit.segment != last.segment or hit.position != last.position + last.size:
+                    break
+            run.append((at, hit))
+            count += n
+            payload += hit.payload
+            at += n
+        if not run:
+            return None
+        first, last = run[0][1], run[-1][1]
+        span = last.position + last.size - first.position
+        with self.lock:
+            if offset < self.start_offset:
+                return None
+            seg = self.segments[bisect_right(self._bases, offset) - 1]
+            if seg.base_offset != first.segment:
+                return None
+            stored = seg.read(first.position, span)
+        if len(stored) != span:
+            return None
+        view = memoryview(stored)
+        for base, hit in run:
+            raw = view[hit.position - first.position : hit.position - first.position + hit.size]
+            if read_prefix(raw) != (base, hit.size) or not crc_matches(raw):
+                return None
+        return [hit.records for _, hit in run], payload
+
+    def _gather(self, offset: int, stop: int, max_bytes: int) -> list[_Stored]:
         """Raw whole batches covering `offset` up to `stop` / about `max_bytes` (lock held)."""
         i = bisect_right(self._bases, offset) - 1
         chunk = min(max(max_bytes + self._interval + 4096, _MIN_WINDOW), _MAX_WINDOW)
-        raws: list[memoryview] = []
+        raws: list[_Stored] = []
         taken = 0
         first = True
         while i < len(self.segments) and taken < max_bytes:
@@ -316,7 +386,7 @@ class Partition:
                     if not raws:
                         raise CorruptData(self.number, base, base + 1, "batch runs past the end")
                     return raws
-                raws.append(window.get(position, size))
+                raws.append(_Stored(window.get(position, size), seg.base_offset, position))
                 taken += size
                 position += size
             i += 1
@@ -364,7 +434,7 @@ class Partition:
     def _decode_into(
         self,
         records: list[Record],
-        raws: list[memoryview],
+        raws: list[_Stored],
         offset: int,
         stop: int,
         max_records: int,
@@ -374,9 +444,11 @@ class Partition:
         """Check and decode `raws` onto `records`; returns (payload total, a limit was hit)."""
         expected: int | None = None
         cache = self._decoded
-        for n, raw in enumerate(raws):
+        for n, (raw, segment, position) in enumerate(raws):
             base, size = read_prefix(raw)
-            hit = None if cache is None else cache.get(self._token, base, size)
+            hit = None if cache is None else cache.get(self._token, base)
+            if hit is not None and hit[2:] != (segment, position, size):
+                hit = None  # not the batch that was cached: decode what is stored
             try:
                 if hit is None:
                     _header, decoded = decode_records(raw)
@@ -393,13 +465,13 @@ class Partition:
                 if records:
                     return total, True
                 first = expected if expected is not None else min(base, offset)
-                last = read_prefix(raws[n + 1])[0] if n + 1 < len(raws) else first + 1
+                last = read_prefix(raws[n + 1].raw)[0] if n + 1 < len(raws) else first + 1
                 raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
             if hit is None:
                 # Checked whole (CRC) and in place (its base continues the chain).
-                hit = Decoded.of(decoded)
+                hit = Decoded.of(decoded, segment, position, size)
                 if cache is not None:
-                    cache.put(self._token, base, size, hit)
+                    cache.put(self._token, base, hit)
             whole = hit.records
             batch = whole[offset - base :] if offset > base else whole
             expected = next_offset
