@@ -22,6 +22,7 @@ from gateway.jsonlimits import JsonLimits
 from gateway.metrics import Metrics
 from gateway.names import checked_topic_name, storage_name
 from gateway.partitioner import RoundRobin
+from gateway.rendered import RenderedRecords
 from gateway.settings import Settings
 from gateway.tenant_usage import TenantUsage
 from storage.backend import LogStore, StateStore
@@ -50,6 +51,7 @@ class Runtime:
     json_limits: JsonLimits
     metrics: Metrics = field(default_factory=Metrics)
     round_robin: RoundRobin = field(default_factory=RoundRobin)
+    rendered: RenderedRecords = field(default_factory=lambda: RenderedRecords(0))
     log: LogStore | None = None
     state: StateStore | None = None
     directory: TenantDirectory | None = None
@@ -72,6 +74,7 @@ class Runtime:
                 max_items=settings.max_json_items,
                 max_string_bytes=settings.max_json_string_bytes,
             ),
+            rendered=RenderedRecords(settings.fetch_render_cache_bytes),
         )
 
     @property

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     max_fetch_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Cap on `max_bytes` of a fetch."
     )
+    fetch_render_cache_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description="Rendered fetch replies kept for readers of the same records (0: none).",
+    )
 
     # -- long-poll -----------------------------------------------------------------
     max_wait_ms: int = Field(

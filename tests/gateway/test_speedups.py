@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from gateway import _speedups
 from gateway.codecs import FORMAT_CODES, records_json
 from gateway.errors import GatewayError
+from gateway.fetch import records_head
 from gateway.jsonlimits import JsonLimits
 from gateway.partitioner import partition_for_key
 from gateway.produce import JSON, Appendable, _checked, offsets_json, scan_json
@@ -308,3 +309,28 @@ def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: i
     assert _speedups.offsets_json(partition, base, count) == expected
     if count:
         assert orjson.loads(expected)[-1] == {"partition": partition, "offset": base + count - 1}
+
+
+@given(
+    st.lists(stored, max_size=8),
+    st.integers(0, 10_000),
+    st.sampled_from(list(ValueFormat)),
+    st.integers(0, 2**63 - 1),
+)
+@settings(max_examples=200)
+def test_a_reply_from_a_kept_head_is_the_whole_reply(
+    records: list[Record], partition: int, fmt: Any, end: int
+) -> None:
+    """`fetch_reply` keeps `records_head` and adds the offsets: the same bytes as
+    rendering the reply whole, C or Python."""
+    if fmt is ValueFormat.JSON:
+        records = [
+            r._replace(value=orjson.dumps(r.value.hex()) if r.value else None) for r in records
+        ]
+    whole = b'{"records":%b,"next_offset":%d,"end_offset":%d}' % (
+        records_json(records, partition, fmt),
+        end // 2,
+        end,
+    )
+    head = records_head(records, partition, fmt)
+    assert b'%b,"next_offset":%d,"end_offset":%d}' % (head, end // 2, end) == whole
