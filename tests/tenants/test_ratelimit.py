@@ -242,12 +242,15 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis[bytes]]:  
 async def test_redis_admits_burst_then_one_per_interval(client: redis.asyncio.Redis[bytes]) -> None:
     limiter: RateLimiter = RedisGcra(client)
     rate, burst = 5.0, 3.0
+    started = time.monotonic()
     decisions = [await limiter.acquire("t:rps", rate=rate, burst=burst) for _ in range(4)]
+    # Redis's clock runs on while the calls travel: that much of the bucket refills.
+    refilled = rate * (time.monotonic() - started) + 1e-6
     assert [d.allowed for d in decisions] == [True, True, True, False]
-    assert decisions[2].remaining == pytest.approx(0.0, abs=0.01)
+    assert 0 <= decisions[2].remaining <= refilled
     refused = decisions[3]
     assert 0 < refused.retry_after_s <= 1 / rate + 1e-6
-    assert refused.reset_s == pytest.approx(burst / rate, abs=0.01)
+    assert burst / rate - refilled / rate <= refused.reset_s <= burst / rate + 1e-6
     for _ in range(2):
         await anyio.sleep(refused.retry_after_s)
         assert (await limiter.acquire("t:rps", rate=rate, burst=burst)).allowed
