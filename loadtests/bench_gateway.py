@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -388,6 +389,7 @@ async def run(seconds: float, rounds: int, only: str | None = None) -> None:
     finally:
         gateway.stop()
         bare.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:
