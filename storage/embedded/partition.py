@@ -158,10 +158,13 @@ class Partition:
         too_big = size + batch_size > self.config.segment_bytes
         return too_big or now_ms - seg.created_ms >= self.config.segment_ms
 
-    def write_many(self, batches: Sequence[tuple[bytes, int, int]]) -> list[int]:
+    def write_many(
+        self, batches: Sequence[tuple[bytes, int, int]], *, durable: bool = False
+    ) -> list[int]:
         """Stamp batches `(batch, count, max_timestamp)` with consecutive base offsets
-        and write them to the active segment in one write; returns their base offsets.
-        On an OSError none of them is written (nor numbered)."""
+        and write them to the active segment in one write (`durable`: one that
+        returns once they are on disk); returns their base offsets. On an OSError
+        none of them is written (nor numbered)."""
         base = self.next_offset
         parts: list[bytes | memoryview] = []
         placed: list[tuple[int, int, int, int]] = []
@@ -169,7 +172,7 @@ class Partition:
             parts.extend(stamped(batch, base))  # joined below: one copy in all
             placed.append((base, count, max_timestamp, len(batch)))
             base += count
-        self.active.append_many(b"".join(parts), placed)
+        self.active.append_many(b"".join(parts), placed, durable=durable)
         self.next_offset = base
         return [entry[0] for entry in placed]
 

@@ -209,10 +209,13 @@ class Segment:
 
     # -- data ---------------------------------------------------------------------------
 
-    def append_many(self, data: bytes, batches: list[tuple[int, int, int, int]]) -> int:
+    def append_many(
+        self, data: bytes, batches: list[tuple[int, int, int, int]], *, durable: bool = False
+    ) -> int:
         """Write whole batches, back to back in `data`, with one write; `batches` holds
         each one's (base offset, record count, max timestamp, size). Returns the
-        position of the first.
+        position of the first. `durable`: the write returns once the data is on
+        disk (`FileIO.write_all_durable`), and no `sync` is needed for it.
 
         On any OSError the file is cut back to where the first batch started, so
         a half-written batch is never left behind, and the error is re-raised.
@@ -223,7 +226,10 @@ class Segment:
             self.fio.ftruncate(fd, position)
             self._tail_dirty = False
         try:
-            self.fio.write_all(fd, data)
+            if durable:
+                self.fio.write_all_durable(fd, data)
+            else:
+                self.fio.write_all(fd, data)
         except OSError:
             try:
                 self.fio.ftruncate(fd, position)

@@ -12,6 +12,9 @@ Failure rules, because they decide what a client is told:
 * the disk is full (ENOSPC/EDQUOT) or a write fails: the segment is cut back to
   where the batch started and only that append fails (DiskFull or
   BackendUnavailable); the partition stays writable and recovers by itself.
+* an `fsync` topic's batches are written with a durable write (the write and
+  its data sync in one system call): its failure counts as a failed fdatasync
+  (fence), unless it says the disk is full (cut back, as above).
 * anything unexpected fails the affected requests; the thread never dies.
 """
 
@@ -54,6 +57,7 @@ class AppendRequest:
     max_timestamp: int
     future: asyncio.Future[AppendResult]
     base_offset: int = -1
+    durable: bool = False  # written with a write that returned once it was on disk
 
 
 @dataclass(slots=True, eq=False)
@@ -244,18 +248,37 @@ class Shard:
         pending: dict[Partition, list[AppendRequest]],
         outcome: _Outcome,
     ) -> None:
-        """One write for `run`; on an OSError every batch of it fails and none is kept."""
+        """One write for `run`; on an OSError every batch of it fails and none is kept.
+
+        For an `fsync` topic that write is durable (write and data sync in one
+        system call, see `FileIO.write_all_durable`), so the commit needs no
+        sync of its own. Its error may then be the sync's: unless it says the
+        disk is full, the partition is fenced, as after a failed fsync.
+        """
         if not run:
             return
+        durable = p.config.durability == Durability.FSYNC
         try:
-            bases = p.write_many([(r.batch, r.count, r.max_timestamp) for r in run])
+            bases = p.write_many(
+                [(r.batch, r.count, r.max_timestamp) for r in run], durable=durable
+            )
         except OSError as exc:
-            error = write_error(p, exc)
+            error: StorageError
+            if durable and exc.errno not in _SPACE_ERRNOS:
+                log.error("durable write failed on partition %d of %r: %s", p.number, p.topic, exc)
+                p.fence(f"durable write failed: {exc}")
+                self._unsynced.pop(p, None)
+                error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
+            else:
+                error = write_error(p, exc)
             outcome.results.extend((r.future, error) for r in run)
             return
         for req, base in zip(run, bases, strict=True):
             req.base_offset = base
+            req.durable = durable
         self._crash.hit("after-write")
+        if durable:
+            self._crash.hit("after-fsync")
         pending.setdefault(p, []).extend(run)
 
     def _commit(
@@ -268,7 +291,8 @@ class Shard:
     ) -> None:
         """Make a partition's written batches as durable as asked, then acknowledge them."""
         durability = p.config.durability
-        if durability == Durability.FSYNC or force_sync:
+        written_durably = all(r.durable for r in requests)
+        if (durability == Durability.FSYNC and not written_durably) or force_sync:
             if not self._sync(p):
                 error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
                 outcome.results.extend((r.future, error) for r in requests)

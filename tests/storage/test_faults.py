@@ -395,14 +395,19 @@ async def test_power_cut_catches_an_acknowledgement_before_fsync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The harness has teeth: an engine that skips its fdatasync loses acked records."""
-    monkeypatch.setattr(Segment, "sync", lambda self: None)
+
+    def skip_syncs() -> None:  # both ways an append is made durable: a sync, a durable write
+        monkeypatch.setattr(Segment, "sync", lambda self: None)
+        monkeypatch.setattr(FileIO, "write_all_durable", FileIO.write_all)
+
+    skip_syncs()
     history = PowerCutHistory()
     lost = 0
     for cycle in range(5):
         await power_cut_cycle(tmp_path, cycle, history, partitions=3)
         monkeypatch.undo()
         lost += (await check_after_cut(tmp_path, history, partitions=3)).lost
-        monkeypatch.setattr(Segment, "sync", lambda self: None)
+        skip_syncs()
         history.acked.clear()
     assert lost > 0
     print(f"\nacknowledging before fsync: {lost} acknowledged records lost in 5 power cuts")
