@@ -349,7 +349,10 @@ async def produce(request: Request) -> Response:
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
 
     if idem_key is None:
-        reply = await runtime.run_to_completion(_append(runtime, name, batch))
+        if batch.order is None:  # one partition: one batch, handed over at once
+            reply = await runtime.appending(_append(runtime, name, batch))
+        else:  # a cancelled caller must not stop the other partitions' appends
+            reply = await runtime.run_to_completion(_append(runtime, name, batch))
         return Response(reply, media_type="application/json")
 
     assert runtime.idempotency is not None

@@ -57,7 +57,9 @@ class LogStore(Protocol):
 
         All records get consecutive offsets, or none is appended. Raises
         TopicNotFound, PartitionNotFound, RecordTooLarge, PartitionFenced,
-        DiskFull, BackendUnavailable.
+        DiskFull, BackendUnavailable. A caller cancelled while it waits abandons
+        the result, not the append: a batch accepted by the first step of the
+        call is appended whole or fails whole on its own.
         """
         ...
 

@@ -17,7 +17,7 @@ from storage.errors import (
     TopicNotFound,
 )
 from storage.open import Backend, StorageConfig, open_backend
-from storage.records import NewRecord, TopicConfig
+from storage.records import NewRecord, TopicConfig, pack_records
 
 pytestmark = pytest.mark.anyio
 
@@ -315,3 +315,29 @@ async def test_reopen_keeps_data(storage_config: StorageConfig, anyio_backend: s
         assert await second.state.get("k") == b"v"
     finally:
         await second.close()
+
+
+@pytest.mark.parametrize("packed", [False, True])
+async def test_a_cancelled_caller_abandons_the_result_not_the_append(
+    backend: Backend, packed: bool
+) -> None:
+    """The gateway awaits a one-partition append without a task of its own, so a
+    client that goes away mid-append must leave the batch appended whole."""
+    await backend.log.create_topic("t", 1, TopicConfig())
+    records = [NewRecord(b"kept-%d" % i) for i in range(5)]
+    call = (
+        backend.log.append_packed("t", 0, pack_records(records, now_ms=1))
+        if packed
+        else backend.log.append("t", 0, records)
+    )
+    waiting = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # the call takes its first step, then waits for the log
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(200):  # bounded: 2 s for the writer to finish what it was given
+        if (await backend.log.offsets("t", 0)).end_offset == 5:
+            break
+        await asyncio.sleep(0.01)
+    read = await backend.log.read("t", 0, 0, max_records=10)
+    assert [r.value for r in read.records] == [r.value for r in records]
