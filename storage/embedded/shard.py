@@ -124,6 +124,7 @@ class Shard:
         self._crash = crash
         self._queue: queue.SimpleQueue[AppendRequest | _Call | _Stop] = queue.SimpleQueue()
         self._unsynced: dict[Partition, float] = {}  # interval durability: flush deadline
+        self._held: list[AppendRequest] = []  # submitted in this loop pass (loop thread only)
         self._thread = threading.Thread(
             target=self._run, name=f"tidegate-shard-{number}", daemon=True
         )
@@ -132,21 +133,38 @@ class Shard:
         self._thread.start()
 
     def submit(self, request: AppendRequest) -> None:
-        """Queue an append; refuses (backpressure) when the writer is too far behind."""
-        if self._queue.qsize() >= self._max_queued:
+        """Queue an append; refuses (backpressure) when the writer is too far behind.
+
+        Appends submitted while the event loop runs one pass are handed to the
+        writer together at the end of that pass. Woken at the first of them,
+        the writer could not run anyway (the loop's thread holds the
+        interpreter until its pass ends) and would only contend for it; woken
+        at the end, it finds the whole group.
+        """
+        if self._queue.qsize() + len(self._held) >= self._max_queued:
             raise BackendUnavailable(
                 f"shard {self.number} has {self._max_queued} appends queued; retry later"
             )
-        self._queue.put(request)
+        if not self._held:
+            self._loop.call_soon(self._hand_over)
+        self._held.append(request)
+
+    def _hand_over(self) -> None:
+        """Event loop: give the writer what this pass submitted, in order."""
+        held, self._held = self._held, []
+        for request in held:
+            self._queue.put(request)
 
     async def call(self, fn: Callable[[], None]) -> None:
         """Run `fn` in the writer thread after everything already queued."""
         fut: asyncio.Future[None] = self._loop.create_future()
+        self._hand_over()
         self._queue.put(_Call(fn, fut))
         await fut
 
     def stop(self, *, sync: bool = True) -> None:
         """Ask the writer to finish what is queued (and sync everything) and exit."""
+        self._hand_over()
         self._queue.put(_Stop(sync))
 
     def join(self) -> None:
