@@ -82,31 +82,6 @@ async def test_reads_from_the_cache_serve_what_decoding_serves(tmp_path: Path) -
         await store.close()
 
 
-async def test_a_bit_flip_after_a_batch_was_cached_is_still_detected(tmp_path: Path) -> None:
-    """Damage that reaches the disk while the batch sits decoded in memory is
-    reported by the next read, as it would be without the cache."""
-    store = await open_store(tmp_path, 1 << 20)
-    try:
-        await store.create_topic("t", 1, TopicConfig())
-        for b in range(3):
-            await store.append("t", 0, [NewRecord(b"value-%d-%d" % (b, i)) for i in range(10)])
-        before = await store.read("t", 0, 0, max_records=100)
-        assert len(before.records) == 30
-        (segment,) = sorted(tmp_path.rglob("*.log"))
-        data = segment.read_bytes()
-        _base, size = read_prefix(data, 0)
-        flip = size + HEADER_SIZE + 20  # inside the second batch's records
-        with segment.open("r+b") as f:
-            f.seek(flip)
-            f.write(bytes([data[flip] ^ 0x10]))
-        served = await store.read("t", 0, 0, max_records=100)
-        assert [r.offset for r in served.records] == list(range(10))  # up to the damage
-        with pytest.raises(CorruptData):
-            await store.read("t", 0, 10, max_records=100)
-    finally:
-        await store.close()
-
-
 def flip_byte(path: Path, position: int, mask: int) -> None:
     with path.open("r+b") as f:
         f.seek(position)
@@ -143,12 +118,21 @@ async def test_a_read_of_cached_batches_goes_straight_to_them(
         await store.close()
 
 
-@pytest.mark.parametrize(("field", "mask"), [("base offset", 0x01), ("length", 0x40)])
-async def test_damage_outside_the_crc_of_a_cached_batch_is_reported(
-    tmp_path: Path, field: str, mask: int
+@pytest.mark.parametrize(
+    ("where", "at", "mask"),
+    [
+        ("a record, under the CRC", HEADER_SIZE + 20, 0x10),
+        ("the base offset, outside it", 7, 0x01),  # its low byte
+        ("the length, outside it", 11, 0x40),
+    ],
+)
+async def test_damage_after_a_batch_was_cached_is_still_detected(
+    tmp_path: Path, where: str, at: int, mask: int
 ) -> None:
-    """The base offset and length are not under the CRC; a read that finds them
-    changed under a cached batch never serves it, under any offset."""
+    """Damage that reaches the disk while the batch sits decoded in memory is
+    reported by the next read, as it would be without the cache; the base offset
+    and length are not under the CRC, and a batch found with them changed is
+    never served, under any offset."""
     store = await open_store(tmp_path, 1 << 20)
     try:
         await store.create_topic("t", 1, TopicConfig())
@@ -157,8 +141,7 @@ async def test_damage_outside_the_crc_of_a_cached_batch_is_reported(
         assert len((await store.read("t", 0, 0, max_records=100)).records) == 30
         (segment,) = sorted(tmp_path.rglob("*.log"))
         _base, size = read_prefix(segment.read_bytes(), 0)
-        at = size + (7 if field == "base offset" else 11)  # low byte of the second batch's field
-        flip_byte(segment, at, mask)
+        flip_byte(segment, size + at, mask)  # in the second batch
         served = await store.read("t", 0, 0, max_records=100)
         assert [r.offset for r in served.records] == list(range(10))  # up to the damage
         with pytest.raises(CorruptData):
