@@ -98,6 +98,8 @@ class GatheringTransport(asyncio.Transport):
             return
         self._pending = []
         self._pending_bytes = 0
+        if self.transport.is_closing():  # closed under us: nobody to write to
+            return
         if len(pending) == 1:
             self.transport.write(pending[0])
         else:
