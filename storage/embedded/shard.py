@@ -283,9 +283,7 @@ class Shard:
         except OSError as exc:
             error: StorageError
             if durable and exc.errno not in _SPACE_ERRNOS:
-                log.error("durable write failed on partition %d of %r: %s", p.number, p.topic, exc)
-                p.fence(f"durable write failed: {exc}")
-                self._unsynced.pop(p, None)
+                self._fence(p, "durable write", exc)
                 error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
             else:
                 error = write_error(p, exc)
@@ -332,13 +330,17 @@ class Shard:
         try:
             p.sync()
         except OSError as exc:
-            log.error("fsync failed on partition %d of %r: %s", p.number, p.topic, exc)
-            p.fence(f"fsync failed: {exc}")
-            self._unsynced.pop(p, None)
+            self._fence(p, "fsync", exc)
             return False
         self._crash.hit("after-fsync")
         self._unsynced.pop(p, None)
         return True
+
+    def _fence(self, p: Partition, what: str, exc: OSError) -> None:
+        """A sync (or a write that syncs) failed: fence the partition for good."""
+        log.error("%s failed on partition %d of %r: %s", what, p.number, p.topic, exc)
+        p.fence(f"{what} failed: {exc}")
+        self._unsynced.pop(p, None)
 
     def _flush_timeout(self) -> float | None:
         if not self._unsynced:
