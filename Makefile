@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/_speedups.c)
+# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c)
 DEB_PACKAGES := redis-server gcc python3-dev
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 
 .PHONY: run test lint unit test-slow bench bench-storage deps clean
 
-$(STAMP): pyproject.toml setup.py gateway/_speedups.c
+$(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || NEED="$$NEED $$pkg"; \
 	done; \

@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "gateway._speedups",
-            sources=["gateway/_speedups.c"],
+            "gateway.records._speedups",
+            sources=["gateway/records/_speedups.c"],
             extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ]

@@ -1,37 +1,52 @@
-"""Wiring: the route modules, the error handlers and the lifespan, in one Starlette app.
+"""Wiring: every feature's routes, the error handlers and the lifespan, in one Starlette app.
 
-`create_app(settings)` builds an app for one process; the CLI serves it with
-uvicorn. `app_from_environment` is the factory for `uvicorn --factory`.
+This module, the lifespan and the OpenAPI document are the only ones that know
+every feature. `create_app(settings)` builds an app for one process; the CLI
+serves it with uvicorn. `app_from_environment` is the factory for
+`uvicorn --factory`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TextIO
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
-from gateway import admin, fetch, health, produce, tokens, topics, usage
-from gateway.errors import GatewayError, Problem, ProblemType, problem_for
-from gateway.hotpaths import GatewayApp
+from gateway import openapi
+from gateway.admin import tenants, tokens, usage
+from gateway.http.metrics import Metrics
+from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
+from gateway.http.routing import GatewayApp
+from gateway.http.runtime import Drain
+from gateway.http.settings import Settings, load_settings
 from gateway.lifespan import lifespan_for
-from gateway.runtime import Runtime, runtime_of
-from gateway.settings import Settings, load_settings
+from gateway.ops import health
+from gateway.records import routes as records
+from gateway.topics import routes as topics
 from storage.errors import StorageError
 from tenants.errors import TenantError
 
 
+def _count_problem(request: Request) -> None:
+    metrics: Metrics = request.app.state.metrics
+    metrics.problems += 1
+
+
 async def _problem(request: Request, exc: Exception) -> Response:
-    runtime_of(request).metrics.problems += 1
+    _count_problem(request)
     return problem_for(exc).response()
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
     """Routing's own errors (no such path, wrong method) in the problem shape."""
     assert isinstance(exc, HTTPException)
-    runtime_of(request).metrics.problems += 1
+    _count_problem(request)
     if exc.status_code == 405:
         problem = Problem(
             ProblemType.METHOD_NOT_ALLOWED,
@@ -49,23 +64,35 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return problem_for(exc).response()
 
 
+def all_routes(settings: Settings) -> list[BaseRoute]:
+    """Every feature's routes (the hot ones are found first by the router anyway)."""
+    return [
+        *records.routes(settings),
+        *health.routes,
+        *openapi.routes,
+        *topics.routes,
+        *tenants.routes,
+        *tokens.routes,
+        *usage.routes,
+    ]
+
+
 def create_app(
-    settings: Settings, *, banner_out: TextIO | None = None, own_process: bool = False
+    settings: Settings,
+    *,
+    banner_out: TextIO | None = None,
+    own_process: bool = False,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
-    """The gateway app for one process. Its runtime is `app.state.runtime`.
-    `own_process`: the app is all the process serves (the CLI, the uvicorn factory),
-    so start-up may tune the process (see `lifespan.freeze_startup_heap`)."""
-    runtime = Runtime.from_settings(settings)
+    """The gateway app for one process. Its runtime is `app.state.runtime` once the
+    lifespan has opened it; `app.state.drain` starts its shutdown. `own_process`:
+    the app is all the process serves (the CLI, the uvicorn factory), so start-up
+    may tune the process (see `lifespan.freeze_startup_heap`)."""
+    drain = Drain()
+    metrics = Metrics()
     app = GatewayApp(
-        routes=[  # produce and fetch also skip routing (GatewayApp); listed first all the same
-            *produce.routes,
-            *fetch.routes,
-            *health.routes,
-            *topics.routes,
-            *admin.routes,
-            *tokens.routes,
-            *usage.routes,
-        ],
+        routes=all_routes(settings),
+        middleware=list(middleware),
         exception_handlers={
             GatewayError: _problem,
             StorageError: _problem,
@@ -73,9 +100,13 @@ def create_app(
             HTTPException: _http_problem,
             Exception: _internal,
         },
-        lifespan=lifespan_for(runtime, out=banner_out, freeze_heap=own_process),
+        lifespan=lifespan_for(
+            settings, drain=drain, metrics=metrics, out=banner_out, freeze_heap=own_process
+        ),
     )
-    app.state.runtime = runtime
+    app.state.drain = drain
+    app.state.metrics = metrics
+    app.state.runtime = None
     return app
 
 

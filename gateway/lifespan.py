@@ -3,9 +3,11 @@
 Start-up opens storage (the one place that calls `storage.open`), opens the
 tenant directory in `<data_dir>/tenants.db`, and on the first start creates
 tenant `default` with an operator key, printed once with the URL and a curl
-example. Shutdown is bounded: draining is announced (readiness turns false,
-waiting long-polls answer at once), in-flight appends get up to
-`drain_timeout_s` to finish, then the directory and the log close cleanly.
+example. Only then is the `Runtime` built, whole, and published as
+`app.state.runtime`. Shutdown is bounded: draining is announced (readiness
+turns false, waiting long-polls answer at once), in-flight appends get up to
+`drain_timeout_s` to finish, the runtime is withdrawn (new requests get 503),
+then the directory and the log close cleanly.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from typing import Any, TextIO
 import redis.asyncio
 from starlette.applications import Starlette
 
-from gateway.idempotency import IdempotencyStore
-from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.http.jsonlimits import JsonLimits
+from gateway.http.metrics import Metrics
+from gateway.http.runtime import Drain, Runtime
+from gateway.http.settings import Settings
+from gateway.http.tenant_usage import TenantUsage
 from storage.open import StorageConfig, open_backend
 from tenants.directory import TenantDirectory
 from tenants.plans import plans_from_config
@@ -166,18 +170,30 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Any]:
     return RedisGcra(client), client
 
 
+def json_limits(settings: Settings) -> JsonLimits:
+    return JsonLimits(
+        max_depth=settings.max_json_depth,
+        max_items=settings.max_json_items,
+        max_string_bytes=settings.max_json_string_bytes,
+    )
+
+
 def lifespan_for(
-    runtime: Runtime, *, out: TextIO | None = None, freeze_heap: bool = False
+    settings: Settings,
+    *,
+    drain: Drain,
+    metrics: Metrics,
+    out: TextIO | None = None,
+    freeze_heap: bool = False,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """The Starlette lifespan of one process serving `runtime`; `freeze_heap` when
-    the process does nothing else (`freeze_startup_heap`), never in a test run."""
+    """The Starlette lifespan of one process; `freeze_heap` when the process does
+    nothing else (`freeze_startup_heap`), never in a test run."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        settings = runtime.settings
-        runtime.loop = asyncio.get_running_loop()
+        drain.loop = asyncio.get_running_loop()
         backend = await open_backend(storage_config(settings))
-        directory: Any = None
+        directory: TenantDirectory | None = None
         verifier: JwtVerifier | None = None
         redis_client: Any = None
         try:
@@ -202,27 +218,28 @@ def lifespan_for(
                 stream = out if out is not None else sys.stdout
                 stream.write(text + "\n")
                 stream.flush()
-            runtime.log = backend.log
-            runtime.state = backend.state
-            runtime.directory = directory
-            runtime.signer = signer
-            runtime.quotas = QuotaService(directory.limits, limiter)
-            runtime.idempotency = IdempotencyStore(
-                backend.state,
-                ttl_s=settings.idempotency_ttl_s,
-                pending_ttl_s=settings.idempotency_pending_ttl_s,
+            app.state.runtime = Runtime(
+                settings=settings,
+                log=backend.log,
+                state=backend.state,
+                directory=directory,
+                quotas=QuotaService(directory.limits, limiter),
+                signer=signer,
+                json_limits=json_limits(settings),
+                metrics=metrics,
+                usage=TenantUsage(),
+                drain=drain,
             )
             log.info("serving on %s (data in %s)", settings.base_url, settings.data_dir)
             if freeze_heap:
                 freeze_startup_heap()
             yield
         finally:
-            runtime.begin_drain()
-            unfinished = await runtime.wait_inflight(settings.drain_timeout_s)
+            drain.begin()
+            unfinished = await drain.wait_inflight(settings.drain_timeout_s)
             if unfinished:
                 log.warning("%d appends still in flight at shutdown", unfinished)
-            runtime.log = None
-            runtime.state = None
+            app.state.runtime = None
             try:
                 if directory is not None:
                     await directory.close()

@@ -20,396 +20,64 @@ import functools
 from typing import Any
 
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from gateway import openapi_tenants
-from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
-from gateway.openapi_parts import PROBLEM, json_body, problems, ref
+from gateway.admin import openapi as admin_openapi
+from gateway.http.openapi_parts import PROBLEM, json_body, ref
+from gateway.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
+from gateway.ops import openapi as ops_openapi
+from gateway.records import openapi as records_openapi
+from gateway.topics import openapi as topics_openapi
 
-TOPIC_PARAM = {
-    "name": "topic",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
-}
-PARTITION_PARAM = {
-    "name": "partition",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 0},
-}
-IDEMPOTENCY_HEADER = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "A retry with the same key and request appends nothing and gets the "
-    "first reply (kept 24 h, TIDEGATE_IDEMPOTENCY_TTL_S).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-}
+SECTIONS = (ops_openapi, topics_openapi, records_openapi, admin_openapi)
 
-CONFIG_SCHEMA: dict[str, Any] = {
+
+PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "additionalProperties": False,
+    "required": ["type", "title", "status", "detail"],
     "properties": {
-        "retention_ms": {"type": ["integer", "null"], "minimum": 1},
-        "retention_bytes": {"type": ["integer", "null"], "minimum": 1},
-        "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864},
-        "segment_bytes": {"type": "integer", "minimum": 1024, "maximum": 2147483647},
-        "segment_ms": {"type": "integer", "minimum": 1000},
-        "durability": {"enum": ["fsync", "interval", "none"]},
-        "flush_interval_ms": {"type": "integer", "minimum": 1},
-        "value_format": {"enum": ["json", "string", "binary"]},
-        "value_schema": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
-        "cleanup_policy": {"enum": ["delete"]},
-    },
-}
-
-HEADERS_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {
+        "type": {"type": "string", "enum": [p.uri for p in ProblemType]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "limit": {
+            "type": ["string", "integer"],
+            "description": "the limit that refused the request: its name (429, "
+            "limit-reached, invalid-config, json-too-complex) or its size in bytes or "
+            "records (body-too-large, record-too-large, too-many-records)",
+        },
+        "limit_value": {"type": "number", "description": "429: the rate per second"},
+        "retry_after_ms": {"type": "integer", "description": "429: when it would fit"},
+        "current": {"type": "integer", "description": "limit-reached: in use now"},
+        "allowed": {"type": "integer", "description": "limit-reached: the plan's value"},
+        "plans": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "unknown-plan: the plans that exist",
+        },
+        "errors": {
             "type": "array",
             "items": {
-                "type": "array",
-                "prefixItems": [{"type": "string", "minLength": 1}, {"type": ["string", "null"]}],
-                "minItems": 2,
-                "maxItems": 2,
-            },
-        },
-        {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-    ]
-}
-
-SCHEMAS: dict[str, Any] = {
-    "TopicConfig": CONFIG_SCHEMA,
-    "Topic": {
-        "type": "object",
-        "required": ["name", "partitions", "config", "created_ms"],
-        "properties": {
-            "name": {"type": "string"},
-            "partitions": {"type": "integer"},
-            "config": ref("TopicConfig"),
-            "created_ms": {"type": "integer"},
-        },
-    },
-    "TopicDescription": {
-        "type": "object",
-        "required": ["name", "partitions", "config", "created_ms"],
-        "properties": {
-            "name": {"type": "string"},
-            "partitions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["partition", "start_offset", "end_offset", "bytes"],
-                    "properties": {
-                        "partition": {"type": "integer"},
-                        "start_offset": {"type": "integer"},
-                        "end_offset": {"type": "integer"},
-                        "bytes": {"type": "integer"},
-                    },
-                },
-            },
-            "config": ref("TopicConfig"),
-            "created_ms": {"type": "integer"},
-        },
-    },
-    "TopicCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name"],
-        "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
-            "partitions": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1},
-            "config": ref("TopicConfig"),
-        },
-    },
-    "TopicPatch": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["config"],
-        "properties": {"config": ref("TopicConfig")},
-    },
-    "NewRecord": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "key": {"type": ["string", "null"]},
-            "value": {
-                "description": "json topics: any JSON value; string topics: a string; "
-                "binary topics: base64 text"
-            },
-            "headers": HEADERS_SCHEMA,
-            "partition": {"type": "integer", "minimum": 0},
-            "timestamp": {"type": "integer", "minimum": 0},
-        },
-    },
-    "ProduceRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["records"],
-        "properties": {"records": {"type": "array", "items": ref("NewRecord")}},
-    },
-    "ProduceReply": {
-        "type": "object",
-        "required": ["offsets"],
-        "properties": {
-            "offsets": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["partition", "offset"],
-                    "properties": {
-                        "partition": {"type": "integer"},
-                        "offset": {"type": "integer"},
-                    },
-                },
-            }
-        },
-    },
-    "Record": {
-        "type": "object",
-        "required": ["partition", "offset", "timestamp", "key", "value", "headers"],
-        "properties": {
-            "partition": {"type": "integer"},
-            "offset": {"type": "integer"},
-            "timestamp": {"type": "integer"},
-            "key": {"type": ["string", "null"]},
-            "value": {},
-            "headers": {"type": "array", "items": {"type": "array"}},
-        },
-    },
-    "FetchReply": {
-        "type": "object",
-        "required": ["records", "next_offset", "end_offset"],
-        "properties": {
-            "records": {"type": "array", "items": ref("Record")},
-            "next_offset": {"type": "integer"},
-            "end_offset": {"type": "integer"},
-        },
-    },
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "enum": [p.uri for p in ProblemType]},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "limit": {
-                "type": ["string", "integer"],
-                "description": "the limit that refused the request: its name (429, "
-                "limit-reached, invalid-config, json-too-complex) or its size in bytes or "
-                "records (body-too-large, record-too-large, too-many-records)",
-            },
-            "limit_value": {"type": "number", "description": "429: the rate per second"},
-            "retry_after_ms": {"type": "integer", "description": "429: when it would fit"},
-            "current": {"type": "integer", "description": "limit-reached: in use now"},
-            "allowed": {"type": "integer", "description": "limit-reached: the plan's value"},
-            "plans": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "unknown-plan: the plans that exist",
-            },
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "record": {"type": "integer"},
-                        "pointer": {"type": "string"},
-                        "message": {"type": "string"},
-                    },
+                "type": "object",
+                "properties": {
+                    "record": {"type": "integer"},
+                    "pointer": {"type": "string"},
+                    "message": {"type": "string"},
                 },
             },
         },
     },
 }
 
-PATHS: dict[str, Any] = {
-    "/healthz": {
-        "get": {
-            "summary": "Liveness",
-            "security": [],
-            "responses": {"200": {"description": "the process answers"}},
-        }
-    },
-    "/readyz": {
-        "get": {
-            "summary": "Readiness: backend open and not draining",
-            "security": [],
-            "responses": {"200": {"description": "ready"}, "503": PROBLEM},
-        }
-    },
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics",
-            "description": "Process figures for anyone. With an operator credential (scope "
-            "`admin`) the reply adds the per-tenant `tidegate_tenant_*` series; any other "
-            "credential sent is refused (401/403), never silently downgraded.",
-            "security": [{}, {"bearer": []}],
-            "responses": {
-                "200": {
-                    "description": "Prometheus text format",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                },
-                **problems(401, 403),
-            },
-        }
-    },
+OWN_PATHS: dict[str, Any] = {
     "/openapi.json": {
         "get": {
             "summary": "This document",
             "security": [],
             "responses": {"200": json_body({"type": "object"}) | {"description": "OpenAPI 3.1"}},
         }
-    },
-    "/v1/topics": {
-        "post": {
-            "summary": "Create a topic",
-            "requestBody": {"required": True, **json_body(ref("TopicCreate"))},
-            "responses": {
-                "201": {"description": "the topic", **json_body(ref("Topic"))},
-                **problems(400, 401, 403, 409, 413, 415, 422, 503),
-            },
-        },
-        "get": {
-            "summary": "List the tenant's topics",
-            "responses": {
-                "200": {
-                    "description": "the topics",
-                    **json_body(
-                        {
-                            "type": "object",
-                            "required": ["topics"],
-                            "properties": {"topics": {"type": "array", "items": ref("Topic")}},
-                        }
-                    ),
-                },
-                **problems(401, 403, 503),
-            },
-        },
-    },
-    "/v1/topics/{topic}": {
-        "parameters": [TOPIC_PARAM],
-        "get": {
-            "summary": "Describe a topic with per-partition offsets and sizes",
-            "responses": {
-                "200": {"description": "the topic", **json_body(ref("TopicDescription"))},
-                **problems(400, 401, 403, 404, 503),
-            },
-        },
-        "patch": {
-            "summary": "Change a topic's config (keys not named stay as they are)",
-            "requestBody": {"required": True, **json_body(ref("TopicPatch"))},
-            "responses": {
-                "200": {"description": "the topic", **json_body(ref("Topic"))},
-                **problems(400, 401, 403, 404, 413, 415, 422, 503),
-            },
-        },
-        "delete": {
-            "summary": "Delete a topic and its records",
-            "responses": {
-                "204": {"description": "deleted"},
-                **problems(400, 401, 403, 404, 503),
-            },
-        },
-    },
-    "/v1/topics/{topic}/records": {
-        "parameters": [TOPIC_PARAM],
-        "post": {
-            "summary": "Produce records (validated whole; offsets in request order)",
-            "parameters": [
-                IDEMPOTENCY_HEADER,
-                {
-                    "name": "key",
-                    "in": "query",
-                    "required": False,
-                    "description": "raw bodies only: the record's key",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "partition",
-                    "in": "query",
-                    "required": False,
-                    "description": "raw bodies only: the record's partition",
-                    "schema": {"type": "integer", "minimum": 0},
-                },
-                {
-                    "name": "timestamp",
-                    "in": "query",
-                    "required": False,
-                    "description": "raw bodies only: the record's timestamp (ms)",
-                    "schema": {"type": "integer", "minimum": 0},
-                },
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": ref("ProduceRequest")},
-                    "application/x-ndjson": {
-                        "schema": {
-                            "description": "one record object a line",
-                            "type": "array",
-                            "items": ref("NewRecord"),
-                        }
-                    },
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    "text/plain": {"schema": {"type": "string"}},
-                },
-            },
-            "responses": {
-                "200": {"description": "offsets", **json_body(ref("ProduceReply"))},
-                **problems(400, 401, 403, 404, 409, 413, 415, 422, 503, 507),
-            },
-        },
-    },
-    "/v1/topics/{topic}/partitions/{partition}/records": {
-        "parameters": [TOPIC_PARAM, PARTITION_PARAM],
-        "get": {
-            "summary": "Fetch records by offset or time; long-poll with max_wait_ms",
-            "parameters": [
-                {
-                    "name": "offset",
-                    "in": "query",
-                    "required": False,
-                    "schema": {
-                        "oneOf": [
-                            {"type": "integer", "minimum": 0},
-                            {"enum": ["earliest", "latest"]},
-                        ]
-                    },
-                },
-                {
-                    "name": "timestamp",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                },
-                {
-                    "name": "max_records",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "default": 500},
-                },
-                {
-                    "name": "max_bytes",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "default": 1048576},
-                },
-                {
-                    "name": "max_wait_ms",
-                    "in": "query",
-                    "required": False,
-                    "description": "wait up to this long for data (clamped to "
-                    "TIDEGATE_MAX_WAIT_MS, 30 s by default)",
-                    "schema": {"type": "integer", "minimum": 0, "default": 0},
-                },
-            ],
-            "responses": {
-                "200": {"description": "records", **json_body(ref("FetchReply"))},
-                **problems(400, 401, 403, 404, 416, 503),
-            },
-        },
     },
 }
 
@@ -436,7 +104,12 @@ def with_shared_problems(paths: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def document() -> bytes:
-    """The whole document, serialized once."""
+    """The whole document, serialized once: every feature's section and this one's."""
+    paths: dict[str, Any] = dict(OWN_PATHS)
+    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    for section in SECTIONS:
+        paths |= section.PATHS
+        schemas |= section.SCHEMAS
     doc = {
         "openapi": "3.1.0",
         "info": {
@@ -446,10 +119,10 @@ def document() -> bytes:
             f"application/problem+json; problem types are {PROBLEM_BASE}<slug>.",
         },
         "security": [{"bearer": []}],
-        "paths": with_shared_problems(PATHS | openapi_tenants.PATHS),
+        "paths": with_shared_problems(paths),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS | openapi_tenants.SCHEMAS,
+            "schemas": schemas,
             "responses": {
                 "Problem": {
                     "description": "an RFC 9457 problem",
@@ -459,3 +132,10 @@ def document() -> bytes:
         },
     }
     return orjson.dumps(doc)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(document(), media_type="application/json")
+
+
+routes = [Route("/openapi.json", openapi, methods=["GET"])]

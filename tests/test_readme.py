@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from gateway.settings import Settings
+from gateway.http.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

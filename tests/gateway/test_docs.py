@@ -81,7 +81,7 @@ def test_cli_help_documents_the_settings(flag: str) -> None:
 
 
 def test_the_docs_list_every_problem_type() -> None:
-    from gateway.errors import ProblemType
+    from gateway.http.problems import ProblemType
 
     text = DOC.read_text()
     assert [p.slug for p in ProblemType if f"| `{p.slug}` | {p.status} |" not in text] == []

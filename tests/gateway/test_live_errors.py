@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.errors import PROBLEM_BASE
+from gateway.http.problems import PROBLEM_BASE
 
 JSON = {"Content-Type": "application/json"}
 

@@ -6,9 +6,9 @@ import orjson
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.errors import ProblemType
+from gateway.http.problems import ProblemType
+from gateway.http.settings import Settings
 from gateway.openapi import document
-from gateway.settings import Settings
 
 
 def route_table() -> set[tuple[str, str]]:

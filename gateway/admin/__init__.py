@@ -1,0 +1,1 @@
+"""Administration: tenants, API keys and quotas (operator), usage and short-lived tokens."""

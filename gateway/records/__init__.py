@@ -1,0 +1,1 @@
+"""Records: produce, fetch and long-poll, with their codecs, partitioner and idempotency."""

@@ -1,0 +1,210 @@
+"""Fetch and long-poll: `GET /v1/topics/{topic}/partitions/{p}/records`.
+
+A fetch starts at `offset` (an integer, `earliest` or `latest`) or at the
+first record at or after `timestamp`, and returns up to `max_records` /
+`max_bytes`. With `max_wait_ms` and nothing to return yet, it waits on the
+log's wake-up (`LogStore.wait_for`, never a sleep loop) and answers as soon as
+a record arrives, or with an empty list at the deadline. While waiting it
+watches the connection: a client that goes away frees its waiter at once.
+Shutdown answers every waiting fetch immediately (empty result).
+
+Bounds: `max_wait_ms` is clamped to `TIDEGATE_MAX_WAIT_MS`; at most
+`TIDEGATE_MAX_LONG_POLLS` fetches wait at once (more get 503 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.http.params import int_param, parse_int, query_of
+from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.runtime import Runtime
+from gateway.records import _speedups
+from gateway.records.codecs import FORMAT_CODES, records_json
+from gateway.records.rendered import RenderedRecords
+from storage.backend import LogStore
+from storage.records import FetchResult, Record, ValueFormat
+from tenants.principal import Scope
+
+
+class ClientGone(Exception):
+    """The client disconnected while its fetch was waiting."""
+
+
+def partition_param(request: Request, partitions: int) -> int:
+    text = request.path_params["partition"]
+    number = parse_int(text)
+    if number is None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "the partition must be an integer",
+            parameter="partition",
+        )
+    if not 0 <= number < partitions:
+        raise GatewayError(
+            ProblemType.PARTITION_NOT_FOUND,
+            f"the topic has partitions 0..{partitions - 1}, not {number}",
+            partition=number,
+            partitions=partitions,
+        )
+    return number
+
+
+async def start_offset(log: LogStore, name: str, partition: int, params: Mapping[str, str]) -> int:
+    """Where the fetch starts: `offset` (int, earliest, latest) or `timestamp`."""
+    offset = params.get("offset")
+    timestamp = params.get("timestamp")
+    if offset is not None and timestamp is not None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "give offset or timestamp, not both",
+            parameter="timestamp",
+        )
+    if timestamp is not None:
+        when = parse_int(timestamp)
+        if when is None or when < 0:
+            raise GatewayError(
+                ProblemType.INVALID_PARAMETER,
+                "timestamp must be milliseconds since the epoch",
+                parameter="timestamp",
+            )
+        return await log.offset_for_time(name, partition, when)
+    if offset is None or offset == "earliest":
+        return (await log.offsets(name, partition)).start_offset
+    if offset == "latest":
+        return (await log.offsets(name, partition)).end_offset
+    number = parse_int(offset)
+    if number is None:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "offset must be an integer, 'earliest' or 'latest'",
+            parameter="offset",
+        )
+    if number < 0:
+        info = await log.offsets(name, partition)
+        raise GatewayError(
+            ProblemType.OFFSET_OUT_OF_RANGE,
+            f"offset {number} is outside {info.start_offset}..{info.end_offset} "
+            f"of partition {partition}",
+            headers={"Content-Range": f"offsets {info.start_offset}-{info.end_offset}"},
+            partition=partition,
+            requested=number,
+            start_offset=info.start_offset,
+            end_offset=info.end_offset,
+        )
+    return number
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the ASGI server says http.disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def wait_for_data(
+    request: Request, runtime: Runtime, name: str, partition: int, offset: int, wait_s: float
+) -> bool:
+    """Wait until `partition` has a record at `offset`; False at the deadline or on drain.
+
+    Raises ClientGone if the client disconnects first; every helper task is
+    cancelled before returning, so nothing outlives the request.
+    """
+    metrics = runtime.metrics
+    if metrics.longpoll_waiters >= runtime.settings.max_long_polls:
+        raise GatewayError(
+            ProblemType.TOO_MANY_WAITERS,
+            f"{runtime.settings.max_long_polls} fetches are already waiting; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    wait = asyncio.ensure_future(runtime.log.wait_for(name, {partition: offset}, wait_s))
+    gone = asyncio.ensure_future(_disconnected(request))
+    drain = asyncio.ensure_future(runtime.drain.draining.wait())
+    metrics.longpoll_waiters += 1
+    try:
+        done, _pending = await asyncio.wait(
+            {wait, gone, drain}, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        metrics.longpoll_waiters -= 1
+        for task in (wait, gone, drain):
+            task.cancel()
+        await asyncio.gather(wait, gone, drain, return_exceptions=True)
+    if wait in done:
+        return wait.result()
+    if gone in done:
+        raise ClientGone
+    return False
+
+
+_ZERO_TAIL = b',"next_offset":0,"end_offset":0}'
+
+
+def records_head(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
+    """The start of a fetch reply, `{"records":[...]`, in C where it can."""
+    body = _speedups.render_fetch(records, partition, FORMAT_CODES[fmt], 0, 0)
+    if body is None:  # records the C renderer leaves to Python
+        return b'{"records":' + records_json(records, partition, fmt)
+    return body[: -len(_ZERO_TAIL)]
+
+
+def fetch_reply(
+    result: FetchResult,
+    partition: int,
+    runtime: Runtime,
+    rendered: RenderedRecords,
+    fmt: ValueFormat,
+) -> Response:
+    runtime.metrics.fetched_records += len(result.records)
+    runtime.metrics.fetch_requests += 1
+    head = rendered.head(
+        result.records,
+        partition,
+        FORMAT_CODES[fmt],
+        lambda records: records_head(records, partition, fmt),
+    )
+    body = b'%b,"next_offset":%d,"end_offset":%d}' % (head, result.next_offset, result.end_offset)
+    return Response(body, media_type="application/json")
+
+
+async def fetch(request: Request, runtime: Runtime, rendered: RenderedRecords) -> Response:
+    target = await runtime.topic_request(request, Scope.TOPICS_READ)
+    log, name = target.log, target.stored
+    info = await log.get_topic(name)
+    partition = partition_param(request, info.partitions)
+    params = query_of(request)
+    settings = runtime.settings
+    max_records = int_param(
+        params, "max_records", 500, minimum=1, maximum=settings.max_fetch_records
+    )
+    max_bytes = int_param(
+        params, "max_bytes", 1024 * 1024, minimum=1, maximum=settings.max_fetch_bytes
+    )
+    max_wait_ms = int_param(params, "max_wait_ms", 0, minimum=0, maximum=settings.max_wait_ms)
+    offset = await start_offset(log, name, partition, params)
+    tenant = target.principal.tenant
+    quotas = runtime.quotas
+    await quotas.admit_consume(tenant)
+
+    result = await log.read(name, partition, offset, max_records=max_records, max_bytes=max_bytes)
+    if not result.records and max_wait_ms > 0 and not runtime.drain.started:
+        try:
+            # A waiting fetch holds one of the tenant's connections for its wait.
+            with quotas.connection(tenant, await quotas.limits(tenant)):
+                arrived = await wait_for_data(
+                    request, runtime, name, partition, result.next_offset, max_wait_ms / 1000
+                )
+        except ClientGone:
+            return Response(status_code=204)  # nobody is listening; nothing is sent
+        if arrived and not runtime.drain.started:
+            result = await log.read(
+                name, partition, result.next_offset, max_records=max_records, max_bytes=max_bytes
+            )
+    await quotas.charge_consume(tenant, result.bytes)
+    runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))
+    return fetch_reply(result, partition, runtime, rendered, info.config.value_format)

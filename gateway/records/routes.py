@@ -1,0 +1,42 @@
+"""The records feature: produce and fetch routes, with the state they share in a process.
+
+Both are `HotRoute`s: the router finds them by path segments before any other
+route, inside the same middleware chain as every route.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from gateway.http.routing import HotRoute
+from gateway.http.runtime import runtime_of
+from gateway.http.settings import Settings
+from gateway.records import fetch, produce
+from gateway.records.partitioner import RoundRobin
+from gateway.records.rendered import RenderedRecords
+
+
+class Records:
+    """Produce and fetch for one process: its round-robin counters and render cache."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.round_robin = RoundRobin()
+        self.rendered = RenderedRecords(settings.fetch_render_cache_bytes)
+
+    async def produce(self, request: Request) -> Response:
+        return await produce.produce(request, runtime_of(request), self.round_robin)
+
+    async def fetch(self, request: Request) -> Response:
+        return await fetch.fetch(request, runtime_of(request), self.rendered)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            HotRoute("/v1/topics/{topic}/records", self.produce, method="POST"),
+            HotRoute("/v1/topics/{topic}/partitions/{partition}/records", self.fetch, method="GET"),
+        ]
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    return Records(settings).routes()

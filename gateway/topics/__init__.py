@@ -1,0 +1,1 @@
+"""Topics: create, list, describe, reconfigure and delete a tenant's topics."""
