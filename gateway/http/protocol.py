@@ -33,6 +33,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+TESTED_UVICORN = ">=0.55,<0.56"
+"""The uvicorn releases this protocol is tested against (pyproject pins the same range):
+it relies on how `HttpToolsProtocol` holds and hands on its transport, which is
+not uvicorn's public API (tests/gateway/http/test_protocol.py checks it)."""
+
 FLUSH_AT_BYTES = 64 * 1024
 """Gathered bytes past which a connection writes at once (bounds memory per connection)."""
 

@@ -8,6 +8,8 @@ raw HTTP/1.1 (and WebSocket) to it.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import inspect
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +17,23 @@ from typing import Any
 
 import pytest
 import uvicorn
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.asyncio.client import connect
 
-from gateway.http.protocol import FLUSH_AT_BYTES, GatheringHttpProtocol, GatheringTransport
+from gateway.http.protocol import (
+    FLUSH_AT_BYTES,
+    TESTED_UVICORN,
+    GatheringHttpProtocol,
+    GatheringTransport,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -239,3 +250,33 @@ async def test_a_websocket_upgrade_gets_the_socket_itself() -> None:
         async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             await ws.send("hello")
             assert await asyncio.wait_for(ws.recv(), 5) == "hello"
+
+
+def test_uvicorn_is_a_release_the_protocol_is_tested_against() -> None:
+    installed = Version(importlib.metadata.version("uvicorn"))
+    assert installed in SpecifierSet(TESTED_UVICORN), (
+        f"uvicorn {installed} is outside {TESTED_UVICORN}: check the internals below, "
+        "then widen the range here and in pyproject.toml"
+    )
+    required = [
+        Requirement(r)
+        for r in importlib.metadata.requires("tidegate") or []
+        if r.startswith("uvicorn")
+    ]
+    assert [str(r.specifier) for r in required] == [str(SpecifierSet(TESTED_UVICORN))]
+
+
+def test_the_uvicorn_internals_the_protocol_relies_on_are_still_there() -> None:
+    """The protocol swaps the transport uvicorn's HTTP protocol writes through, and
+    hands the raw one to the WebSocket protocol on an upgrade. If uvicorn stops
+    taking the transport from `self.transport` at those points, replies would
+    bypass the gatherer (or an upgrade would write through it): fail loudly."""
+    for name in ("connection_made", "data_received", "connection_lost", "shutdown"):
+        assert callable(getattr(HttpToolsProtocol, name))
+    made = inspect.getsource(HttpToolsProtocol.connection_made)
+    assert "self.transport = transport" in made
+    headers = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "transport=self.transport" in headers  # each request cycle writes through it
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    assert "protocol.connection_made(self.transport)" in upgrade
+    assert "self.transport.set_protocol(protocol)" in upgrade
