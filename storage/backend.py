@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from storage.errors import StorageError
 from storage.records import (
     AppendResult,
     FetchResult,
@@ -68,6 +69,22 @@ class LogStore(Protocol):
         the hot producer's path, which builds no per-record objects. Same guarantees
         and errors; a backend that stores records another way unpacks them
         (`storage.records.unpack_records`).
+        """
+        ...
+
+    async def append_batches(
+        self, name: str, batches: Sequence[tuple[int, PackedRecords]]
+    ) -> list[AppendResult | StorageError]:
+        """`append_packed` to several partitions of one topic at once, one batch per
+        partition: handed to the writers together and awaited once, so a request
+        that spreads over many partitions costs about what a one-partition one does.
+
+        Every batch is checked first; an error found then (TopicNotFound,
+        PartitionNotFound, RecordTooLarge, InvalidConfig for a partition named
+        twice) is raised and nothing is appended. After that each batch is
+        atomic on its own and the list holds, in order, each one's AppendResult
+        or the StorageError that failed it (a disk can fill between two). As for
+        `append_packed`, a cancelled caller abandons the results, not the appends.
         """
         ...
 

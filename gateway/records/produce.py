@@ -14,7 +14,6 @@ makes a retried request append once (see `idempotency`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 import time
@@ -35,6 +34,7 @@ from gateway.records.codecs import ParsedBatch, RecordError, TooDeep
 from gateway.records.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
 from gateway.records.partitioner import RoundRobin, choose_partition
 from storage.backend import LogStore
+from storage.errors import StorageError
 from storage.records import (
     AppendResult,
     NewRecord,
@@ -284,17 +284,14 @@ def packed_groups(
 
 
 async def append_groups(log_store: LogStore, name: str, batch: Appendable) -> bytes:
-    """Append each partition's records as one batch, concurrently; the reply's JSON
-    array of `{"partition", "offset"}` in request order."""
-    if batch.order is None:  # one partition: no gather
+    """Append each partition's records as one batch, all handed to the log at once;
+    the reply's JSON array of `{"partition", "offset"}` in request order."""
+    if batch.order is None:  # one partition
         partition, packed = batch.groups[0]
         one = await log_store.append_packed(name, partition, packed)
         return _speedups.offsets_json(partition, one.base_offset, one.count)
-    results = await asyncio.gather(
-        *(log_store.append_packed(name, p, packed) for p, packed in batch.groups),
-        return_exceptions=True,
-    )
-    failures = [r for r in results if isinstance(r, BaseException)]
+    results = await log_store.append_batches(name, batch.groups)
+    failures = [r for r in results if isinstance(r, StorageError)]
     if failures:
         appended = [r for r in results if isinstance(r, AppendResult)]
         if appended:
@@ -366,10 +363,9 @@ async def produce(request: Request, runtime: Runtime, round_robin: RoundRobin) -
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
 
     if idem_key is None:
-        if batch.order is None:  # one partition: one batch, handed over at once
-            reply = await runtime.drain.appending(_append(runtime, name, batch))
-        else:  # a cancelled caller must not stop the other partitions' appends
-            reply = await runtime.drain.run_to_completion(_append(runtime, name, batch))
+        # Every batch is handed to the log before the first suspension, so a
+        # cancelled caller abandons the reply, never the appends.
+        reply = await runtime.drain.appending(_append(runtime, name, batch))
         return Response(reply, media_type="application/json")
 
     store = IdempotencyStore(

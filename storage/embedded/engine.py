@@ -29,12 +29,13 @@ from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
 from storage.embedded.recovery import recover_partition
-from storage.embedded.shard import AppendRequest, Shard
+from storage.embedded.shard import AppendRequest, Joined, ResultSink, Shard
 from storage.errors import (
     InvalidConfig,
     InvalidTopicName,
     PartitionNotFound,
     RecordTooLarge,
+    StorageError,
     StoreClosed,
     TopicExists,
     TopicNotFound,
@@ -388,6 +389,34 @@ class EmbeddedLogStore:
         self._check_open()
         topic = self._topic(name)
         target = self._partition(topic, partition)
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        self._shard_of(target).submit(self._request(topic, target, packed, future))
+        # If the caller is cancelled, the writer still completes or fails the
+        # append on its own; the result is then dropped.
+        return await future
+
+    async def append_batches(
+        self, name: str, batches: Sequence[tuple[int, PackedRecords]]
+    ) -> list[AppendResult | StorageError]:
+        self._check_open()
+        topic = self._topic(name)
+        if len({p for p, _ in batches}) != len(batches):
+            raise InvalidConfig("append_batches takes one batch per partition")
+        joined = Joined(self._loop, len(batches))
+        # Every batch is checked and framed before any is handed over: a refusal
+        # here appends nothing at all.
+        requests = [
+            self._request(topic, self._partition(topic, p), packed, joined.slot(i))
+            for i, (p, packed) in enumerate(batches)
+        ]
+        for request in requests:
+            self._shard_of(request.partition).submit(request)
+        return await joined.future
+
+    def _request(
+        self, topic: _Topic, target: Partition, packed: PackedRecords, sink: ResultSink
+    ) -> AppendRequest:
+        """A checked, framed batch for `target`'s writer, reporting to `sink`."""
         if packed.record_count < 1:
             raise InvalidConfig("an append needs at least one record")
         limit = topic.info.config.max_record_bytes
@@ -404,20 +433,9 @@ class EmbeddedLogStore:
             batch = frame_batch(packed)
         except (ValueError, struct.error) as exc:
             raise InvalidConfig(f"records cannot be stored: {exc}") from exc
-        future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._shard_of(target).submit(
-            AppendRequest(
-                target,
-                batch,
-                packed.record_count,
-                packed.first_timestamp,
-                packed.max_timestamp,
-                future,
-            )
+        return AppendRequest(
+            target, batch, packed.record_count, packed.first_timestamp, packed.max_timestamp, sink
         )
-        # If the caller is cancelled, the writer still completes or fails the
-        # append on its own; the result is then dropped.
-        return await future
 
     async def read(
         self,

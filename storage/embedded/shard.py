@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.partition import Partition
@@ -46,6 +47,56 @@ log = logging.getLogger(__name__)
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+class ResultSink(Protocol):
+    """Where an append's outcome goes on the event loop: a future, or one slot of a
+    `Joined` (the parts of `_deliver` use, which `asyncio.Future` has too)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: AppendResult, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class Joined:
+    """One future for the appends of several partitions: it resolves, with each one's
+    result or error in order, once the last of them is decided. Event loop only."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.future: asyncio.Future[list[AppendResult | StorageError]] = loop.create_future()
+        self._results: list[AppendResult | StorageError | None] = [None] * count
+        self._left = count
+
+    def slot(self, index: int) -> _Slot:
+        return _Slot(self, index)
+
+    def put(self, index: int, outcome: AppendResult | StorageError) -> None:
+        self._results[index] = outcome
+        self._left -= 1
+        if not self._left and not self.future.done():
+            self.future.set_result(self._results)  # type: ignore[arg-type]
+
+
+class _Slot:
+    """One partition's place in a `Joined`."""
+
+    __slots__ = ("index", "joined")
+
+    def __init__(self, joined: Joined, index: int) -> None:
+        self.joined, self.index = joined, index
+
+    def done(self) -> bool:
+        # A cancelled caller's slots still count down; nothing is delivered to it then.
+        return False
+
+    def set_result(self, result: AppendResult, /) -> None:
+        self.joined.put(self.index, result)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        assert isinstance(exception, StorageError)
+        self.joined.put(self.index, exception)
+
+
 @dataclass(slots=True, eq=False)
 class AppendRequest:
     """One encoded batch waiting for its partition's writer."""
@@ -55,7 +106,7 @@ class AppendRequest:
     count: int
     first_timestamp: int
     max_timestamp: int
-    future: asyncio.Future[AppendResult]
+    future: ResultSink
     base_offset: int = -1
     durable: bool = False  # written with a write that returned once it was on disk
 
@@ -77,7 +128,7 @@ class _Stop:
 class _Outcome:
     """What to hand back to the event loop after one pass of the writer."""
 
-    results: list[tuple[asyncio.Future[AppendResult], AppendResult | StorageError]] = field(
+    results: list[tuple[ResultSink, AppendResult | StorageError]] = field(
         default_factory=list
     )
     calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)

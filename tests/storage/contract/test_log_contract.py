@@ -17,7 +17,7 @@ from storage.errors import (
     TopicNotFound,
 )
 from storage.open import Backend, StorageConfig, open_backend
-from storage.records import NewRecord, TopicConfig, pack_records
+from storage.records import NewRecord, PackedRecords, TopicConfig, pack_records
 
 pytestmark = pytest.mark.anyio
 
@@ -341,3 +341,61 @@ async def test_a_cancelled_caller_abandons_the_result_not_the_append(
         await asyncio.sleep(0.01)
     read = await backend.log.read("t", 0, 0, max_records=10)
     assert [r.value for r in read.records] == [r.value for r in records]
+
+
+# -- several partitions at once -------------------------------------------------------
+
+
+def packs(*values: bytes) -> PackedRecords:
+    return pack_records([NewRecord(v) for v in values], now_ms=1)
+
+
+async def test_append_batches_appends_each_partition_and_answers_in_order(
+    backend: Backend,
+) -> None:
+    await backend.log.create_topic("t", 4, TopicConfig())
+    await backend.log.append("t", 2, [NewRecord(b"before")])
+    results = await backend.log.append_batches(
+        "t", [(3, packs(b"a", b"b")), (2, packs(b"c")), (0, packs(b"d", b"e", b"f"))]
+    )
+    assert [(r.partition, r.base_offset, r.count) for r in results] == [  # type: ignore[union-attr]
+        (3, 0, 2),
+        (2, 1, 1),
+        (0, 0, 3),
+    ]
+    assert [r.value for r in (await backend.log.read("t", 2, 0)).records] == [b"before", b"c"]
+    assert [r.value for r in (await backend.log.read("t", 0, 0)).records] == [b"d", b"e", b"f"]
+    assert (await backend.log.offsets("t", 1)).end_offset == 0
+
+
+async def test_append_batches_refuses_a_bad_batch_before_appending_any(backend: Backend) -> None:
+    await backend.log.create_topic("t", 2, TopicConfig(max_record_bytes=4))
+    with pytest.raises(PartitionNotFound):
+        await backend.log.append_batches("t", [(0, packs(b"ok")), (2, packs(b"ok"))])
+    with pytest.raises(RecordTooLarge):
+        await backend.log.append_batches("t", [(0, packs(b"ok")), (1, packs(b"too-long"))])
+    with pytest.raises(InvalidConfig):
+        await backend.log.append_batches("t", [(0, packs(b"ok")), (0, packs(b"ok"))])
+    with pytest.raises(TopicNotFound):
+        await backend.log.append_batches("missing", [(0, packs(b"ok"))])
+    assert [(await backend.log.offsets("t", p)).end_offset for p in (0, 1)] == [0, 0]
+
+
+async def test_a_cancelled_caller_of_append_batches_leaves_every_batch_appended(
+    backend: Backend,
+) -> None:
+    await backend.log.create_topic("t", 3, TopicConfig())
+    batches = [(p, packs(b"p%d-a" % p, b"p%d-b" % p)) for p in range(3)]
+    waiting = asyncio.ensure_future(backend.log.append_batches("t", batches))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(200):  # bounded: 2 s for the writers to finish what they were given
+        ends = [(await backend.log.offsets("t", p)).end_offset for p in range(3)]
+        if ends == [2, 2, 2]:
+            break
+        await asyncio.sleep(0.01)
+    for p in range(3):
+        read = await backend.log.read("t", p, 0)
+        assert [r.value for r in read.records] == [b"p%d-a" % p, b"p%d-b" % p]
