@@ -470,7 +470,7 @@ class EmbeddedLogStore:
             return False
         fut: asyncio.Future[bool] = self._loop.create_future()
         for p, pos in watched:
-            p.waiters.append((pos, fut))
+            p.waiters[fut] = pos
         try:
             async with asyncio.timeout(timeout_s):
                 return await fut
@@ -478,7 +478,7 @@ class EmbeddedLogStore:
             return False
         finally:
             for p, _ in watched:
-                p.waiters = [w for w in p.waiters if w[1] is not fut]
+                p.waiters.pop(fut, None)
 
     def waiter_count(self) -> int:
         """Registered wait_for waiters over all partitions (leak checks in tests)."""

@@ -135,7 +135,9 @@ class Partition:
         self.next_offset = self.end_offset  # writer-owned: the offset the next batch gets
         self.fenced: str | None = None
         self.detached = False
-        self.waiters: list[tuple[int, asyncio.Future[bool]]] = []  # event-loop thread only
+        # Each waiting reader's future and the position it waits past; event-loop thread
+        # only. Keyed by the future, so a reader that stops waiting leaves in O(1).
+        self.waiters: dict[asyncio.Future[bool], int] = {}
         self._fio = fio
         self._interval = index_interval_bytes
         self._crash = crash
@@ -582,20 +584,17 @@ class Partition:
         if not self.waiters:
             return
         end = self.end_offset
-        keep: list[tuple[int, asyncio.Future[bool]]] = []
-        for position, fut in self.waiters:
-            if end > position:
-                if not fut.done():
-                    fut.set_result(True)
-            else:
-                keep.append((position, fut))
-        self.waiters = keep
+        passed = [fut for fut, position in self.waiters.items() if end > position]
+        for fut in passed:
+            del self.waiters[fut]
+            if not fut.done():
+                fut.set_result(True)
 
     def wake_all(self, result: bool) -> None:
-        for _, fut in self.waiters:
+        waiters, self.waiters = self.waiters, {}
+        for fut in waiters:
             if not fut.done():
                 fut.set_result(result)
-        self.waiters = []
 
     def close_files(self) -> None:
         """Close the segments and drop this partition's decoded batches (deleted or closing)."""
