@@ -71,42 +71,47 @@ def check_limits(body: bytes, limits: JsonLimits) -> None:
         ) from None
 
 
-def loads(body: bytes, *, line_offset: int = 0) -> Any:
+def malformed_json(body: bytes, position: int, reason: str) -> GatewayError:
+    """400 `malformed-json` for `body`, broken at byte `position`, naming the line and
+    column there (1-based, as editors count them)."""
+    line = body.count(b"\n", 0, position) + 1
+    column = position - (body.rfind(b"\n", 0, position) + 1) + 1
+    return GatewayError(
+        ProblemType.MALFORMED_JSON,
+        f"{reason} at line {line}, column {column}",
+        line=line,
+        column=column,
+    )
+
+
+def loads(body: bytes) -> Any:
     """orjson.loads, with a malformed document as 400 naming its line and column."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise GatewayError(
-            ProblemType.MALFORMED_JSON,
-            f"{exc.msg} at line {exc.lineno + line_offset}, column {exc.colno}",
-            line=exc.lineno + line_offset,
-            column=exc.colno,
-        ) from None
+        raise malformed_json(body, exc.pos, exc.msg) from None
 
 
-def parse_json(
-    body: bytes, limits: JsonLimits, *, line_offset: int = 0, check_depth: bool = True
-) -> Any:
+def parse_json(body: bytes, limits: JsonLimits) -> Any:
     """Parse one JSON document within `limits` (413 `json-too-complex` past them).
 
     Byte counts decide in C whether the body could exceed the item or string
     limits; only then is it scanned before parsing. Depth is checked on the
     parsed tree when the body has enough brackets to matter, and the precise
-    scanner runs only to describe a crossing, so a typical batch costs one
-    orjson parse plus a walk over its containers. With `check_depth=False` the
-    caller checks depth itself (produce does, record by record, while it
-    validates); orjson's own limit of 1024 levels is still reported as 413.
+    scanner runs only to describe a crossing, so a typical body costs one
+    orjson parse plus a walk over its containers. orjson's own limit of 1024
+    levels is reported as 413 too.
     """
     if needs_scan(body, limits):
         check_limits(body, limits)
-    if check_depth and not may_be_too_deep(body, limits):
-        return loads(body, line_offset=line_offset)
+    if not may_be_too_deep(body, limits):
+        return loads(body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         check_limits(body, limits)  # too deep for orjson: say which limit
-        return loads(body, line_offset=line_offset)  # else: the parser's own error
-    if check_depth and too_deep(doc, limits.max_depth):
+        return loads(body)  # else: the parser's own error
+    if too_deep(doc, limits.max_depth):
         check_limits(body, limits)
     return doc
 

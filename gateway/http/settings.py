@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     max_fetch_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Cap on `max_bytes` of a fetch."
     )
+    fast_paths: bool = Field(
+        default=True,
+        description="Use the C fast paths for produce and fetch where they are built "
+        "(false: the reference paths answer every request; the replies are the same).",
+    )
     fetch_render_cache_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=0,

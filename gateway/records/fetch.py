@@ -23,9 +23,10 @@ from starlette.responses import Response
 from gateway.http.params import int_param, parse_int, query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.runtime import Runtime
-from gateway.records import _speedups
-from gateway.records.codecs import FORMAT_CODES, records_json
+from gateway.records.fastpath import FastPaths
 from gateway.records.rendered import RenderedRecords
+from gateway.records.rendering import records_json
+from gateway.records.values import FORMAT_CODES
 from storage.backend import LogStore
 from storage.records import FetchResult, Record, ValueFormat
 from tenants.principal import Scope
@@ -145,10 +146,12 @@ async def wait_for_data(
 _ZERO_TAIL = b',"next_offset":0,"end_offset":0}'
 
 
-def records_head(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
+def records_head(
+    records: Sequence[Record], partition: int, fmt: ValueFormat, fast: FastPaths | None
+) -> bytes:
     """The start of a fetch reply, `{"records":[...]`, in C where it can."""
-    body = _speedups.render_fetch(records, partition, FORMAT_CODES[fmt], 0, 0)
-    if body is None:  # records the C renderer leaves to Python
+    body = None if fast is None else fast.render_fetch(records, partition, FORMAT_CODES[fmt], 0, 0)
+    if body is None:  # no fast path, or records the C renderer leaves to the reference
         return b'{"records":' + records_json(records, partition, fmt)
     return body[: -len(_ZERO_TAIL)]
 
@@ -159,6 +162,7 @@ def fetch_reply(
     runtime: Runtime,
     rendered: RenderedRecords,
     fmt: ValueFormat,
+    fast: FastPaths | None,
 ) -> Response:
     runtime.metrics.fetched_records += len(result.records)
     runtime.metrics.fetch_requests += 1
@@ -166,13 +170,15 @@ def fetch_reply(
         result.records,
         partition,
         FORMAT_CODES[fmt],
-        lambda records: records_head(records, partition, fmt),
+        lambda records: records_head(records, partition, fmt, fast),
     )
     body = b'%b,"next_offset":%d,"end_offset":%d}' % (head, result.next_offset, result.end_offset)
     return Response(body, media_type="application/json")
 
 
-async def fetch(request: Request, runtime: Runtime, rendered: RenderedRecords) -> Response:
+async def fetch(
+    request: Request, runtime: Runtime, rendered: RenderedRecords, fast: FastPaths | None
+) -> Response:
     target = await runtime.topic_request(request, Scope.TOPICS_READ)
     log, name = target.log, target.stored
     info = await log.get_topic(name)
@@ -207,4 +213,4 @@ async def fetch(request: Request, runtime: Runtime, rendered: RenderedRecords) -
             )
     await quotas.charge_consume(tenant, result.bytes)
     runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))
-    return fetch_reply(result, partition, runtime, rendered, info.config.value_format)
+    return fetch_reply(result, partition, runtime, rendered, info.config.value_format, fast)

@@ -87,9 +87,12 @@ def choose_partition(
     topic: str,
     round_robin: RoundRobin,
 ) -> int:
-    """Explicit partition, else the key's partition, else the next round-robin one."""
+    """Explicit partition, else the key's partition, else the next round-robin one
+    (a topic of one partition draws nothing from its counter)."""
     if explicit is not None:
         return explicit
+    if partitions == 1:
+        return 0
     if key is not None:
         return partition_for_key(key, partitions)
     return round_robin.next(topic, partitions)

@@ -13,23 +13,25 @@ from starlette.routing import BaseRoute
 from gateway.http.routing import HotRoute
 from gateway.http.runtime import runtime_of
 from gateway.http.settings import Settings
-from gateway.records import fetch, produce
+from gateway.records import fastpath, fetch, produce
 from gateway.records.partitioner import RoundRobin
 from gateway.records.rendered import RenderedRecords
 
 
 class Records:
-    """Produce and fetch for one process: its round-robin counters and render cache."""
+    """Produce and fetch for one process: its round-robin counters, render cache and
+    fast paths."""
 
     def __init__(self, settings: Settings) -> None:
         self.round_robin = RoundRobin()
         self.rendered = RenderedRecords(settings.fetch_render_cache_bytes)
+        self.fast = fastpath.load(settings.fast_paths)
 
     async def produce(self, request: Request) -> Response:
-        return await produce.produce(request, runtime_of(request), self.round_robin)
+        return await produce.produce(request, runtime_of(request), self.round_robin, self.fast)
 
     async def fetch(self, request: Request) -> Response:
-        return await fetch.fetch(request, runtime_of(request), self.rendered)
+        return await fetch.fetch(request, runtime_of(request), self.rendered, self.fast)
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -128,9 +128,7 @@ class _Stop:
 class _Outcome:
     """What to hand back to the event loop after one pass of the writer."""
 
-    results: list[tuple[ResultSink, AppendResult | StorageError]] = field(
-        default_factory=list
-    )
+    results: list[tuple[ResultSink, AppendResult | StorageError]] = field(default_factory=list)
     calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)
     woken: set[Partition] = field(default_factory=set)
 

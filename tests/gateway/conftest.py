@@ -135,6 +135,24 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
         server.stop()
 
 
+PATHS = {"fast-paths": "true", "reference-paths": "false"}
+
+
+@pytest.fixture(scope="module", params=list(PATHS))
+def gateway_on_both_paths(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """A gateway with the C fast paths, then one answering by the reference paths
+    only (TIDEGATE_FAST_PATHS=false). A module about produce and fetch runs on both
+    by defining its `gateway` fixture as this one (see test_live_records.py)."""
+    env = {"TIDEGATE_FAST_PATHS": PATHS[request.param]}
+    server = GatewayProcess(tmp_path_factory.mktemp("gateway") / "data", env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def api(gateway: GatewayProcess) -> Iterator[httpx.Client]:
     with gateway.client() as client:

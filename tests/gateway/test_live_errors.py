@@ -9,8 +9,15 @@ import httpx
 import pytest
 
 from gateway.http.problems import PROBLEM_BASE
+from tests.gateway.conftest import GatewayProcess
 
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_on_both_paths: GatewayProcess) -> GatewayProcess:
+    """Every test here runs with the C fast paths and with the reference paths only."""
+    return gateway_on_both_paths
 
 
 @pytest.fixture(scope="module")

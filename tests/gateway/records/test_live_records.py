@@ -14,6 +14,12 @@ from gateway.records.partitioner import partition_for_key
 from tests.gateway.conftest import GatewayProcess
 
 
+@pytest.fixture(scope="module")
+def gateway(gateway_on_both_paths: GatewayProcess) -> GatewayProcess:
+    """Every test here runs with the C fast paths and with the reference paths only."""
+    return gateway_on_both_paths
+
+
 def create(api: httpx.Client, name: str, partitions: int = 1, **config: Any) -> dict[str, Any]:
     r = api.post("/v1/topics", json={"name": name, "partitions": partitions, "config": config})
     assert r.status_code == 201, r.text

@@ -23,14 +23,19 @@ from hypothesis import strategies as st
 
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.problems import GatewayError
-from gateway.records import _speedups
-from gateway.records.codecs import FORMAT_CODES, records_json
+from gateway.records.batching import JSON, Appendable, Bounds, checked, scanned
+from gateway.records.fastpath import FastPaths, built
 from gateway.records.fetch import records_head
 from gateway.records.partitioner import RoundRobin, partition_for_key
-from gateway.records.produce import JSON, Appendable, _checked, offsets_json, scan_json
+from gateway.records.rendering import offsets_json, records_json
+from gateway.records.values import FORMAT_CODES
 from storage.records import Record, TopicConfig, TopicInfo, ValueFormat, unpack_records
 
 NOW = 1_764_000_000_000
+_built = built()
+if _built is None:
+    pytest.skip("the C fast paths are not built", allow_module_level=True)
+_speedups: FastPaths = _built
 
 texts = st.text(max_size=12)
 plain_texts = st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=12)
@@ -75,25 +80,15 @@ def topic(partitions: int = 1, fmt: ValueFormat = ValueFormat.JSON) -> TopicInfo
 def python_path(body: bytes, info: TopicInfo, runtime: Runtime, limit: int) -> Appendable | None:
     """The Python path's packed records, or None where it refuses the body."""
     try:
-        return _checked(
-            JSON,
-            body,
-            None,  # type: ignore[arg-type]
-            info,
-            runtime.limits,
-            runtime.max_records,
-            runtime.round_robin,
-            limit,
-            NOW,
-        )
+        bounds = Bounds(runtime.limits, runtime.max_records, limit)
+        return checked(JSON, body, {}, info, bounds, runtime.round_robin, NOW)
     except GatewayError:
         return None
 
 
 def fast_path(body: bytes, info: TopicInfo, runtime: Runtime, limit: int) -> Appendable | None:
-    return scan_json(
-        body, info, runtime.limits, runtime.max_records, runtime.round_robin, limit, NOW
-    )
+    bounds = Bounds(runtime.limits, runtime.max_records, limit)
+    return scanned(_speedups, body, info, bounds, runtime.round_robin, NOW)
 
 
 def same(a: Appendable, b: Appendable) -> None:
@@ -322,7 +317,7 @@ def test_rendering_escapes_as_orjson_does() -> None:
 
 @given(st.integers(0, 10_000), st.integers(0, 2**62), st.integers(0, 300))
 def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: int) -> None:
-    expected = offsets_json(partition, range(base, base + count))
+    expected = offsets_json((partition, o) for o in range(base, base + count))
     assert _speedups.offsets_json(partition, base, count) == expected
     if count:
         assert orjson.loads(expected)[-1] == {"partition": partition, "offset": base + count - 1}
@@ -349,5 +344,6 @@ def test_a_reply_from_a_kept_head_is_the_whole_reply(
         end // 2,
         end,
     )
-    head = records_head(records, partition, fmt)
-    assert b'%b,"next_offset":%d,"end_offset":%d}' % (head, end // 2, end) == whole
+    for fast in (_speedups, None):
+        head = records_head(records, partition, fmt, fast)
+        assert b'%b,"next_offset":%d,"end_offset":%d}' % (head, end // 2, end) == whole

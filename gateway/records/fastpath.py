@@ -1,0 +1,64 @@
+"""The C fast paths (`_speedups.c`), when built and enabled: one place decides.
+
+The package works without a compiler: `setup.py` marks the extension
+optional, and without it (or with `TIDEGATE_FAST_PATHS=false`) every request
+takes the reference paths (`validation`, `rendering`), which say what the
+answer is. When the C paths answer, their answer is byte for byte the
+reference's (tests/gateway/records/test_speedups.py); each returns None for
+anything it is not certain about, and the caller then takes the reference path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from storage.records import Record
+
+# scan_produce's groups: (partition, packed data, record count, first and max timestamp)
+Group = tuple[int, bytes, int, int, int]
+
+
+class FastPaths(Protocol):
+    """What `_speedups` offers (see its `.pyi` and the C file's header comment)."""
+
+    def scan_produce(
+        self,
+        body: bytes,
+        fmt: int,
+        partitions: int,
+        max_records: int,
+        max_record_bytes: int,
+        max_depth: int,
+        max_items: int,
+        max_string_bytes: int,
+        now_ms: int,
+        round_robin: int,
+        /,
+    ) -> tuple[list[Group], list[int] | None, int] | None: ...
+
+    def offsets_json(self, partition: int, base: int, count: int, /) -> bytes: ...
+
+    def render_fetch(
+        self,
+        records: Sequence[Record],
+        partition: int,
+        fmt: int,
+        next_offset: int,
+        end_offset: int,
+        /,
+    ) -> bytes | None: ...
+
+
+def built() -> FastPaths | None:
+    """The C module, or None when the package was installed without it."""
+    try:
+        from gateway.records import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+def load(enabled: bool) -> FastPaths | None:
+    """The fast paths to use: None when disabled by settings or not built."""
+    return built() if enabled else None
