@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c)
-DEB_PACKAGES := redis-server gcc python3-dev
+# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c); wrk drives `make bench`
+DEB_PACKAGES := redis-server gcc python3-dev wrk
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
