@@ -27,7 +27,7 @@ TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,300}$")
 
 def is_valid_topic_name(name: str) -> bool:
     """True when `name` is safe as a directory name and a Redis key part."""
-    return bool(TOPIC_NAME_PATTERN.match(name)) and name not in {".", ".."}
+    return bool(TOPIC_NAME_PATTERN.fullmatch(name)) and name not in {".", ".."}
 
 
 class NewRecord(NamedTuple):

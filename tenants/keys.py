@@ -41,7 +41,7 @@ def mint_key() -> tuple[str, str]:
 
 def is_bootstrap_key(key: str) -> bool:
     """True for an operator-chosen key accepted as given (API.md's bootstrap rule)."""
-    return key.startswith(PREFIX) and len(key) >= MIN_BOOTSTRAP_LENGTH and not _KEY.match(key)
+    return key.startswith(PREFIX) and len(key) >= MIN_BOOTSTRAP_LENGTH and not _KEY.fullmatch(key)
 
 
 def parse_key(key: str) -> tuple[str, str] | None:
@@ -49,7 +49,7 @@ def parse_key(key: str) -> tuple[str, str] | None:
 
     The checksum is verified here, so malformed keys never reach the store.
     """
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)
     if match is None:
         return None
     key_id, secret, check = match.groups()

@@ -18,7 +18,8 @@ SEPARATOR = "~"
 
 def is_valid_topic_name(name: str) -> bool:
     """True for `^[A-Za-z0-9._-]{1,249}$` except "." and ".." (Kafka's rule)."""
-    return bool(TOPIC_NAME.match(name)) and name not in (".", "..")
+    # fullmatch: with match, `$` also matches before a final newline ("orders\n").
+    return bool(TOPIC_NAME.fullmatch(name)) and name not in (".", "..")
 
 
 def storage_name(tenant: str, topic: str) -> str:

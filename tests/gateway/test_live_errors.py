@@ -52,6 +52,16 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     # (id, method, path, request kwargs, status, problem slug)
     ("bad name", "GET", "/v1/topics/bad~name", {}, 400, "invalid-name"),
     ("dot name", "POST", "/v1/topics", {"json": {"name": ".."}}, 400, "invalid-name"),
+    ("newline name", "POST", "/v1/topics", {"json": {"name": "orders\n"}}, 400, "invalid-name"),
+    ("dots newline", "POST", "/v1/topics", {"json": {"name": "..\n"}}, 400, "invalid-name"),
+    (
+        "newline tenant",
+        "POST",
+        "/v1/admin/tenants",
+        {"json": {"name": "alpha\n"}},
+        400,
+        "invalid-tenant-name",
+    ),
     ("unknown topic", "GET", "/v1/topics/nope", {}, 404, "topic-not-found"),
     (
         "unknown topic fetch",

@@ -132,7 +132,7 @@ async def test_tenant_names_plans_and_duplicates(directory: TenantDirectory) -> 
     await directory.create_tenant("acme")
     with pytest.raises(TenantExists):
         await directory.create_tenant("acme")
-    for bad in ["", "Acme", "a~b", "../x", "-x", "x" * 64]:
+    for bad in ["", "Acme", "a~b", "../x", "-x", "x" * 64, "acme\n", "beta\n"]:
         with pytest.raises(InvalidTenantName):
             await directory.create_tenant(bad)
     with pytest.raises(UnknownPlan):

@@ -33,6 +33,7 @@ def test_truncated_or_extended_keys_are_refused() -> None:
     _, key = keys.mint_key()
     assert keys.parse_key(key[:-1]) is None
     assert keys.parse_key(key + "0") is None
+    assert keys.parse_key(key + "\n") is None
     assert keys.parse_key("") is None
 
 

@@ -14,7 +14,8 @@ def test_valid_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".", "..", "a/b", "a~b", "x" * 250, "é", "a b", "../etc", "a\x00"]
+    "name",
+    ["", ".", "..", "a/b", "a~b", "x" * 250, "é", "a b", "../etc", "a\x00", "orders\n", "..\n"],
 )
 def test_invalid_names_are_refused(name: str) -> None:
     assert not is_valid_topic_name(name)
