@@ -30,15 +30,25 @@ class LogStore(Protocol):
     """A Kafka-style log: topics of N partitions, each an ordered, gapless sequence."""
 
     async def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicInfo:
-        """Create a topic; raises TopicExists, InvalidTopicName or InvalidConfig."""
+        """Create a topic with a new `topic_id` (never one a deleted topic had);
+        raises TopicExists, InvalidTopicName, InvalidConfig or DiskFull. A create
+        that fails leaves nothing behind: the name stays free."""
         ...
 
     async def delete_topic(self, name: str) -> None:
-        """Delete a topic and all its data; raises TopicNotFound."""
+        """Delete a topic and all its data; raises TopicNotFound. Once this returns
+        the data is never served again, also after a crash."""
         ...
 
     async def update_topic_config(self, name: str, config: TopicConfig) -> TopicInfo:
         """Replace a topic's config; applies to later appends and retention runs."""
+        ...
+
+    async def add_partitions(self, name: str, partitions: int) -> TopicInfo:
+        """Grow the topic to `partitions` (the same count changes nothing), durably;
+        new partitions start empty at offset 0. Raises PartitionsCannotShrink for a
+        smaller count, DiskFull when there is no space. Keyed records map to the new
+        count from then on (as in Kafka); the records already stored stay put."""
         ...
 
     async def get_topic(self, name: str) -> TopicInfo:

@@ -33,6 +33,19 @@ class InvalidConfig(StorageError):
     """A topic config or argument the store cannot honour (e.g. 0 partitions)."""
 
 
+class PartitionsCannotShrink(InvalidConfig):
+    """A topic's partition count can grow, never shrink (records would lose their place)."""
+
+    def __init__(self, topic: str, current: int, requested: int) -> None:
+        super().__init__(
+            f"topic {topic!r} has {current} partitions; the count can grow, never shrink, "
+            f"so not to {requested}"
+        )
+        self.topic = topic
+        self.current = current
+        self.requested = requested
+
+
 class PartitionNotFound(StorageError):
     def __init__(self, topic: str, partition: int, partitions: int) -> None:
         super().__init__(f"topic {topic!r} has partitions 0..{partitions - 1}, not {partition}")

@@ -20,13 +20,14 @@ PartitionId = NewType("PartitionId", int)
 Header = tuple[str, bytes]
 
 # A storage-level topic name. The gateway composes it from a tenant and a topic
-# name with "~" between them; storage only checks that it cannot leave the data
-# directory and stays short enough for every filesystem and Redis key.
-TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,300}$")
+# name with "~" between them (63 + 1 + 249 characters at most); storage checks
+# that it is a safe Redis key part. No engine uses it as a file name: the
+# embedded one names directories by topic id.
+TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 
 
 def is_valid_topic_name(name: str) -> bool:
-    """True when `name` is safe as a directory name and a Redis key part."""
+    """True when `name` is 1..512 of A-Z a-z 0-9 . _ ~ - and not "." or ".."."""
     return bool(TOPIC_NAME_PATTERN.fullmatch(name)) and name not in {".", ".."}
 
 
@@ -228,6 +229,9 @@ class TopicInfo:
     partitions: int
     config: TopicConfig
     created_ms: int
+    # The topic's immutable identity, never reused: a topic created again under a
+    # deleted one's name gets another. Empty only for a TopicInfo not yet stored.
+    topic_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,15 @@ import threading
 
 CRASH_EXIT_STATUS = 77
 KNOWN_POINTS = frozenset(
-    {"segment-roll", "index-flush", "metadata-rename", "after-write", "after-fsync"}
+    {
+        "segment-roll",
+        "index-flush",
+        "metadata-rename",
+        "after-write",
+        "after-fsync",
+        "topic-delete",
+        "topic-migrate",
+    }
 )
 
 

@@ -18,10 +18,10 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from storage.embedded.catalog import DELETED_PREFIX, Catalog
+from storage.embedded.catalog import Catalog, new_topic_id
 from storage.embedded.codec import frame_batch
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import DecodedBatches
@@ -34,6 +34,7 @@ from storage.errors import (
     InvalidConfig,
     InvalidTopicName,
     PartitionNotFound,
+    PartitionsCannotShrink,
     RecordTooLarge,
     StorageError,
     StoreClosed,
@@ -180,7 +181,7 @@ class EmbeddedLogStore:
             fio.fsync_dir(self.data_dir)
 
     def _open_partition(self, info: TopicInfo, number: int, *, clean: bool) -> Partition:
-        directory = self._catalog.partition_dir(info.name, number)
+        directory = self._catalog.partition_dir(info.topic_id, number)
         recovered = recover_partition(
             self._fio,
             directory,
@@ -311,41 +312,68 @@ class EmbeddedLogStore:
 
     async def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicInfo:
         self._check_open()
-        # ".deleted-*" directories are deletions in progress, so no topic may be named so.
-        if not is_valid_topic_name(name) or name.startswith(DELETED_PREFIX):
+        if not is_valid_topic_name(name):
             raise InvalidTopicName(name)
-        if not 1 <= partitions <= MAX_PARTITIONS:
-            raise InvalidConfig(
-                f"partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}"
-            )
+        self._check_count(partitions)
         _check_config(config)
         async with self._admin:
             if name in self._topics:
                 raise TopicExists(name)
-            info = TopicInfo(name, partitions, config, _now_ms())
-
-            def build() -> list[Partition]:
-                self._catalog.create(info)
-                return [self._open_partition(info, p, clean=False) for p in range(partitions)]
-
-            created = await asyncio.to_thread(build)
-            for partition in created:
-                shard = self._shard_of(partition)
-                await shard.call(functools.partial(shard.attach, partition))
+            info = TopicInfo(name, partitions, config, _now_ms(), new_topic_id())
+            created = await asyncio.to_thread(
+                self._build, info, lambda open_range: self._catalog.create(info, open_range)
+            )
+            await self._attach(created)
             self._topics[name] = _Topic(info, created)
             return info
+
+    @staticmethod
+    def _check_count(partitions: int) -> None:
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise InvalidConfig(
+                f"partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}"
+            )
+
+    def _build(
+        self,
+        info: TopicInfo,
+        change: Callable[[Callable[[int, int], list[Partition]]], list[Partition]],
+    ) -> list[Partition]:
+        """Run a catalog change that opens partitions of `info`; if it fails, the
+        partitions it opened are closed again (the catalog removed their files)."""
+        opened: list[Partition] = []
+
+        def open_range(first: int, end: int) -> list[Partition]:
+            for number in range(first, end):
+                opened.append(self._open_partition(info, number, clean=False))
+            return opened
+
+        try:
+            return change(open_range)
+        except BaseException:
+            for partition in opened:
+                partition.close_files()
+            raise
+
+    async def _attach(self, partitions: list[Partition]) -> None:
+        for partition in partitions:
+            shard = self._shard_of(partition)
+            await shard.call(functools.partial(shard.attach, partition))
 
     async def delete_topic(self, name: str) -> None:
         self._check_open()
         async with self._admin:
             topic = self._topic(name)
+            # The durable rename is the deletion point: if it fails, nothing changed;
+            # once it returned, the topic is gone, also after a crash.
+            await asyncio.to_thread(self._catalog.delete, topic.info.topic_id)
             del self._topics[name]
             for partition in topic.partitions:
                 shard = self._shard_of(partition)
                 await shard.call(functools.partial(shard.detach, partition))
                 partition.close_files()
                 partition.wake_all(True)
-            await asyncio.to_thread(self._catalog.delete, name)
+            await asyncio.to_thread(self._catalog.remove_deleted, topic.info.topic_id)
 
     async def update_topic_config(self, name: str, config: TopicConfig) -> TopicInfo:
         self._check_open()
@@ -353,10 +381,29 @@ class EmbeddedLogStore:
         async with self._admin:
             topic = self._topic(name)
             info = replace(topic.info, config=config)
-            await asyncio.to_thread(self._catalog.write, info)
+            await asyncio.to_thread(self._catalog.update, info)
             topic.info = info
             for partition in topic.partitions:
                 partition.config = config
+            return info
+
+    async def add_partitions(self, name: str, partitions: int) -> TopicInfo:
+        self._check_open()
+        self._check_count(partitions)
+        async with self._admin:
+            topic = self._topic(name)
+            current = topic.info.partitions
+            if partitions < current:
+                raise PartitionsCannotShrink(name, current, partitions)
+            if partitions == current:
+                return topic.info
+            info = replace(topic.info, partitions=partitions)
+            added = await asyncio.to_thread(
+                self._build, info, lambda open_range: self._catalog.grow(info, current, open_range)
+            )
+            await self._attach(added)
+            topic.partitions = [*topic.partitions, *added]
+            topic.info = info
             return info
 
     async def get_topic(self, name: str) -> TopicInfo:

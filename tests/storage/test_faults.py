@@ -30,6 +30,7 @@ from tests.storage.faults import (
     ShortWrites,
     SimulatedDisk,
 )
+from tests.storage.layout import partition_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +148,7 @@ async def test_records_of_a_failed_fsync_never_reappear_after_restart(
     with pytest.raises(PartitionFenced):
         await append_acked(store, 0, batch("lost", 10), acked)
     await store._abandon()
-    log_bytes = b"".join(p.read_bytes() for p in (tmp_path / "topics" / TOPIC / "0").glob("*.log"))
+    log_bytes = b"".join(p.read_bytes() for p in partition_dir(tmp_path, TOPIC).glob("*.log"))
     if fio_kind is FailingFsyncAndTruncate:
         assert b"lost-0-" in log_bytes  # the failed batch is still on disk...
 
@@ -158,7 +159,7 @@ async def test_records_of_a_failed_fsync_never_reappear_after_restart(
         await assert_exactly_acked(store, 1, acked)  # offsets continue gaplessly
     finally:
         await store.close()
-    assert not (tmp_path / "topics" / TOPIC / "0" / "fenced").exists()
+    assert not (partition_dir(tmp_path, TOPIC) / "fenced").exists()
 
 
 @pytest.mark.parametrize("budget", [3000, 20_000, 50_000])
@@ -464,7 +465,7 @@ async def pristine_log(path: Path) -> tuple[Acked, list[Path]]:
             await append_acked(store, 0, batch(f"f{i}", random.randint(1, 9)), acked)
     finally:
         await store.close()
-    segments = sorted((path / "topics" / TOPIC / "0").glob("*.log"))[:-1]
+    segments = sorted(partition_dir(path, TOPIC).glob("*.log"))[:-1]
     assert len(segments) >= 5
     return acked, segments
 
@@ -508,7 +509,7 @@ async def test_bit_flips_in_closed_segments_are_always_detected(tmp_path: Path) 
 async def test_damaged_index_files_never_change_what_is_served(tmp_path: Path) -> None:
     """Indexes are caches: a bit flip or a cut in one must not hide or alter records."""
     acked, _ = await pristine_log(tmp_path / "pristine")
-    indexes = sorted((tmp_path / "pristine" / "topics" / TOPIC / "0").glob("*index"))
+    indexes = sorted(partition_dir(tmp_path / "pristine", TOPIC).glob("*index"))
     rng = random.Random(5)
     trials = served_bad = refused = missing = 0
     for trial in range(30):

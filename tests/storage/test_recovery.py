@@ -13,6 +13,7 @@ from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
 from storage.errors import CorruptData
 from storage.records import NewRecord, TopicConfig
+from tests.storage.layout import partition_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +21,7 @@ OPTIONS = EngineOptions(shards=1, index_interval_bytes=256)
 
 
 def segment_files(data_dir: Path, suffix: str = ".log") -> list[Path]:
-    return sorted((data_dir / "topics" / "t" / "0").glob(f"*{suffix}"))
+    return sorted(partition_dir(data_dir, "t").glob(f"*{suffix}"))
 
 
 def batch_positions(path: Path) -> list[tuple[int, int]]:

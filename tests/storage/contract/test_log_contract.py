@@ -12,6 +12,7 @@ from storage.errors import (
     InvalidTopicName,
     OffsetOutOfRange,
     PartitionNotFound,
+    PartitionsCannotShrink,
     RecordTooLarge,
     TopicExists,
     TopicNotFound,
@@ -74,6 +75,29 @@ async def test_delete_topic_removes_it_and_its_data(backend: Backend) -> None:
         await backend.log.delete_topic("t")
     await backend.log.create_topic("t", 1, TopicConfig())
     assert (await backend.log.offsets("t", 0)).end_offset == 0
+
+
+async def test_partitions_grow_and_never_shrink(backend: Backend) -> None:
+    first = await backend.log.create_topic("t", 1, TopicConfig())
+    await backend.log.append("t", 0, [NewRecord(b"a")])
+    info = await backend.log.add_partitions("t", 3)
+    assert (info.partitions, info.topic_id) == (3, first.topic_id)
+    assert (await backend.log.get_topic("t")).partitions == 3
+    assert (await backend.log.append("t", 2, [NewRecord(b"b")])).base_offset == 0
+    assert (await backend.log.read("t", 2, 0)).records[0].value == b"b"
+    with pytest.raises(PartitionsCannotShrink):
+        await backend.log.add_partitions("t", 2)
+    with pytest.raises(TopicNotFound):
+        await backend.log.add_partitions("missing", 2)
+
+
+async def test_a_topic_created_again_has_a_new_id(backend: Backend) -> None:
+    first = await backend.log.create_topic("t", 1, TopicConfig())
+    await backend.log.delete_topic("t")
+    second = await backend.log.create_topic("t", 1, TopicConfig())
+    assert first.topic_id
+    assert second.topic_id
+    assert first.topic_id != second.topic_id
 
 
 async def test_topic_errors(backend: Backend) -> None:
