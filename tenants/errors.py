@@ -128,3 +128,9 @@ class InvalidQuota(TenantError):
         super().__init__(reason)
         self.reason = reason
         self.limit = limit
+
+
+class DirectoryFull(TenantError):
+    """The tenant store found no space left on its disk; nothing was changed."""
+
+    retry_after_s: int = 5

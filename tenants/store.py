@@ -2,18 +2,22 @@
 
 Durable (WAL, `synchronous=FULL`) because a revoked key must stay revoked after
 a crash. Every call runs in a worker thread behind one lock, so the event loop
-never blocks on the disk. Only peppered secret hashes are stored.
+never blocks on the disk. Only peppered secret hashes are stored. A write that
+finds the disk full raises DirectoryFull and changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from tenants.errors import DirectoryFull
 
 T = TypeVar("T")
 
@@ -85,6 +89,15 @@ _KEY_COLUMNS = (
 )
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL), or ENOSPC/EDQUOT from the OS."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "database or disk is full" in str(exc)
+        )
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class TenantStore:
     """CRUD over tenants and keys; the directory adds the rules on top."""
 
@@ -107,7 +120,12 @@ class TenantStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
             with self._lock:
-                return fn(self._conn)
+                try:
+                    return fn(self._conn)
+                except (sqlite3.Error, OSError) as exc:
+                    if _disk_full(exc):
+                        raise DirectoryFull("no space left on the device for tenants") from exc
+                    raise
 
         return await asyncio.to_thread(locked)
 

@@ -168,6 +168,17 @@ def _invalid_config(exc: se.InvalidConfig) -> Problem:
     return Problem(ProblemType.INVALID_CONFIG, str(exc))
 
 
+def _cannot_shrink(exc: se.PartitionsCannotShrink) -> Problem:
+    return Problem(
+        ProblemType.INVALID_CONFIG,
+        f"the topic has {exc.current} partitions; the count can grow, never shrink",
+        {
+            "partitions": exc.current,
+            "errors": [{"pointer": "/partitions", "message": f"at least {exc.current}"}],
+        },
+    )
+
+
 def _partition_not_found(exc: se.PartitionNotFound) -> Problem:
     return Problem(
         ProblemType.PARTITION_NOT_FOUND,
@@ -233,10 +244,13 @@ def _fenced(exc: se.PartitionFenced) -> Problem:
     )
 
 
-def _disk_full(exc: se.DiskFull) -> Problem:
+def _disk_full(exc: se.DiskFull | te.DirectoryFull) -> Problem:
+    # One answer for every write path (log, idempotency state, tenants, catalog):
+    # reads keep working, and the same request succeeds once space returns.
     return Problem(
         ProblemType.DISK_FULL,
-        "no space left for the append; reads keep working, writes resume when space returns",
+        "no space left on the server's disk for this write; reads keep working, "
+        "writes resume when space returns",
         headers=_retry_after(exc.retry_after_s),
     )
 
@@ -364,6 +378,7 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     se.TopicExists: _topic_exists,
     se.InvalidTopicName: _invalid_topic_name,
     se.InvalidConfig: _invalid_config,
+    se.PartitionsCannotShrink: _cannot_shrink,
     se.PartitionNotFound: _partition_not_found,
     se.OffsetOutOfRange: _offset_out_of_range,
     se.RecordTooLarge: _record_too_large,
@@ -384,6 +399,7 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     te.InvalidScopes: _invalid_scopes,
     te.UnknownPlan: _unknown_plan,
     te.InvalidQuota: _invalid_quota,
+    te.DirectoryFull: _disk_full,
     te.TenantError: _tenant_error,
 }
 

@@ -3,20 +3,46 @@
 Lives at `<data_dir>/state.db` in WAL mode with synchronous=FULL, so a `put`
 that returned survives a crash. Expiry is an `expires_at` column (wall-clock
 seconds): an expired row reads as absent at once and is purged now and then.
-sqlite3 blocks, so every call runs in a worker thread behind one lock.
+sqlite3 blocks, so every call runs in a worker thread behind one lock. A write
+that finds the disk full raises DiskFull, as the log's appends do, and changes
+nothing (SQLite rolls the statement back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from storage.errors import StoreClosed
+from storage.errors import DiskFull, StoreClosed
+
+T = TypeVar("T")
 
 _PURGE_EVERY = 256  # writes between opportunistic purges of expired rows
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL), or ENOSPC/EDQUOT from the OS."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "database or disk is full" in str(exc)
+        )
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _space_checked(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except (sqlite3.Error, OSError) as exc:
+        if is_disk_full(exc):
+            raise DiskFull("no space left on the device for the state store") from exc
+        raise
 
 
 class SqliteStateStore:
@@ -94,7 +120,8 @@ class SqliteStateStore:
                     )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    db.execute("ROLLBACK")
                 raise
             if row is None:
                 self._maybe_purge(db)
@@ -108,9 +135,13 @@ class SqliteStateStore:
     def _maybe_purge(self, db: sqlite3.Connection) -> None:
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
-            db.execute(
-                "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (time.time(),)
-            )
+            # Housekeeping after a write that already committed: if it fails (the
+            # disk is full), the write still stands and the purge waits for the next.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute(
+                    "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                    (time.time(),),
+                )
 
     def _close(self) -> None:
         with self._lock:
@@ -119,18 +150,20 @@ class SqliteStateStore:
                 db.close()
 
     async def get(self, key: str) -> bytes | None:
-        return await asyncio.to_thread(self._get, key)
+        return await asyncio.to_thread(_space_checked, lambda: self._get(key))
 
     async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
-        await asyncio.to_thread(self._put, key, value, ttl_s)
+        await asyncio.to_thread(_space_checked, lambda: self._put(key, value, ttl_s))
 
     async def put_if_absent(
         self, key: str, value: bytes, *, ttl_s: float | None = None
     ) -> bytes | None:
-        return await asyncio.to_thread(self._put_if_absent, key, value, ttl_s)
+        return await asyncio.to_thread(
+            _space_checked, lambda: self._put_if_absent(key, value, ttl_s)
+        )
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._delete, key)
+        await asyncio.to_thread(_space_checked, lambda: self._delete(key))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close)

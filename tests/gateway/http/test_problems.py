@@ -7,6 +7,7 @@ import pytest
 
 from gateway.http.problems import GatewayError, ProblemType, problem_for
 from storage import errors as se
+from tenants import errors as te
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,8 @@ from storage import errors as se
         (se.CorruptData(0, 10, 20, "crc"), 503, "data-unavailable", None),
         (se.PartitionFenced("acme~orders", 0, "fsync failed"), 503, "partition-read-only", "30"),
         (se.DiskFull(), 507, "disk-full", "5"),
+        (te.DirectoryFull(), 507, "disk-full", "5"),
+        (se.PartitionsCannotShrink("acme~orders", 4, 2), 422, "invalid-config", None),
         (se.BackendUnavailable(), 503, "backend-unavailable", "1"),
         (se.StoreClosed(), 503, "shutting-down", "1"),
         (RuntimeError("boom /secret/path"), 500, "internal-error", None),
