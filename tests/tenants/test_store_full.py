@@ -19,12 +19,11 @@ async def test_creating_a_tenant_on_a_full_disk_fails_cleanly_and_works_later() 
             await directory.create_tenant("before")
             fill(root)
             with pytest.raises(DirectoryFull):
-                for i in range(200):  # the WAL may hold a few pages of slack
-                    await directory.create_tenant(f"t{i}-" + "x" * 50)
+                await directory.create_tenant("during")
             assert (await directory.get_tenant("before")).name == "before"
             free(root)
             await directory.create_tenant("after")
             names = {t.name for t in await directory.list_tenants()}
-            assert {"before", "after"} <= names
+            assert names == {"before", "after"}
         finally:
             await directory.close()
