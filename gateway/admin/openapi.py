@@ -195,7 +195,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Create a tenant (operator)",
             "requestBody": {"required": True, **json_body(ref("TenantCreate"))},
-            "responses": {"201": _TENANT_REPLY, **problems(400, 401, 403, 409, 415, 422)},
+            "responses": {"201": _TENANT_REPLY, **problems(400, 401, 403, 409, 415, 422, 507)},
         },
         "get": {
             "summary": "List tenants (operator)",
@@ -223,11 +223,11 @@ PATHS: dict[str, Any] = {
         "patch": {
             "summary": "Suspend, resume or change the plan of a tenant (operator)",
             "requestBody": {"required": True, **json_body(ref("TenantPatch"))},
-            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 409, 415, 422)},
+            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 409, 415, 422, 507)},
         },
         "delete": {
             "summary": "Delete a tenant, its keys and its topics (operator)",
-            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404, 409)},
+            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404, 409, 507)},
         },
     },
     "/v1/admin/tenants/{tenant}/keys": {
@@ -237,7 +237,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, **json_body(ref("KeyCreate"))},
             "responses": {
                 "201": {"description": "the key", **json_body(ref("Key"))},
-                **problems(400, 401, 403, 404, 415, 422),
+                **problems(400, 401, 403, 404, 415, 422, 507),
             },
         },
         "get": {
@@ -261,7 +261,7 @@ PATHS: dict[str, Any] = {
         "parameters": [TENANT, KEY_ID],
         "delete": {
             "summary": "Revoke a key at once (operator)",
-            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404)},
+            "responses": {"204": _NO_CONTENT, **problems(401, 403, 404, 507)},
         },
     },
     "/v1/admin/tenants/{tenant}/quotas": {
@@ -269,7 +269,7 @@ PATHS: dict[str, Any] = {
         "put": {
             "summary": "Replace the tenant's quota overrides (operator)",
             "requestBody": {"required": True, **json_body(ref("QuotaOverrides"))},
-            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 415, 422)},
+            "responses": {"200": _TENANT_REPLY, **problems(400, 401, 403, 404, 415, 422, 507)},
         },
         "get": {
             "summary": "The tenant's plan, overrides and effective limits (operator)",

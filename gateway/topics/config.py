@@ -53,9 +53,12 @@ class TopicIn(BaseModel):
 
 
 class TopicPatch(BaseModel):
+    """Config keys to change and/or a larger partition count (never a smaller one)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    config: ConfigIn
+    partitions: StrictInt | None = Field(default=None, ge=1, le=10_000)
+    config: ConfigIn = Field(default_factory=lambda: ConfigIn())
 
 
 def fit_to_plan(config: TopicConfig, explicit: set[str], limits: Limits) -> TopicConfig:
@@ -89,6 +92,7 @@ def fit_to_plan(config: TopicConfig, explicit: set[str], limits: Limits) -> Topi
 def topic_json(info: TopicInfo, tenant: str) -> dict[str, Any]:
     return {
         "name": client_name(tenant, info.name),
+        "id": info.topic_id,
         "partitions": info.partitions,
         "config": info.config.to_dict(),
         "created_ms": info.created_ms,

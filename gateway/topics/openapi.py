@@ -24,6 +24,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
     },
 }
 
+TOPIC_ID: dict[str, Any] = {
+    "type": "string",
+    "description": "the topic's immutable id; a topic created again under the same name "
+    "gets another, and none of the old records",
+}
+
 SCHEMAS: dict[str, Any] = {
     "TopicConfig": CONFIG_SCHEMA,
     "Topic": {
@@ -31,6 +37,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "partitions", "config", "created_ms"],
         "properties": {
             "name": {"type": "string"},
+            "id": TOPIC_ID,
             "partitions": {"type": "integer"},
             "config": ref("TopicConfig"),
             "created_ms": {"type": "integer"},
@@ -41,6 +48,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "partitions", "config", "created_ms"],
         "properties": {
             "name": {"type": "string"},
+            "id": TOPIC_ID,
             "partitions": {
                 "type": "array",
                 "items": {
@@ -71,8 +79,16 @@ SCHEMAS: dict[str, Any] = {
     "TopicPatch": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["config"],
-        "properties": {"config": ref("TopicConfig")},
+        "properties": {
+            "partitions": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10000,
+                "description": "a larger partition count (never smaller); keyed records "
+                "map to the new count from then on",
+            },
+            "config": ref("TopicConfig"),
+        },
     },
 }
 
@@ -83,7 +99,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, **json_body(ref("TopicCreate"))},
             "responses": {
                 "201": {"description": "the topic", **json_body(ref("Topic"))},
-                **problems(400, 401, 403, 409, 413, 415, 422, 503),
+                **problems(400, 401, 403, 409, 413, 415, 422, 503, 507),
             },
         },
         "get": {
@@ -113,18 +129,19 @@ PATHS: dict[str, Any] = {
             },
         },
         "patch": {
-            "summary": "Change a topic's config (keys not named stay as they are)",
+            "summary": "Change a topic's config (keys not named stay as they are) "
+            "or grow its partition count",
             "requestBody": {"required": True, **json_body(ref("TopicPatch"))},
             "responses": {
                 "200": {"description": "the topic", **json_body(ref("Topic"))},
-                **problems(400, 401, 403, 404, 413, 415, 422, 503),
+                **problems(400, 401, 403, 404, 413, 415, 422, 503, 507),
             },
         },
         "delete": {
             "summary": "Delete a topic and its records",
             "responses": {
                 "204": {"description": "deleted"},
-                **problems(400, 401, 403, 404, 503),
+                **problems(400, 401, 403, 404, 503, 507),
             },
         },
     },

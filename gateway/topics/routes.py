@@ -64,6 +64,8 @@ async def describe_topic(request: Request) -> Response:
 
 
 async def update_topic(request: Request) -> Response:
+    """Change config keys and/or grow the partition count. Growing is durable and
+    immediate; keyed records map to the new count from then on, as in Kafka."""
     runtime = runtime_of(request)
     target = await runtime.topic_request(request, Scope.TOPICS_ADMIN)
     principal, log, stored = target.principal, target.log, target.stored
@@ -83,9 +85,16 @@ async def update_topic(request: Request) -> Response:
             "value_format cannot change once the topic holds records",
             errors=[{"pointer": "/config/value_format", "message": "cannot change"}],
         )
-    if dataclasses.astuple(config) == dataclasses.astuple(desc.topic.config):
-        return json_response(topic_json(desc.topic, principal.tenant))
-    info = await log.update_topic_config(stored, config)
+    info = desc.topic
+    if patch.partitions is not None and patch.partitions > info.partitions:
+        counts = await runtime.usage.counts(log, principal.tenant)
+        added = patch.partitions - info.partitions
+        check_count("max_partitions", counts.partitions, added, limits.max_partitions)
+    if patch.partitions is not None:
+        # The store refuses a smaller count (422 naming the current one).
+        info = await log.add_partitions(stored, patch.partitions)
+    if dataclasses.astuple(config) != dataclasses.astuple(info.config):
+        info = await log.update_topic_config(stored, config)
     return json_response(topic_json(info, principal.tenant))
 
 
