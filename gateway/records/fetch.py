@@ -1,9 +1,10 @@
 """Fetch and long-poll: `GET /v1/topics/{topic}/partitions/{p}/records`.
 
-A fetch starts at `offset` (an integer, `earliest` or `latest`) or at the
-first record at or after `timestamp`, and returns up to `max_records` /
-`max_bytes`. With `max_wait_ms` and nothing to return yet, it waits on the
-log's wake-up (`LogStore.wait_for`, never a sleep loop) and answers as soon as
+A fetch starts at `offset` (an integer, `earliest` or `latest`; `-1` and `-2`
+are Kafka's spellings of `latest` and `earliest`) or at the first record at or
+after `timestamp`, and returns up to `max_records` / `max_bytes`. With
+`max_wait_ms` and nothing to return yet, it waits on the log's wake-up
+(`LogStore.wait_for`, never a sleep loop) and answers as soon as
 a record arrives, or with an empty list at the deadline. While waiting it
 watches the connection: a client that goes away frees its waiter at once.
 Shutdown answers every waiting fetch immediately (empty result).
@@ -55,9 +56,16 @@ def partition_param(request: Request, partitions: int) -> int:
     return number
 
 
+OFFSET_ALIASES = {"-1": "latest", "-2": "earliest"}
+"""Kafka's ListOffsets sentinels (LATEST_TIMESTAMP = -1, EARLIEST_TIMESTAMP = -2), accepted
+as the names they stand for, so a Kafka user's `offset=-1` means what it means there."""
+
+
 async def start_offset(log: LogStore, name: str, partition: int, params: Mapping[str, str]) -> int:
-    """Where the fetch starts: `offset` (int, earliest, latest) or `timestamp`."""
+    """Where the fetch starts: `offset` (int, earliest, latest, -1, -2) or `timestamp`."""
     offset = params.get("offset")
+    if offset is not None:
+        offset = OFFSET_ALIASES.get(offset, offset)
     timestamp = params.get("timestamp")
     if offset is not None and timestamp is not None:
         raise GatewayError(
@@ -79,23 +87,11 @@ async def start_offset(log: LogStore, name: str, partition: int, params: Mapping
     if offset == "latest":
         return (await log.offsets(name, partition)).end_offset
     number = parse_int(offset)
-    if number is None:
+    if number is None or number < 0:
         raise GatewayError(
             ProblemType.INVALID_PARAMETER,
-            "offset must be an integer, 'earliest' or 'latest'",
+            "offset must be an integer >= 0, 'earliest' (or -2) or 'latest' (or -1)",
             parameter="offset",
-        )
-    if number < 0:
-        info = await log.offsets(name, partition)
-        raise GatewayError(
-            ProblemType.OFFSET_OUT_OF_RANGE,
-            f"offset {number} is outside {info.start_offset}..{info.end_offset} "
-            f"of partition {partition}",
-            headers={"Content-Range": f"offsets {info.start_offset}-{info.end_offset}"},
-            partition=partition,
-            requested=number,
-            start_offset=info.start_offset,
-            end_offset=info.end_offset,
         )
     return number
 

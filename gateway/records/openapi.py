@@ -156,10 +156,13 @@ PATHS: dict[str, Any] = {
                     "name": "offset",
                     "in": "query",
                     "required": False,
+                    "description": "Where to start: an offset, `earliest` (default) or "
+                    "`latest` (the end: wait for new records). `-2` and `-1` are accepted as "
+                    "Kafka's spellings of `earliest` and `latest`; any other negative is 400.",
                     "schema": {
                         "oneOf": [
                             {"type": "integer", "minimum": 0},
-                            {"enum": ["earliest", "latest"]},
+                            {"enum": ["earliest", "latest", -1, -2]},
                         ]
                     },
                 },

@@ -88,7 +88,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "invalid-parameter",
     ),
     ("offset past end", "GET", FETCH, {"params": {"offset": 50}}, 416, "offset-out-of-range"),
-    ("negative offset", "GET", FETCH, {"params": {"offset": -1}}, 416, "offset-out-of-range"),
+    ("negative offset", "GET", FETCH, {"params": {"offset": -3}}, 400, "invalid-parameter"),
     ("offset word", "GET", FETCH, {"params": {"offset": "middle"}}, 400, "invalid-parameter"),
     ("bad max_records", "GET", FETCH, {"params": {"max_records": 0}}, 400, "invalid-parameter"),
     ("bad max_wait", "GET", FETCH, {"params": {"max_wait_ms": "soon"}}, 400, "invalid-parameter"),

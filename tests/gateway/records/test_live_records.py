@@ -167,6 +167,23 @@ def test_fetch_by_timestamp_latest_and_limits(api: httpx.Client, topic_name: str
     assert len(fetch(api, topic_name, offset=0, max_bytes=1)["records"]) == 1
 
 
+def test_kafka_offset_sentinels_mean_latest_and_earliest(
+    api: httpx.Client, topic_name: str
+) -> None:
+    """`-1`/`-2` are Kafka's latest/earliest; any other negative is 400 naming the words."""
+    create(api, topic_name)
+    api.post(f"/v1/topics/{topic_name}/records", json={"records": [{"value": i} for i in range(3)]})
+    latest = fetch(api, topic_name, offset=-1)
+    assert (latest["records"], latest["next_offset"]) == ([], 3)
+    assert [r["value"] for r in fetch(api, topic_name, offset=-2)["records"]] == [0, 1, 2]
+    r = api.get(f"/v1/topics/{topic_name}/partitions/0/records", params={"offset": -3})
+    assert r.status_code == 400
+    problem = r.json()
+    assert problem["parameter"] == "offset"
+    assert "earliest" in problem["detail"]
+    assert "latest" in problem["detail"]
+
+
 @pytest.mark.anyio
 async def test_long_poll_wakes_as_soon_as_a_record_arrives(
     gateway: GatewayProcess, topic_name: str
