@@ -13,7 +13,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.http import logredact
-from gateway.http.protocol import GatheringHttpProtocol
+from gateway.http.connlimits import ConnectionLimits, limited_protocol, raise_fd_limit
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings
 
@@ -41,12 +41,19 @@ class _DrainingServer(uvicorn.Server):
 def serve(settings: Settings) -> int:
     app = create_app(settings, own_process=True)
     drain: Drain = app.state.drain
+    limits = ConnectionLimits(
+        head_timeout_s=settings.head_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        body_min_bytes_per_s=settings.body_min_bytes_per_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=raise_fd_limit(settings.max_connections),
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=GatheringHttpProtocol,
+        http=limited_protocol(limits),
         lifespan="on",
         log_level=settings.log_level,
         access_log=settings.access_log,

@@ -54,6 +54,7 @@ class ProblemType(Enum):
         409,
         "A request with this Idempotency-Key is still in progress",
     )
+    REQUEST_TIMEOUT = ("request-timeout", 408, "Request timeout")
     BODY_TOO_LARGE = ("body-too-large", 413, "Request body too large")
     JSON_TOO_COMPLEX = ("json-too-complex", 413, "JSON document exceeds a limit")
     RECORD_TOO_LARGE = ("record-too-large", 413, "Record too large")
@@ -73,11 +74,17 @@ class ProblemType(Enum):
         "Idempotency-Key was already used with another request",
     )
     TOO_MANY_REQUESTS = ("too-many-requests", 429, "Too many requests")
+    HEADERS_TOO_LARGE = (
+        "request-header-fields-too-large",
+        431,
+        "Request header fields too large",
+    )
     INTERNAL_ERROR = ("internal-error", 500, "Internal error")
     BACKEND_UNAVAILABLE = ("backend-unavailable", 503, "Storage backend unavailable")
     PARTITION_READ_ONLY = ("partition-read-only", 503, "Partition is read-only")
     DATA_UNAVAILABLE = ("data-unavailable", 503, "Stored data failed its integrity check")
     TOO_MANY_WAITERS = ("too-many-waiters", 503, "Too many waiting fetches")
+    TOO_MANY_CONNECTIONS = ("too-many-connections", 503, "Too many open connections")
     SHUTTING_DOWN = ("shutting-down", 503, "Server is shutting down")
     DISK_FULL = ("disk-full", 507, "Storage is full")
 

@@ -143,6 +143,33 @@ class Settings(BaseSettings):
         description="Rendered fetch replies kept for readers of the same records (0: none).",
     )
 
+    # -- client connections ---------------------------------------------------------
+    head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time for a request head (line and headers) from its first byte; 408 after.",
+    )
+    body_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Time for a request body, plus 1 s per TIDEGATE_BODY_MIN_BYTES_PER_S received.",
+    )
+    body_min_bytes_per_s: int = Field(
+        default=500,
+        ge=1,
+        description="Bytes a body must bring per second it takes past TIDEGATE_BODY_TIMEOUT_S.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and header fields); 431 above.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections; past it the longest-idle one is closed, else 503.",
+    )
+
     # -- long-poll -----------------------------------------------------------------
     max_wait_ms: int = Field(
         default=30_000,

@@ -1,0 +1,53 @@
+"""The connection bounds' pieces that need no server: the refusal's wire form, the file
+descriptor budget, and the uvicorn internals the deadlines read (the live tests are in
+tests/gateway/test_live_slow_clients.py)."""
+
+from __future__ import annotations
+
+import inspect
+import resource
+
+import orjson
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from gateway.http.connlimits import FD_HEADROOM, problem_reply, raise_fd_limit
+from gateway.http.problems import Problem, ProblemType
+
+
+def test_a_refusal_is_a_whole_problem_response_that_closes() -> None:
+    reply = problem_reply(
+        Problem(ProblemType.TOO_MANY_CONNECTIONS, "full", {"limit": 5}, {"Retry-After": "1"})
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"connection: close" in lines
+    assert b"Retry-After: 1" in lines
+    assert b"content-type: application/problem+json" in lines
+    assert f"content-length: {len(body)}".encode() in lines
+    assert orjson.loads(body)["type"] == "https://tidegate.dev/problems/too-many-connections"
+
+
+def test_the_connection_cap_fits_below_the_descriptor_limit() -> None:
+    assert raise_fd_limit(16) == 16
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft == hard or hard == resource.RLIM_INFINITY  # raised to the hard limit
+    assert raise_fd_limit(10**9) == max(16, soft - FD_HEADROOM)
+
+
+def test_the_uvicorn_internals_the_deadlines_read_are_still_there() -> None:
+    """The watch reads uvicorn's keep-alive timer, the request cycle's state and flow
+    control, and answers parser errors through `send_400_response`: fail loudly if
+    uvicorn moves them."""
+    received = inspect.getsource(HttpToolsProtocol.data_received)
+    assert "self.send_400_response(" in received
+    assert "self._unset_keepalive_if_required()" in received
+    assert "self.timeout_keep_alive_task = " in inspect.getsource(
+        HttpToolsProtocol.on_response_complete
+    )
+    cycle = inspect.getsource(RequestResponseCycle.__init__)
+    for name in ("self.more_body", "self.disconnected", "self.response_complete"):
+        assert name in cycle
+    assert "self.read_paused" in inspect.getsource(FlowControl.__init__)
+    assert "self.headers.append(" in inspect.getsource(HttpToolsProtocol.on_header)
