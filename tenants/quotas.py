@@ -28,6 +28,8 @@ from tenants.plans import Limits
 from tenants.ratelimit import Decision, RateLimiter
 
 RATE_WINDOW_S = 1.0  # a bucket holds one second of its rate: bursts up to rate x 1 s
+USAGE_READS_PER_SECOND = 5.0
+"""Reads of a tenant's own usage, apart from its request rate (which they do not draw on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,10 @@ class QuotaService:
         if limits.requests_per_second is None:
             return None
         return await self._take(tenant, "requests_per_second", limits.requests_per_second, 1.0)
+
+    async def admit_usage_read(self, tenant: str) -> None:
+        """One read of the tenant's usage, against its own bound, not the request rate."""
+        await self._take(tenant, "usage_reads_per_second", USAGE_READS_PER_SECOND, 1.0)
 
     async def admit_produce(self, tenant: str, nbytes: int) -> None:
         """`nbytes` of produce against `produce_bytes_per_second`, before anything is appended."""

@@ -1,6 +1,8 @@
 """`GET /v1/usage`: a tenant's use against each limit of its plan.
 
-Any valid credential of the tenant may ask; it sees only its own tenant.
+Any valid credential of the tenant may ask; it sees only its own tenant. Asking
+does not count against `requests_per_second` (a throttled tenant can see why);
+it has its own bound, `USAGE_READS_PER_SECOND` per tenant.
 Counts and stored bytes are read fresh from the log; rates are what this
 gateway process saw over the last whole second (the limiter, not this
 figure, decides admission).
@@ -22,7 +24,7 @@ from tenants.quotas import limits_json
 
 async def usage(request: Request) -> Response:
     runtime = runtime_of(request)
-    principal = await runtime.principal(request, None)
+    principal = await runtime.usage_reader(request)
     tenant = principal.tenant
     log = runtime.log
     directory = runtime.directory

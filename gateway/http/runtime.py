@@ -133,14 +133,22 @@ class Runtime:
         return time.time_ns() // 1_000_000
 
     async def principal(self, conn: HTTPConnection, scope: Scope | None) -> Principal:
-        """The caller, verified, holding `scope`, within its request rate; 401/403/429
-        otherwise. The rate is charged only once the credential is verified, to its
-        tenant."""
+        """The caller, verified, within its request rate, holding `scope`; 401/429/403
+        otherwise. Every verified request is counted and charged to its tenant, also
+        one then refused for a scope it lacks: probing costs what a request costs."""
         principal = await authenticate(conn, self.directory)
-        if scope is not None:
-            require_scope(principal, scope)
         self.usage.traffic[principal.tenant].request()
         await self.quotas.admit_request(principal.tenant)
+        if scope is not None:
+            require_scope(principal, scope)
+        return principal
+
+    async def usage_reader(self, conn: HTTPConnection) -> Principal:
+        """The caller of `GET /v1/usage`, verified, within the usage read bound (429).
+        Not counted or charged against `requests_per_second`, so a throttled tenant
+        can still see why (GitHub's `/rate_limit` does the same)."""
+        principal = await authenticate(conn, self.directory)
+        await self.quotas.admit_usage_read(principal.tenant)
         return principal
 
     async def topic_request(self, conn: HTTPConnection, scope: Scope) -> TopicRequest:

@@ -280,6 +280,44 @@ def test_request_rate_gives_429_with_headers_and_spares_other_tenants(
         assert appended == statuses.count(200)  # a throttled produce appended nothing
 
 
+def test_a_request_refused_for_its_scope_is_counted_and_charged(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    """Probing with a credential that lacks the scope costs what a request costs."""
+    name, key = new_tenant(api, scopes=["topics:read"])
+    api.put(f"/v1/admin/tenants/{name}/quotas", json={"requests_per_second": 5})
+    with httpx.Client(base_url=gateway.url, headers=bearer(key), timeout=10.0) as c:
+        statuses = [c.post("/v1/topics", json={"name": "nope"}).status_code for _ in range(20)]
+        assert set(statuses) == {403, 429}, statuses
+        assert statuses.count(403) <= 10  # the burst, and what refills meanwhile
+        time.sleep(1.2)
+        assert c.get("/v1/usage").json()["totals"]["requests"] == 20
+
+
+def test_a_throttled_tenant_can_read_its_usage_which_has_its_own_bound(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    name, key = new_tenant(api)
+    api.put(f"/v1/admin/tenants/{name}/quotas", json={"requests_per_second": 2})
+    with httpx.Client(base_url=gateway.url, headers=bearer(key), timeout=10.0) as c:
+        for _ in range(10):  # bounded: until throttled
+            if c.get("/v1/topics").status_code == 429:
+                break
+        else:
+            pytest.fail("the request rate never throttled")
+        usage = c.get("/v1/usage")
+        assert usage.status_code == 200
+        assert usage.json()["quotas"]["requests_per_second"]["limit"] == 2
+        assert c.get("/v1/topics").status_code == 429  # reading usage refilled nothing
+        reads = [c.get("/v1/usage") for _ in range(15)]
+        refused = [r for r in reads if r.status_code == 429]
+        assert refused, [r.status_code for r in reads]
+        assert assert_problem(refused[0], 429, "too-many-requests")["limit"] == (
+            "usage_reads_per_second"
+        )
+        assert c.get("/v1/usage", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
 def test_usage_shows_use_against_each_limit(
     api: httpx.Client, tenant_client: tuple[str, httpx.Client]
 ) -> None:
