@@ -138,6 +138,7 @@ def token_verifier(settings: Settings, signer: TokenSigner) -> JwtVerifier:
             scope_claim=i.scope_claim,
             algorithms=tuple(i.algorithms),
             jwks=i.jwks,
+            require_at_jwt=i.require_at_jwt,
         )
         for i in settings.oauth_issuers
     ]

@@ -4,7 +4,10 @@
 credential into a `Principal` or refuses it. The tenant comes only from the
 verified credential. Verified key records are cached for a few seconds to keep
 the store off the hot path; revoking a key or suspending a tenant through this
-directory drops the cache entry at once, so it takes effect on the next request.
+directory drops the cache entry at once, so it takes effect on the next request
+(through another process sharing the store, within the cache's 5 s). A token
+the gateway minted from a key is held to the same: it is refused once its key
+is revoked or expired or its tenant suspended, by the same cached key record.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_TENANT = "default"
 OPERATOR_PLAN = "unlimited"
 _BAD_KEY = "unknown, revoked or expired API key"
+_REVOKED_ORIGIN = "the API key the token was minted from is revoked or expired"
 
 
 class TokenVerifier(Protocol):
@@ -195,7 +199,10 @@ class TenantDirectory:
             if self.token_verifier is None:
                 raise Unauthenticated("this gateway accepts no tokens")
             principal = await self.token_verifier.verify(credential, now_ms=now_ms)
-            await self._check_tenant_active(principal.tenant)
+            if principal.minted_from is not None:
+                await self._check_minting_key(principal, now_ms)
+            else:
+                await self._check_tenant_active(principal.tenant)
             return principal
         raise Unauthenticated("the credential is neither an API key nor a JWT")
 
@@ -290,6 +297,19 @@ class TenantDirectory:
         entry = _Cached.of(record, tenant.status, time.monotonic())
         self._cache[key_id] = entry
         return entry
+
+    async def _check_minting_key(self, principal: Principal, now_ms: int) -> None:
+        """A gateway token stands while the key it was minted from does (cached as keys
+        are, so revocation reaches it exactly as it reaches the key)."""
+        assert principal.minted_from is not None
+        cached = await self._lookup(principal.minted_from)
+        if cached is None or cached.record.tenant != principal.tenant:
+            raise Unauthenticated(_REVOKED_ORIGIN)
+        record = cached.record
+        if record.revoked or (record.expires_ms is not None and record.expires_ms <= now_ms):
+            raise Unauthenticated(_REVOKED_ORIGIN)
+        if cached.status != "active":
+            raise TenantSuspended(record.tenant)
 
     async def _check_tenant_active(self, tenant: str) -> None:
         record = await self._store.get_tenant(tenant)

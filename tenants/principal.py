@@ -42,6 +42,8 @@ class Principal:
     topics: tuple[str, ...] = ()
     expires_at_ms: int | None = None
     via: str = "key"  # "key" or "jwt"
+    # The API key a gateway token was minted from: the token stands only while it does.
+    minted_from: str | None = None
     attributes: dict[str, str] = field(default_factory=dict, compare=False)
 
     def allows(self, scope: Scope | str) -> bool:

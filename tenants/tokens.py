@@ -15,10 +15,17 @@ Design:
   algorithms and that issuer's keys (the signer's, or its configured JWKS) are
   used, passed explicitly to joserfc. So `alg: none`, HS256 "signed" with an RSA
   public key, keys embedded in the header (`jwk`, `x5c`) and key URLs in the
-  header (`jku`, `x5u`) all fail. Only access tokens are accepted: a `typ` other
-  than `at+jwt` (an OpenID Connect ID token, typically `JWT`) and tokens carrying
-  a `nonce` are refused, so an ID token minted for some web app cannot be replayed
-  against the gateway.
+  header (`jku`, `x5u`) all fail. Only access tokens are accepted. The gateway's
+  own tokens carry `typ: at+jwt` and must. An external issuer's may carry
+  `at+jwt`, `JWT` or no `typ`, because Keycloak, Auth0, Azure AD and Google sign
+  their access tokens `typ: JWT` (RFC 9068's `at+jwt` is an option there, if at
+  all); an issuer configured `require_at_jwt` must send `at+jwt`. What keeps an
+  OpenID Connect ID token minted for some web app from being replayed here is
+  that its audience is that app, not the gateway, and that it carries a `nonce`,
+  which is refused.
+* A gateway token names the API key it was minted from (claim `key_id`): the
+  directory refuses it once that key is revoked or expired or its tenant is
+  suspended, so a token never outlives its key.
 * Claims: `exp` is required; `exp`/`nbf`/`iat` are checked with a leeway of at
   most 60 s; `iss` must match; `aud` must contain the configured audience; `sub`
   is required. The tenant comes only from the verified tenant claim; scopes the
@@ -60,6 +67,8 @@ MAX_TOKEN_BYTES = 8192
 #: The ceiling for any clock-skew allowance; more would stretch every token's life.
 MAX_LEEWAY_S = 60
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: What an external issuer's access token may say it is (compared lowercased).
+EXTERNAL_TOKEN_TYPES = ACCESS_TOKEN_TYPES | {"jwt", "application/jwt"}
 OWN_ALGORITHM = "ES256"
 OWN_TYPE = "at+jwt"
 _OWN_LEEWAY_S = 30
@@ -84,6 +93,7 @@ class IssuerConfig:
     algorithms: tuple[str, ...] = ("RS256", "ES256")
     leeway_s: int = 60
     jwks: Mapping[str, Any] | None = None  # static keys, for an issuer without a JWKS URL
+    require_at_jwt: bool = False  # True: only `typ: at+jwt` (RFC 9068), not JWT or none
 
     def __post_init__(self) -> None:
         if not self.issuer or not self.audience:
@@ -223,13 +233,15 @@ class TokenSigner:
         self,
         *,
         tenant: str,
+        key_id: str,
         subject: str,
         scopes: Iterable[str],
         topics: Iterable[str],
         ttl_s: int,
         now_s: float,
     ) -> str:
-        """An ES256 access token (typ at+jwt) for `tenant`, valid `ttl_s` from `now_s`."""
+        """An ES256 access token (typ at+jwt) for `tenant`, valid `ttl_s` from `now_s`,
+        standing only while the API key `key_id` it is minted from does."""
         if not 0 < ttl_s <= self.keep_s:
             # A longer life would outlast the key's publication after rotation.
             raise ValueError("ttl_s must be positive and at most keep_s")
@@ -240,6 +252,7 @@ class TokenSigner:
             "aud": self.audience,
             "sub": subject,
             "tenant": tenant,
+            "key_id": key_id,
             "scope": " ".join(dict.fromkeys(scopes)),
             "topics": list(topics),
             "iat": issued,
@@ -336,7 +349,8 @@ class _Trust:
     leeway_s: int
     tenant_claim: str
     scope_claim: str
-    require_typ: bool
+    types: frozenset[str]  # the `typ` values accepted, lowercased
+    typ_optional: bool  # whether a token without `typ` is accepted
     cache: JwksCache | StaticKeys | None  # None: the gateway's own signer
 
 
@@ -370,7 +384,8 @@ class JwtVerifier:
                 leeway_s=_OWN_LEEWAY_S,
                 tenant_claim="tenant",
                 scope_claim="scope",
-                require_typ=True,
+                types=ACCESS_TOKEN_TYPES,
+                typ_optional=False,
                 cache=None,
             )
         for cfg in issuers:
@@ -381,7 +396,8 @@ class JwtVerifier:
                 leeway_s=cfg.leeway_s,
                 tenant_claim=cfg.tenant_claim,
                 scope_claim=cfg.scope_claim,
-                require_typ=False,
+                types=ACCESS_TOKEN_TYPES if cfg.require_at_jwt else EXTERNAL_TOKEN_TYPES,
+                typ_optional=not cfg.require_at_jwt,
                 cache=(
                     JwksCache(cfg.jwks_url, client=self._client, **dict(jwks_options or {}))
                     if cfg.jwks_url is not None
@@ -417,9 +433,9 @@ class JwtVerifier:
             raise InvalidToken("signature algorithm not allowed")
         typ = header.get("typ")
         if typ is None:
-            if trust.require_typ:
+            if not trust.typ_optional:
                 raise InvalidToken("not an access token")
-        elif not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        elif not isinstance(typ, str) or typ.lower() not in trust.types:
             raise InvalidToken("not an access token")
         if "crit" in header or "b64" in header:
             # No critical extensions are supported; unencoded payloads (RFC 7797)
@@ -507,9 +523,14 @@ class JwtVerifier:
             raise InvalidToken("malformed topics claim")
 
         known = _KNOWN_SCOPES
+        minted_from: str | None = None
         if trust.cache is not None:
             # An external issuer speaks for its tenants, never for the operator.
             known = known - {Scope.ADMIN.value}
+        else:
+            minted_from = claims.get("key_id")
+            if not isinstance(minted_from, str) or not minted_from:
+                raise InvalidToken("the token names no key")
         return Principal(
             tenant=TenantId(tenant),
             credential_id=f"jwt:{trust.issuer}:{subject}",
@@ -517,4 +538,5 @@ class JwtVerifier:
             topics=tuple(topics),
             expires_at_ms=int(exp * 1000),
             via="jwt",
+            minted_from=minted_from,
         )

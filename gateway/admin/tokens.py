@@ -3,7 +3,9 @@
 A browser live feed should not carry an API key: the key lives on a server,
 which trades it here for a JWT that expires within minutes and can do no more
 than the key (the same or fewer scopes, the same or narrower topics), and
-never outlives the key. Tokens are signed with the gateway's rotating keys,
+never outlives the key: it expires no later than the key, and names the key
+(claim `key_id`), so revoking the key or suspending the tenant refuses the
+token too, as soon as it refuses the key. Tokens are signed with the gateway's rotating keys,
 published at `/.well-known/jwks.json` so other services can check them too.
 """
 
@@ -126,6 +128,7 @@ async def create_token(request: Request) -> Response:
         signer.rotate(now_s=now_s)
     token = signer.sign(
         tenant=principal.tenant,
+        key_id=principal.credential_id,
         subject=principal.credential_id,
         scopes=scopes,
         topics=topics,

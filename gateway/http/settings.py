@@ -39,6 +39,8 @@ class OAuthIssuer(BaseModel):
     scope_claim: str = "scope"
     # Pinned per issuer; the token's own `alg` header is never trusted to choose.
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    # False: access tokens with `typ` at+jwt, JWT (what most IdPs send) or none; True: at+jwt.
+    require_at_jwt: bool = False
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OAuthIssuer:

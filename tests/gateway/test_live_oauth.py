@@ -24,6 +24,7 @@ from tests.tenants.test_tokens import (
 )
 
 KEY = rsa_key("idp-1")
+STRICT = "https://strict.example"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def oauth_gateway(
     tmp_path_factory: pytest.TempPathFactory, idp: JwksServer
 ) -> Iterator[GatewayProcess]:
     issuers = [
-        {"issuer": ISSUER, "jwks_url": idp.url(), "audience": AUDIENCE, "algorithms": ["RS256"]}
+        {"issuer": ISSUER, "jwks_url": idp.url(), "audience": AUDIENCE, "algorithms": ["RS256"]},
+        {"issuer": STRICT, "jwks_url": idp.url(), "audience": AUDIENCE, "require_at_jwt": True},
     ]
     data: Path = tmp_path_factory.mktemp("oauth") / "data"
     gateway = GatewayProcess(data, env={"TIDEGATE_OAUTH_ISSUERS": json.dumps(issuers)}).start()
@@ -71,6 +73,22 @@ def test_a_valid_token_acts_in_its_tenant_within_its_scopes(oauth_gateway: Gatew
     # `billing` is not among its topics; the operator scope is never taken from an IdP
     assert_problem(get(oauth_gateway, "/v1/topics/billing-x", token), 403, "forbidden")
     assert_problem(get(oauth_gateway, "/v1/admin/tenants", token), 403, "forbidden")
+
+
+def test_access_tokens_typed_jwt_or_untyped_are_accepted_unless_the_issuer_requires_at_jwt(
+    oauth_gateway: GatewayProcess,
+) -> None:
+    """Keycloak, Auth0, Azure AD and Google sign their access tokens `typ: JWT`."""
+    for typ in ("JWT", "at+jwt", None):
+        r = get(oauth_gateway, "/v1/topics", make_token(KEY, typ=typ))
+        assert r.status_code == 200, (typ, r.text)
+    strict = claims(iss=STRICT)
+    assert get(oauth_gateway, "/v1/topics", make_token(KEY, strict, typ="at+jwt")).is_success
+    for typ in ("JWT", None):
+        r = get(oauth_gateway, "/v1/topics", make_token(KEY, strict, typ=typ))
+        assert_problem(r, 401, "unauthenticated")
+    id_token = make_token(KEY, claims(nonce="n-0S6_WzA2Mj"), typ="JWT")
+    assert_problem(get(oauth_gateway, "/v1/topics", id_token), 401, "unauthenticated")
 
 
 def test_bad_tokens_are_refused_with_401(oauth_gateway: GatewayProcess) -> None:

@@ -354,13 +354,38 @@ async def test_tampered_payload_is_refused(verifier: JwtVerifier, key_a: RSAKey)
     assert "signature" in await refused(verifier, forged)
 
 
-async def test_id_token_is_refused(verifier: JwtVerifier, key_a: RSAKey) -> None:
-    assert "access token" in await refused(verifier, make_token(key_a, typ="JWT"))
-    id_token = make_token(key_a, claims(nonce="n-0S6_WzA2Mj"), typ=None)
-    assert "access token" in await refused(verifier, id_token)
-    # No typ and no nonce: an issuer that does not set typ on access tokens.
-    await verifier.verify(make_token(key_a, typ=None), now_ms=now_ms())
-    await verifier.verify(make_token(key_a, typ="application/AT+JWT"), now_ms=now_ms())
+async def test_access_tokens_typed_jwt_at_jwt_or_untyped_are_accepted(
+    verifier: JwtVerifier, key_a: RSAKey
+) -> None:
+    """Keycloak, Auth0, Azure AD and Google sign access tokens `typ: JWT`."""
+    for typ in ("JWT", "jwt", "application/jwt", "at+jwt", "application/AT+JWT", None):
+        principal = await verifier.verify(make_token(key_a, typ=typ), now_ms=now_ms())
+        assert principal.tenant == "acme"
+        assert principal.minted_from is None  # no key of this gateway behind it
+    assert "access token" in await refused(verifier, make_token(key_a, typ="id_token+jwt"))
+
+
+async def test_id_tokens_are_refused_whatever_their_typ(
+    verifier: JwtVerifier, key_a: RSAKey
+) -> None:
+    """An ID token has a nonce and the web app for audience; either refuses it."""
+    for typ in ("JWT", None):
+        id_token = make_token(key_a, claims(nonce="n-0S6_WzA2Mj"), typ=typ)
+        assert "access token" in await refused(verifier, id_token)
+        for_an_app = make_token(key_a, claims(aud="web-app-client-id"), typ=typ)
+        assert "not for this gateway" in await refused(verifier, for_an_app)
+
+
+async def test_an_issuer_may_require_at_jwt(server: JwksServer, key_a: RSAKey) -> None:
+    server.state.keys = [public(key_a)]
+    strict = IssuerConfig(ISSUER, server.url(), AUDIENCE, require_at_jwt=True)
+    v = JwtVerifier([strict], signer=None)
+    try:
+        await v.verify(make_token(key_a, typ="at+jwt"), now_ms=now_ms())
+        for typ in ("JWT", None):
+            assert "access token" in await refused(v, make_token(key_a, typ=typ))
+    finally:
+        await v.close()
 
 
 async def test_crit_and_unencoded_payload_headers_are_refused(
@@ -571,6 +596,7 @@ def signer(tmp_path: Path) -> TokenSigner:
 def own_token(signer: TokenSigner, **overrides: Any) -> str:
     args: dict[str, Any] = {
         "tenant": "acme",
+        "key_id": "key_1",
         "subject": "tg_key_1",
         "scopes": ["topics:read", "groups:read"],
         "topics": ["orders*"],
@@ -598,7 +624,24 @@ async def test_own_token_round_trip(signer: TokenSigner) -> None:
     assert principal.scopes == frozenset({"topics:read", "groups:read"})
     assert principal.topics == ("orders*",)
     assert principal.expires_at_ms == payload["exp"] * 1000
+    assert payload["key_id"] == "key_1"
+    assert principal.minted_from == "key_1"  # the directory holds the token to that key
     await v.close()
+
+
+async def test_own_token_without_its_key_is_refused(signer: TokenSigner) -> None:
+    """A token of this gateway that names no key could not be revoked with one."""
+    v = JwtVerifier([], signer=signer)
+    _, payload, _ = own_token(signer).split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    for key_id in (None, "", 7):
+        changed = {**body, "key_id": key_id} if key_id is not None else body.copy()
+        if key_id is None:
+            del changed["key_id"]
+        header = {"alg": "ES256", "typ": "at+jwt", "kid": signer.current_kid}
+        signing_key = signer._keys[-1].key
+        token = jwt.encode(header, changed, signing_key, algorithms=["ES256"])
+        assert "names no key" in await refused(v, token)
 
 
 async def test_own_token_expires(signer: TokenSigner) -> None:

@@ -381,6 +381,27 @@ def test_tenant_metrics_need_the_operator(
 # -- tokens ---------------------------------------------------------------------------
 
 
+def test_a_token_is_refused_once_its_key_is_revoked_or_its_tenant_suspended(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    name, _ = new_tenant(api)
+    created = api.post(f"/v1/admin/tenants/{name}/keys", json={"scopes": ["topics:read"]}).json()
+    key, key_id = created["key"], created["key_id"]
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as c:
+        token = c.post("/v1/tokens", headers=bearer(key)).json()["access_token"]
+        assert c.get("/v1/topics", headers=bearer(token)).status_code == 200
+        suspend = api.patch(f"/v1/admin/tenants/{name}", json={"status": "suspended"})
+        assert suspend.status_code == 200
+        assert_problem(c.get("/v1/topics", headers=bearer(token)), 403, "tenant-suspended")
+        resume = api.patch(f"/v1/admin/tenants/{name}", json={"status": "active"})
+        assert resume.status_code == 200
+        assert c.get("/v1/topics", headers=bearer(token)).status_code == 200
+        assert api.delete(f"/v1/admin/tenants/{name}/keys/{key_id}").status_code == 204
+        assert_problem(c.get("/v1/topics", headers=bearer(key)), 401, "unauthenticated")
+        refused = assert_problem(c.get("/v1/topics", headers=bearer(token)), 401, "unauthenticated")
+        assert token not in str(refused)
+
+
 def test_a_key_is_exchanged_for_a_narrower_short_lived_token(
     gateway: GatewayProcess, api: httpx.Client
 ) -> None:
