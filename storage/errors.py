@@ -117,3 +117,13 @@ class BackendUnavailable(StorageError):
 
 class StoreClosed(BackendUnavailable):
     """The store is shutting down or closed."""
+
+
+class DataDirInUse(StorageError):
+    """Another process holds the data directory's lock: one server owns a directory."""
+
+    def __init__(self, data_dir: str, pid: int | None) -> None:
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"data directory {data_dir} is in use by {holder}")
+        self.data_dir = data_dir
+        self.pid = pid

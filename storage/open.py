@@ -34,10 +34,11 @@ class Backend:
     state: StateStore
 
     async def close(self) -> None:
+        """The state store first, the log last: the log holds the data directory's lock."""
         try:
-            await self.log.close()
-        finally:
             await self.state.close()
+        finally:
+            await self.log.close()
 
 
 async def open_backend(config: StorageConfig) -> Backend:

@@ -3,9 +3,10 @@
 `EmbeddedLogStore` implements `storage.backend.LogStore`. Appends are
 validated and encoded on the caller's event loop, then handed to the writer
 thread of the partition's shard, which group-commits them; reads run on the
-event loop (each is bounded by `max_bytes`). A clean-shutdown marker lets a
-clean restart skip scanning the active segments; after a crash they are
-validated batch by batch (see recovery.py).
+event loop (each is bounded by `max_bytes`). One engine owns a data directory
+(lock.py). A clean-shutdown marker lets a clean restart skip scanning the
+active segments; after a crash they are validated batch by batch (see
+recovery.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from storage.embedded.codec import frame_batch
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import DecodedBatches
 from storage.embedded.fileio import FileIO
+from storage.embedded.lock import DataDirLock
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
 from storage.embedded.recovery import recover_partition
@@ -130,6 +132,7 @@ class EmbeddedLogStore:
         self._admin = asyncio.Lock()
         self._closed = False
         self._retention_task: asyncio.Task[None] | None = None
+        self._lock: DataDirLock | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -153,7 +156,11 @@ class EmbeddedLogStore:
             catalog=Catalog(fio, data_dir, crash),
             crash=crash,
         )
-        await asyncio.to_thread(store._recover)
+        try:
+            await asyncio.to_thread(store._recover)
+        except BaseException:
+            store._release_lock()
+            raise
         for shard in store._shards:
             shard.start()
         store._retention_task = asyncio.create_task(store._retention_loop())
@@ -164,6 +171,8 @@ class EmbeddedLogStore:
         if not fio.exists(self.data_dir):
             fio.mkdir(self.data_dir)
             fio.fsync_dir(os.path.dirname(os.path.abspath(self.data_dir)))
+        # Before anything else is read or written: another engine may own the directory.
+        self._lock = DataDirLock.acquire(self.data_dir)
         marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER)
         clean = fio.exists(marker)
         self.recovery.clean_shutdown = clean
@@ -229,7 +238,10 @@ class EmbeddedLogStore:
         await self._stop_background()
         for shard in self._shards:
             shard.stop(sync=True)
-        await asyncio.to_thread(self._join_and_flush)
+        try:
+            await asyncio.to_thread(self._join_and_flush)
+        finally:
+            self._release_lock()
         self._wake_all(False)
 
     async def _abandon(self) -> None:
@@ -244,7 +256,13 @@ class EmbeddedLogStore:
         for topic in self._topics.values():
             for partition in topic.partitions:
                 partition.close_files()
+        self._release_lock()  # as the kernel does when a process dies
         self._wake_all(False)
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def _stop_background(self) -> None:
         if self._retention_task is not None:
