@@ -1,46 +1,158 @@
-"""`tidegate serve`: the gateway under uvicorn, with a drain that starts at the signal.
+"""`tidegate serve`: listen, open the data directory, serve, drain, close, in that order.
 
-Exit codes: 0 after a clean shutdown, 2 for bad settings, 3 when start-up
-fails (storage cannot open, port in use).
+The port is bound before anything else happens: a server that cannot listen
+says so in one line and leaves the data directory untouched (on a first start
+no operator key is spent on a server that never served). Then the app's
+lifespan opens storage (which locks the data directory: a second server on it
+is refused in one line naming the holder's PID), the tenant directory, and on
+a first start prints the operator key; only then does uvicorn serve.
+
+The drain starts at the signal (SIGTERM or SIGINT): readiness turns false,
+waiting long-polls are answered with what they have, each request already
+accepted gets its answer with `Connection: close`, and every request arriving
+from then on is answered 503 `shutting-down` with `Retry-After` and
+`Connection: close` (see `runtime_of`), so that no client is left with a
+closed connection and no reply. Once the requests accepted before the signal
+are answered (at most `drain_timeout_s`) and at least `drain_grace_s` has
+passed, the listener and then the idle connections close, and the lifespan
+closes the log cleanly.
+
+Exit codes: 0 after a shutdown by signal, 2 for bad settings (cli), 3 when
+start-up fails (port in use, data directory in use, storage cannot open).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+import sys
+import time
 from types import FrameType
-from typing import Any
 
 import uvicorn
+import uvloop
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.http import logredact
 from gateway.http.connlimits import ConnectionLimits, limited_protocol, raise_fd_limit
+from gateway.http.protocol import GatheringHttpProtocol
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings
+from storage.errors import StorageError
+from tenants.errors import TenantError
 
 EXIT_OK = 0
 EXIT_SETTINGS = 2
 EXIT_STARTUP = 3
+BACKLOG = 2048  # uvicorn's default
+LAST_ARRIVALS_S = 0.1
 
 
 class _DrainingServer(uvicorn.Server):
-    """A uvicorn server that tells the app to drain the moment a signal arrives.
+    """A uvicorn server whose shutdown answers every request it accepted.
 
-    uvicorn waits for open requests before it runs the lifespan shutdown; a
-    long-poll would hold it for its whole wait. Draining first answers them.
+    uvicorn's own shutdown closes the listener and every idle keep-alive
+    connection at once: a request the client had just sent on one, or that
+    sat in the listener's backlog, is dropped without a reply. Here the
+    listener stays open and idle connections stay up until the requests
+    accepted before the signal are answered; whatever arrives meanwhile gets
+    a quick 503 that closes its connection.
     """
 
-    def __init__(self, config: uvicorn.Config, on_exit: Any) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace_s: float) -> None:
         super().__init__(config)
-        self._on_exit = on_exit
+        self._drain = drain
+        self._grace_s = grace_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepted: set[asyncio.Task[None]] = set()
+        self._drain_began = 0.0
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit()
+        first = not self.should_exit
         super().handle_exit(sig, frame)
+        # uvicorn re-raises a caught signal once it has shut down, so the process
+        # would end with 128 + the signal's number; a drained gateway exits 0.
+        self._captured_signals.clear()
+        if first and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._begin_drain)
+
+    def _begin_drain(self) -> None:
+        """Mark the requests accepted so far, make their replies close, then drain.
+
+        In one loop callback, so a request is either accepted before the drain
+        (and answered) or arrives after it (and is answered 503)."""
+        if self._drain.started:
+            return
+        self._drain_began = time.monotonic()
+        self._accepted = set(self.server_state.tasks)
+        for connection in list(self.server_state.connections):
+            if isinstance(connection, GatheringHttpProtocol):
+                connection.close_after_response()
+        self._drain.begin()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._begin_drain()
+        if self._accepted:
+            await asyncio.wait(self._accepted, timeout=self.config.timeout_graceful_shutdown)
+        # At least the grace, shorter than the 503's Retry-After: a client told to come
+        # back finds the listener closed (refused: nothing sent), not closing under it.
+        await asyncio.sleep(max(0.0, self._drain_began + self._grace_s - time.monotonic()))
+        for server in self.servers:
+            server.close()
+        # A connection accepted just before the listener closed gets a moment to
+        # deliver its request (answered 503) before idle connections are closed.
+        await asyncio.sleep(LAST_ARRIVALS_S)
+        await super().shutdown(sockets)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port`; OSError if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+async def _run(app: Starlette, server: _DrainingServer, sock: socket.socket) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        except (StorageError, TenantError, OSError, ValueError) as exc:
+            sock.close()
+            print(f"tidegate: cannot start: {exc}", file=sys.stderr)
+            return EXIT_STARTUP
+        await server.serve(sockets=[sock])
+    return EXIT_OK
 
 
 def serve(settings: Settings) -> int:
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"tidegate: cannot listen on {settings.host}:{settings.port}: {_reason(exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_STARTUP
     app = create_app(settings, own_process=True)
-    drain: Drain = app.state.drain
     limits = ConnectionLimits(
         head_timeout_s=settings.head_timeout_s,
         body_timeout_s=settings.body_timeout_s,
@@ -50,11 +162,9 @@ def serve(settings: Settings) -> int:
     )
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
+        loop="none",  # the loop is uvloop's, made below
         http=limited_protocol(limits),
-        lifespan="on",
+        lifespan="off",  # driven by `_run`, so that its failures are one line
         log_level=settings.log_level,
         access_log=settings.access_log,
         server_header=False,
@@ -62,6 +172,6 @@ def serve(settings: Settings) -> int:
     )
     # uvicorn configured its loggers in Config(); filter them before the first request.
     logredact.install("uvicorn.access", "uvicorn.error", "tidegate")
-    server = _DrainingServer(config, on_exit=drain.request)
-    server.run()
-    return EXIT_OK if server.started else EXIT_STARTUP
+    server = _DrainingServer(config, app.state.drain, settings.drain_grace_s)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_run(app, server, sock))

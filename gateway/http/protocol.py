@@ -165,3 +165,10 @@ class GatheringHttpProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         self.gathering.flush()
         super().shutdown()
+
+    def close_after_response(self) -> None:
+        """The reply in progress, if any, says `Connection: close` and closes the
+        connection; an idle connection stays open (the server is draining: its
+        next request is answered, with a 503, rather than cut off)."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False

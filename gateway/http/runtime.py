@@ -174,15 +174,24 @@ def drain_of(conn: HTTPConnection) -> Drain:
     return drain
 
 
+DRAINING_HEADERS = {"Retry-After": "1", "Connection": "close"}
+"""A reply while draining closes its connection: the client's next request
+goes to a new connection (another server, or this one's refusal), never to one
+the server is about to close."""
+
+
 def runtime_of(conn: HTTPConnection) -> Runtime:
-    """The open runtime, or 503 + Retry-After while starting or after closing."""
+    """The open runtime; 503 + Retry-After while starting, and once the drain has
+    begun (a request that arrives during the drain is refused, not started)."""
     runtime = open_runtime(conn)
-    if runtime is None:
+    if runtime is not None and not runtime.drain.started:
+        return runtime
+    if drain_of(conn).started:
         raise GatewayError(
-            ProblemType.SHUTTING_DOWN
-            if drain_of(conn).started
-            else ProblemType.BACKEND_UNAVAILABLE,
-            "the server is not serving requests right now",
-            headers={"Retry-After": "1"},
+            ProblemType.SHUTTING_DOWN, "the server is shutting down", headers=DRAINING_HEADERS
         )
-    return runtime
+    raise GatewayError(
+        ProblemType.BACKEND_UNAVAILABLE,
+        "the server is not serving requests right now",
+        headers={"Retry-After": "1"},
+    )

@@ -196,6 +196,14 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         default=10.0, ge=0, description="How long shutdown waits for in-flight appends."
     )
+    drain_grace_s: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "After SIGTERM, how long at least the server keeps listening and answers new "
+            "requests 503 + Retry-After: 1 before it stops accepting connections."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the server."
     )

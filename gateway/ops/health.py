@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from gateway.http.metrics import render_tenants
 from gateway.http.problems import Problem, ProblemType
-from gateway.http.runtime import drain_of, open_runtime, runtime_of
+from gateway.http.runtime import DRAINING_HEADERS, drain_of, open_runtime, runtime_of
 from tenants.principal import Scope
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -29,10 +29,15 @@ async def readyz(request: Request) -> Response:
     if runtime is not None and runtime.ready:
         return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
     if drain_of(request).started:
-        problem = Problem(ProblemType.SHUTTING_DOWN, "the server is shutting down")
+        problem = Problem(
+            ProblemType.SHUTTING_DOWN, "the server is shutting down", headers=dict(DRAINING_HEADERS)
+        )
     else:
-        problem = Problem(ProblemType.BACKEND_UNAVAILABLE, "the storage backend is not open")
-    problem.headers["Retry-After"] = "1"
+        problem = Problem(
+            ProblemType.BACKEND_UNAVAILABLE,
+            "the storage backend is not open",
+            headers={"Retry-After": "1"},
+        )
     return problem.response()
 
 
