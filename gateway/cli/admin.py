@@ -5,8 +5,8 @@ API with the operator key from `TIDEGATE_API_KEY`; a revocation takes effect
 there at once. Without it, the command opens the tenant directory in the data
 directory directly (SQLite in WAL mode, safe beside a running server); a
 running server then notices a revocation or suspension within its few
-seconds of key caching. Output is JSON on stdout; errors go to stderr with
-exit status 1.
+seconds of key caching. Output is JSON on stdout; errors go to stderr in one
+line with exit status 1, also when the server cannot be reached.
 """
 
 from __future__ import annotations
@@ -70,8 +70,25 @@ def run(args: argparse.Namespace) -> int:
     except (TenantError, RemoteError) as exc:
         print(f"tidegate: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except httpx.TransportError as exc:  # refused, timed out, no such host, cut off
+        print(f"tidegate: cannot reach {url}: {unreachable_reason(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps(result, indent=2))
     return 0
+
+
+def unreachable_reason(exc: httpx.TransportError) -> str:
+    """Why a server could not be reached, in a few words (never a traceback)."""
+    if isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower():
+        return "connection refused"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection was closed without a reply"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "the connection was cut off"
+    text = str(exc).strip() or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 class RemoteError(Exception):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.gateway.conftest import BOOTSTRAP_KEY, REPO, GatewayProcess
+from tests.gateway.conftest import BOOTSTRAP_KEY, REPO, GatewayProcess, free_port
 
 
 def tidegate(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
@@ -103,3 +105,51 @@ def test_offline_commands_need_an_existing_data_directory(tmp_path: Path) -> Non
     code, _, err = tidegate("tenants", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 1
     assert "start the server once" in err
+
+
+def test_a_server_that_is_not_running_is_one_line_and_status_1() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, _, err = tidegate(
+        "tenants", "list", "--url", url, env={"TIDEGATE_API_KEY": BOOTSTRAP_KEY}
+    )
+    assert code == 1
+    assert err.splitlines() == [f"tidegate: cannot reach {url}: connection refused"]
+
+
+def test_a_server_that_hangs_up_without_a_reply_is_one_line_and_status_1() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        stop = threading.Event()
+
+        def hang_up() -> None:  # accept, read the request, close without a word
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.recv(65536)
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        try:
+            code, _, err = tidegate(
+                "keys",
+                "revoke",
+                "acme",
+                "k1",
+                "--url",
+                url,
+                env={"TIDEGATE_API_KEY": BOOTSTRAP_KEY},
+            )
+        finally:
+            stop.set()
+            thread.join(5)
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"tidegate: cannot reach {url}: ")
+    assert "Traceback" not in err
