@@ -5,9 +5,11 @@ tenant directory in `<data_dir>/tenants.db`, and on the first start creates
 tenant `default` with an operator key, printed once with the URL and a curl
 example. Only then is the `Runtime` built, whole, and published as
 `app.state.runtime`. Shutdown is bounded: draining is announced (readiness
-turns false, waiting long-polls answer at once), in-flight appends get up to
-`drain_timeout_s` to finish, the runtime is withdrawn (new requests get 503),
-then the directory and the log close cleanly.
+turns false, waiting long-polls answer at once, requests that arrive get 503),
+in-flight appends get up to `drain_timeout_s` to finish, the runtime is
+withdrawn, then the directory and the log close cleanly (the log last: it
+holds the data directory's lock). `tidegate serve` enters this lifespan
+itself, after it has bound its port (gateway/cli/serve.py).
 """
 
 from __future__ import annotations

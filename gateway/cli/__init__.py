@@ -1,9 +1,9 @@
 """The `tidegate` command: `tidegate serve` runs the gateway under uvicorn.
 
-The only place that turns errors into exit codes: 0 after a clean shutdown,
-2 for bad settings, 3 when start-up fails (storage cannot open, port in use).
-SIGTERM/SIGINT start a graceful drain at once: readiness turns false and
-waiting long-polls are answered before uvicorn waits for in-flight requests.
+The only place that turns errors into exit codes: 0 after a shutdown by
+signal, 2 for bad settings, 3 when start-up fails (port in use, data directory
+in use, storage cannot open), 1 when an admin command fails. SIGTERM/SIGINT
+start a drain at once in which every accepted request is answered (serve.py).
 """
 
 from __future__ import annotations
