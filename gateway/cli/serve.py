@@ -31,7 +31,6 @@ import time
 from types import FrameType
 
 import uvicorn
-import uvloop
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -162,7 +161,7 @@ def serve(settings: Settings) -> int:
     )
     config = uvicorn.Config(
         app,
-        loop="none",  # the loop is uvloop's, made below
+        loop="uvloop",
         http=limited_protocol(limits),
         lifespan="off",  # driven by `_run`, so that its failures are one line
         log_level=settings.log_level,
@@ -173,5 +172,5 @@ def serve(settings: Settings) -> int:
     # uvicorn configured its loggers in Config(); filter them before the first request.
     logredact.install("uvicorn.access", "uvicorn.error", "tidegate")
     server = _DrainingServer(config, app.state.drain, settings.drain_grace_s)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         return runner.run(_run(app, server, sock))
