@@ -214,3 +214,63 @@ def test_sigterm_answers_every_accepted_request_and_exits_0(tmp_path: Path, run:
         assert sum(p["end_offset"] for p in partitions) == outcomes["produce 200"]
     finally:
         server.stop()
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded)."""
+    sock.settimeout(10)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def test_requests_in_transit_at_sigterm_are_answered_not_cut_off(tmp_path: Path) -> None:
+    """A head half sent, a connection opened but not yet used, and a kept-alive one
+    that sends its next request: all three finish sending just after SIGTERM, and
+    each gets an answer (uvicorn alone closes them as idle at once)."""
+    server = GatewayProcess(tmp_path / "data").start()
+    assert server.proc is not None
+    with server.client() as api:
+        assert api.post("/v1/topics", json={"name": "t", "partitions": 1}).status_code == 201
+    body = b'{"records": [{"value": 1}]}'
+    head = (
+        f"POST /v1/topics/t/records HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {server.bootstrap_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    request = head + body
+    address = ("127.0.0.1", server.port)
+    half_sent = socket.create_connection(address)
+    unused = socket.create_connection(address)
+    kept_alive = socket.create_connection(address)
+    try:
+        kept_alive.sendall(request)
+        first = kept_alive.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        half_sent.sendall(head[:40])
+        time.sleep(0.2)  # the server has read what was sent
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # later than uvicorn's own shutdown closes idle connections
+        half_sent.sendall(head[40:] + body)
+        unused.sendall(request)
+        kept_alive.sendall(request)
+        replies = {
+            "half sent": _read_reply(half_sent),
+            "unused": _read_reply(unused),
+            "kept alive": _read_reply(kept_alive),
+        }
+    finally:
+        for sock in (half_sent, unused, kept_alive):
+            sock.close()
+    for name, reply in replies.items():
+        assert reply.startswith(b"HTTP/1.1 503"), (name, reply)
+        lowered = reply.lower()
+        assert b"connection: close" in lowered, (name, reply)
+        assert b"retry-after: 1" in lowered, (name, reply)
+        assert b"shutting-down" in reply, (name, reply)
+    assert server.proc.wait(15) == 0
+    server.proc = None
