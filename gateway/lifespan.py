@@ -56,6 +56,8 @@ def storage_config(settings: Settings) -> StorageConfig:
         redis_url=settings.redis_url,
         redis_cluster=settings.redis_cluster,
         shards=settings.storage_shards,
+        idempotency_window_batches=settings.idempotency_window_batches,
+        idempotency_window_s=settings.idempotency_ttl_s,
     )
 
 

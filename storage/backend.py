@@ -63,7 +63,14 @@ class LogStore(Protocol):
         """The topic with each partition's start/end offsets and stored bytes."""
         ...
 
-    async def append(self, name: str, partition: int, records: Sequence[NewRecord]) -> AppendResult:
+    async def append(
+        self,
+        name: str,
+        partition: int,
+        records: Sequence[NewRecord],
+        *,
+        identity: bytes | None = None,
+    ) -> AppendResult:
         """Append a batch atomically; returns once it is as durable as the topic asks.
 
         All records get consecutive offsets, or none is appended. Raises
@@ -71,10 +78,18 @@ class LogStore(Protocol):
         DiskFull, BackendUnavailable. A caller cancelled while it waits abandons
         the result, not the append: a batch accepted by the first step of the
         call is appended whole or fails whole on its own.
+
+        `identity` (`IDENTITY_BYTES` opaque bytes, an idempotent request's) is
+        stored with the batch. When the partition already holds a batch with
+        that identity within its idempotency window, also after a restart or
+        a crash, nothing is appended and the result is that batch's, marked
+        `duplicate`; two appends of one identity never both append.
         """
         ...
 
-    async def append_packed(self, name: str, partition: int, packed: PackedRecords) -> AppendResult:
+    async def append_packed(
+        self, name: str, partition: int, packed: PackedRecords, *, identity: bytes | None = None
+    ) -> AppendResult:
         """`append` for records already packed (timestamps resolved by the caller):
         the hot producer's path, which builds no per-record objects. Same guarantees
         and errors; a backend that stores records another way unpacks them
@@ -83,7 +98,11 @@ class LogStore(Protocol):
         ...
 
     async def append_batches(
-        self, name: str, batches: Sequence[tuple[int, PackedRecords]]
+        self,
+        name: str,
+        batches: Sequence[tuple[int, PackedRecords]],
+        *,
+        identity: bytes | None = None,
     ) -> list[AppendResult | StorageError]:
         """`append_packed` to several partitions of one topic at once, one batch per
         partition: handed to the writers together and awaited once, so a request
@@ -95,6 +114,11 @@ class LogStore(Protocol):
         atomic on its own and the list holds, in order, each one's AppendResult
         or the StorageError that failed it (a disk can fill between two). As for
         `append_packed`, a cancelled caller abandons the results, not the appends.
+
+        `identity` is carried by every batch of the call (each is checked in its
+        own partition, as for `append`): retried after a partial failure, the
+        call appends only the batches whose partitions lack it, and every
+        result is what the first call's was, or would have been.
         """
         ...
 

@@ -24,6 +24,10 @@ class StorageConfig:
     redis_cluster: bool = False
     shards: int = 4
     crash_point: str | None = None
+    # Each partition remembers its newest `idempotency_window_batches` idempotent
+    # batches, none older than `idempotency_window_s` (see storage.embedded.producers).
+    idempotency_window_batches: int = 10_000
+    idempotency_window_s: float = 24 * 3600
 
 
 @dataclass
@@ -46,9 +50,16 @@ async def open_backend(config: StorageConfig) -> Backend:
     if config.kind == "file":
         from storage.embedded.engine import EmbeddedLogStore
         from storage.embedded.options import EngineOptions
+        from storage.embedded.producers import Window
         from storage.embedded.state import SqliteStateStore
 
-        options = EngineOptions(shards=config.shards, crash_point=config.crash_point)
+        window = Window(
+            max_batches=config.idempotency_window_batches,
+            max_age_ms=int(config.idempotency_window_s * 1000),
+        )
+        options = EngineOptions(
+            shards=config.shards, crash_point=config.crash_point, idempotency_window=window
+        )
         log = await EmbeddedLogStore.open(config.data_dir, options=options)
         try:
             state = await SqliteStateStore.open(config.data_dir)

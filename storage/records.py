@@ -250,14 +250,22 @@ class TopicDescription:
     partitions: tuple[PartitionInfo, ...]
 
 
+# The identity an idempotent append carries into its batch (`LogStore.append_batches`).
+IDENTITY_BYTES = 16
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """Offsets `base_offset .. base_offset + count - 1` now hold the batch, in order."""
+    """Offsets `base_offset .. base_offset + count - 1` now hold the batch, in order.
+
+    `duplicate`: the partition already held a batch with the append's identity, so
+    nothing was appended and these are that batch's offsets."""
 
     partition: int
     base_offset: int
     count: int
     timestamp: int
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,12 +184,28 @@ class Settings(BaseSettings):
 
     # -- idempotency ---------------------------------------------------------------
     idempotency_ttl_s: int = Field(
-        default=24 * 3600, ge=60, description="How long an Idempotency-Key and its reply are kept."
+        default=24 * 3600,
+        ge=60,
+        description=(
+            "How long an Idempotency-Key is honoured: its reply is kept, and each partition"
+            " remembers the key's batches, this long."
+        ),
+    )
+    idempotency_window_batches: int = Field(
+        default=10_000,
+        ge=0,
+        description=(
+            "Idempotent batches each partition remembers (the newest); a retry older than"
+            " this many later idempotent appends to its partition may append again."
+        ),
     )
     idempotency_pending_ttl_s: int = Field(
-        default=60,
+        default=3600,
         ge=1,
-        description="How long a claimed key stays 'in progress' if its owner dies mid-append.",
+        description=(
+            "How long the body of an unfinished idempotent request is remembered, so the"
+            " same key with another body gets 422; it never makes a retry wait."
+        ),
     )
 
     # -- lifecycle -----------------------------------------------------------------

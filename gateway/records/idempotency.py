@@ -1,15 +1,22 @@
 """Idempotent produce: a retried request with the same `Idempotency-Key` appends once.
 
-The key is claimed in the StateStore with `put_if_absent` before anything is
-appended, so two concurrent duplicates cannot both append: the loser sees the
-claim ("pending") and is told 409 + Retry-After. When the append finishes, the
-reply replaces the claim and is kept for `ttl_s` (24 h by default), so a retry
-gets the first reply, also after a restart or on another gateway sharing the
-store. The same key with a different request (method, path, query,
-content type, body) is refused with 422.
+What makes it exactly-once is the log, not this module: the request's
+`identity` (a hash of tenant, topic, key, the request's fingerprint and the
+topic's partition count) goes into every batch the request writes, and each
+partition answers a batch whose identity it already holds (also after a crash:
+it rebuilds that memory from its own log) with the original offsets instead
+of appending it. So a retry after a crash or a partial failure appends only
+the partitions that lack it and gets the reply of the first success, and two
+concurrent duplicates cannot both append. Keyless records are placed from the
+identity, not the round-robin counter, so a retry puts them where the first
+attempt did.
 
-A claim expires after `pending_ttl_s` if its owner died mid-append; the outcome
-of that one request is then unknown, and a retry appends again.
+The StateStore entry is a cache and a guard beside that: the key's
+fingerprint is recorded before anything is appended ("pending", for
+`pending_ttl_s`), so the same key with a different request (method, path,
+query, content type, body) is refused with 422; once a reply exists it
+replaces the claim for `ttl_s` and a retry is answered from it without
+touching the log. Nothing here ever makes a retry wait.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from enum import Enum
 import orjson
 
 from storage.backend import StateStore
+from storage.records import IDENTITY_BYTES
 
 MAX_KEY_LENGTH = 255
 
@@ -28,9 +36,8 @@ MAX_KEY_LENGTH = 255
 class Verdict(Enum):
     """What a produce request with an Idempotency-Key must do."""
 
-    PROCEED = "proceed"  # the key is ours now: append, then `complete`
-    REPLAY = "replay"  # same request already done: answer `reply`
-    IN_PROGRESS = "in-progress"  # same key being handled right now: 409
+    PROCEED = "proceed"  # append with the request's identity (the log dedupes), then `complete`
+    REPLAY = "replay"  # same request already answered: answer `reply`
     MISMATCH = "mismatch"  # same key, another request: 422
 
 
@@ -61,6 +68,24 @@ def fingerprint(method: str, path: str, query: str, content_type: str, body: byt
     return h.hexdigest()
 
 
+def request_identity(tenant: str, topic: str, key: str, fp: str, partitions: int) -> bytes:
+    """The identity the request's batches carry (`IDENTITY_BYTES`). The partition
+    count is part of it because placement depends on it: a retry after the topic
+    changed its count is a new request."""
+    h = hashlib.sha256(b"tidegate-produce-identity\x00")
+    for part in (tenant, topic, key, fp, str(partitions)):
+        raw = part.encode()
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    return h.digest()[:IDENTITY_BYTES]
+
+
+def placement_start(identity: bytes) -> int:
+    """Where the request's keyless records start their round: from the identity, so
+    a retry places them as the first attempt did (and requests still spread)."""
+    return int.from_bytes(identity[:4], "big")
+
+
 def state_key(tenant: str, topic: str, key: str) -> str:
     """The StateStore key: namespaced by tenant and topic; hashed, so any key is safe."""
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -84,20 +109,19 @@ class IdempotencyStore:
             entry = orjson.loads(existing)
             same = entry["fp"] == fp
             done = entry["state"] == "done"
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            # An unreadable entry: treat as someone else's claim rather than guess.
-            return Claim(Verdict.IN_PROGRESS)
+            reply = StoredReply(int(entry["status"]), str(entry["body"]).encode()) if done else None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            # Unreadable: appending is still safe (the identity holds the fingerprint).
+            return Claim(Verdict.PROCEED)
         if not same:
             return Claim(Verdict.MISMATCH)
-        if not done:
-            return Claim(Verdict.IN_PROGRESS)
-        return Claim(Verdict.REPLAY, StoredReply(int(entry["status"]), str(entry["body"]).encode()))
+        if reply is None:
+            # Unfinished: crashed, failed part-way, or running now. The partitions
+            # know what they hold, so the append is retried, never waited for.
+            return Claim(Verdict.PROCEED)
+        return Claim(Verdict.REPLAY, reply)
 
     async def complete(self, key: str, fp: str, status: int, body: bytes) -> None:
         """Remember the reply for `ttl_s`, replacing the claim."""
         entry = {"fp": fp, "state": "done", "status": status, "body": body.decode()}
         await self._state.put(key, orjson.dumps(entry), ttl_s=self._ttl_s)
-
-    async def release(self, key: str) -> None:
-        """Drop a claim whose request failed before appending, so a retry may proceed."""
-        await self._state.delete(key)

@@ -2,8 +2,10 @@
 
 An explicit partition wins; a key picks `toPositive(murmur2(key)) % partitions`
 (Kafka's `BuiltInPartitioner.partitionForKey`), so a key lands where a Kafka
-producer would put it; a record with neither is spread round-robin per topic.
-Pure: no I/O, no clock.
+producer would put it; a record with neither is spread round-robin per topic
+(an idempotent request's keyless records round from a start its identity
+fixes, `RoundRobin.starting_at`, so a retry places them alike). Pure: no I/O,
+no clock.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class RoundRobin:
     def __init__(self, *, max_topics: int = 100_000) -> None:
         self._counters: dict[str, int] = {}
         self._max_topics = max_topics
+
+    @classmethod
+    def starting_at(cls, topic: str, start: int) -> RoundRobin:
+        """A round for one request, from `start` on: what an idempotent request's
+        keyless records draw from, so that its retry places them as it did."""
+        one = cls(max_topics=1)
+        one._counters[topic] = start
+        return one
 
     def next(self, topic: str, partitions: int) -> int:
         start = self.peek(topic)

@@ -9,7 +9,8 @@ The whole request is checked before anything is appended (`batching`); every
 bad record is reported at once. Each partition's records are appended as one
 batch, every partition's handed to the log at once. The append runs to
 completion even if the client disconnects, and an `Idempotency-Key` makes a
-retried request append once (see `idempotency`).
+retried request append once, also after a crash or a partial failure (see
+`idempotency`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.runtime import Runtime
 from gateway.records.batching import JSON, Appendable, Bounds, checked, media_type, scanned
 from gateway.records.fastpath import FastPaths
-from gateway.records.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
+from gateway.records.idempotency import (
+    IdempotencyStore,
+    Verdict,
+    fingerprint,
+    placement_start,
+    request_identity,
+    state_key,
+    valid_key,
+)
 from gateway.records.partitioner import RoundRobin
 from gateway.records.rendering import offsets_json
 from storage.backend import LogStore
@@ -39,18 +48,32 @@ log = logging.getLogger("tidegate.produce")
 
 
 async def append_groups(
-    log_store: LogStore, name: str, batch: Appendable, fast: FastPaths | None
+    log_store: LogStore,
+    name: str,
+    batch: Appendable,
+    fast: FastPaths | None,
+    identity: bytes | None = None,
 ) -> bytes:
     """Append each partition's records as one batch, all handed to the log at once;
-    the reply's JSON array of `{"partition", "offset"}` in request order."""
+    the reply's JSON array of `{"partition", "offset"}` in request order.
+
+    With `identity`, a partition that already holds the request's batch answers
+    with its offsets, so a retry's reply is the first success's."""
     if batch.order is None:  # one partition
         partition, packed = batch.groups[0]
-        one = await log_store.append_packed(name, partition, packed)
+        if identity is None:
+            one = await log_store.append_packed(name, partition, packed)
+        else:
+            one = await log_store.append_packed(name, partition, packed, identity=identity)
+        _check_count(one, packed.record_count)
         if fast is not None:
             return fast.offsets_json(partition, one.base_offset, one.count)
         offsets = range(one.base_offset, one.base_offset + one.count)
         return offsets_json((partition, o) for o in offsets)
-    results = await log_store.append_batches(name, batch.groups)
+    if identity is None:
+        results = await log_store.append_batches(name, batch.groups)
+    else:
+        results = await log_store.append_batches(name, batch.groups, identity=identity)
     failures = [r for r in results if isinstance(r, StorageError)]
     if failures:
         appended = [r for r in results if isinstance(r, AppendResult)]
@@ -61,12 +84,25 @@ async def append_groups(
                 [(r.partition, r.base_offset, r.count) for r in appended],
             )
         raise failures[0]
+    for result, (_, packed) in zip(results, batch.groups, strict=True):
+        assert isinstance(result, AppendResult)
+        _check_count(result, packed.record_count)
     next_offset = {r.partition: r.base_offset for r in results if isinstance(r, AppendResult)}
     placed = []
     for p in batch.order:
         placed.append((p, next_offset[p]))
         next_offset[p] += 1
     return offsets_json(placed)
+
+
+def _check_count(result: AppendResult, count: int) -> None:
+    """A held batch answers for this one only if it holds as many records; the
+    identity covers the body and the partition count, so anything else is a bug."""
+    if result.count != count:
+        raise StorageError(
+            f"partition {result.partition} holds this request's batch with {result.count}"
+            f" records, not {count}"
+        )
 
 
 async def produce(
@@ -86,6 +122,18 @@ async def produce(
         )
     body = await read_body(request, settings.max_body_bytes)
     tenant = principal.tenant
+    identity: bytes | None = None
+    placement = round_robin
+    if idem_key is not None:
+        fp = fingerprint(
+            request.method,
+            request.url.path,
+            request.url.query,
+            request.headers.get("content-type", ""),
+            body,
+        )
+        identity = request_identity(tenant, topic, idem_key, fp, info.partitions)
+        placement = RoundRobin.starting_at(info.name, placement_start(identity))
     quotas = runtime.quotas
     limits = await quotas.limits(tenant)
     record_limit = info.config.max_record_bytes
@@ -95,16 +143,16 @@ async def produce(
     now_ms = time.time_ns() // 1_000_000
     batch = None
     if fast is not None and media == JSON:
-        batch = scanned(fast, body, info, bounds, round_robin, now_ms)
+        batch = scanned(fast, body, info, bounds, placement, now_ms)
     if batch is None:
-        batch = checked(media, body, query_of(request), info, bounds, round_robin, now_ms)
+        batch = checked(media, body, query_of(request), info, bounds, placement, now_ms)
     if limits.max_storage_bytes is not None:
         stored = await runtime.usage.stored(log_store, tenant)
         check_count("max_storage_bytes", stored.bytes, len(body), limits.max_storage_bytes)
     await quotas.admit_produce(tenant, len(body))
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
 
-    if idem_key is None:
+    if idem_key is None or identity is None:
         # Every batch is handed to the log before the first suspension, so a
         # cancelled caller abandons the reply, never the appends.
         reply = await runtime.drain.appending(_append(runtime, name, batch, fast))
@@ -116,24 +164,11 @@ async def produce(
         pending_ttl_s=settings.idempotency_pending_ttl_s,
     )
     key = state_key(principal.tenant, topic, idem_key)
-    fp = fingerprint(
-        request.method,
-        request.url.path,
-        request.url.query,
-        request.headers.get("content-type", ""),
-        body,
-    )
     claim = await store.claim(key, fp)
     if claim.verdict is Verdict.MISMATCH:
         raise GatewayError(
             ProblemType.IDEMPOTENCY_KEY_REUSED,
             "this Idempotency-Key was used with a different request; use a new key",
-        )
-    if claim.verdict is Verdict.IN_PROGRESS:
-        raise GatewayError(
-            ProblemType.IDEMPOTENCY_IN_PROGRESS,
-            "a request with this Idempotency-Key is in progress; retry shortly",
-            headers={"Retry-After": "1"},
         )
     if claim.verdict is Verdict.REPLAY:
         assert claim.reply is not None
@@ -145,15 +180,21 @@ async def produce(
             headers={"Idempotent-Replayed": "true"},
         )
     reply = await runtime.drain.run_to_completion(
-        _append_once(runtime, store, key, fp, name, batch, fast)
+        _append_once(runtime, store, key, fp, name, batch, fast, identity)
     )
     return Response(reply, media_type="application/json")
 
 
-async def _append(runtime: Runtime, name: str, batch: Appendable, fast: FastPaths | None) -> bytes:
+async def _append(
+    runtime: Runtime,
+    name: str,
+    batch: Appendable,
+    fast: FastPaths | None,
+    identity: bytes | None = None,
+) -> bytes:
     runtime.metrics.inflight_appends += 1
     try:
-        offsets = await append_groups(runtime.log, name, batch, fast)
+        offsets = await append_groups(runtime.log, name, batch, fast, identity)
     finally:
         runtime.metrics.inflight_appends -= 1
     runtime.metrics.produced_records += batch.count
@@ -169,19 +210,14 @@ async def _append_once(
     name: str,
     batch: Appendable,
     fast: FastPaths | None,
+    identity: bytes,
 ) -> bytes:
-    try:
-        reply = await _append(runtime, name, batch, fast)
-    except BaseException:
-        # Nothing, or not all, was appended: free the key so a retry can proceed.
-        try:
-            await store.release(key)
-        except Exception:
-            log.exception("could not release Idempotency-Key claim")
-        raise
+    # On a failure the claim stays: a retry appends the partitions that lack the
+    # request's batch (the others answer with theirs), and another body is still 422.
+    reply = await _append(runtime, name, batch, fast, identity)
     try:
         await store.complete(key, fp, 200, reply)
     except Exception:
-        # The records are appended; a retry within the claim's lifetime gets 409.
+        # The records are appended; a retry is answered by the partitions instead.
         log.exception("could not store the reply of an idempotent produce")
     return reply

@@ -7,11 +7,14 @@ A batch is the unit of append, checksum and recovery. Layout (big-endian):
     8      4    batch_length    bytes after this field (CRC .. end of records)
     12     4    crc             zlib.crc32 of bytes 16 .. end
     16     1    format version  (1)
-    17     1    attributes      (reserved, 0)
+    17     1    attributes      bit 0: the batch carries an identity; others 0
     18     4    record_count
     22     8    first_timestamp
     30     8    max_timestamp
-    38     ...  records
+    38     24   identity        only with attribute bit 0: the 16-byte identity of
+                                the idempotent request that wrote the batch, then
+                                appended_ms i64 (the writer's clock when framed)
+    38|62  ...  records
 
     record: timestamp i64 | key_len i32 (-1 null) | value_len i32 (-1 null) |
             header_count u16 | key | value | headers
@@ -19,6 +22,12 @@ A batch is the unit of append, checksum and recovery. Layout (big-endian):
 
 The CRC is zlib's CRC-32, computed by `checksum.crc32` (ISA-L's where it is
 installed; see there).
+
+The identity is what Kafka's producer id and sequence number are to its
+batches: the partition remembers the identities it holds (`producers`) and
+rebuilds that memory from the log after a crash, so a retried append is
+recognised. It sits under the CRC. Batches written before it existed have
+attributes 0 and read as they always did.
 
 As in Kafka, the base offset sits outside the CRC so the writer can stamp it
 without re-checksumming; recovery and reads check it against the expected
@@ -43,6 +52,10 @@ CRC_AT = 12  # the CRC field
 CRC_START = 16  # the CRC covers the bytes from here to the end
 LENGTH_START = 12  # batch_length counts the bytes from here on
 MAX_BATCH_BYTES = 256 * 1024 * 1024
+HAS_IDENTITY = 0x01  # the attribute bit
+IDENTITY_SIZE = 16
+_IDENTITY = struct.Struct(">16sq")  # identity, appended_ms
+IDENTITY_EXTENSION = _IDENTITY.size  # 24
 
 _RECORD = struct.Struct(">qiiH")
 _HEADER_NAME = struct.Struct(">H")
@@ -71,6 +84,11 @@ class BatchHeader(NamedTuple):
     def next_offset(self) -> int:
         return self.base_offset + self.record_count
 
+    @property
+    def records_start(self) -> int:
+        """Where the records begin, relative to the batch's first byte."""
+        return HEADER_SIZE + (IDENTITY_EXTENSION if self.attributes & HAS_IDENTITY else 0)
+
 
 class CodecError(ValueError):
     """Bytes that are not a whole, valid batch (torn, garbled or foreign)."""
@@ -84,13 +102,29 @@ def encode_batch(records: Sequence[NewRecord], *, now_ms: int, base_offset: int 
     return frame_batch(pack_records(records, now_ms=now_ms), base_offset=base_offset)
 
 
-def frame_batch(packed: PackedRecords, *, base_offset: int = 0) -> bytes:
+def frame_batch(
+    packed: PackedRecords,
+    *,
+    base_offset: int = 0,
+    identity: bytes | None = None,
+    appended_ms: int = 0,
+) -> bytes:
     """Packed records as one batch: the header and its CRC around them (the record
-    layout of a batch is the packed layout, so the records are not touched)."""
+    layout of a batch is the packed layout, so the records are not touched).
+
+    With `identity` (16 bytes) the batch carries it and `appended_ms`, under the CRC.
+    """
     if packed.record_count < 1:
         raise ValueError("a batch holds at least one record")
     count, first, last = packed.record_count, packed.first_timestamp, packed.max_timestamp
-    tail = _TAIL.pack(FORMAT_VERSION, 0, count, first, last)
+    if identity is None:
+        tail = _TAIL.pack(FORMAT_VERSION, 0, count, first, last)
+    else:
+        if len(identity) != IDENTITY_SIZE:
+            raise ValueError(f"a batch identity is {IDENTITY_SIZE} bytes, not {len(identity)}")
+        tail = _TAIL.pack(FORMAT_VERSION, HAS_IDENTITY, count, first, last) + _IDENTITY.pack(
+            identity, appended_ms
+        )
     crc = crc32(packed.data, crc32(tail))
     prefix = PREFIX.pack(base_offset, len(tail) + len(packed.data) + 4)
     return b"".join((prefix, _CRC.pack(crc), tail, packed.data))
@@ -124,7 +158,22 @@ def decode_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
         raise CodecError(f"implausible batch length {header.batch_length}")
     if header.record_count == 0:
         raise CodecError("empty batch")
+    if header.attributes & ~HAS_IDENTITY:
+        raise CodecError(f"unknown batch attributes {header.attributes:#x}")
+    if header.records_start > LENGTH_START + header.batch_length:
+        raise CodecError("batch too short for its identity")
     return header
+
+
+def batch_identity(
+    buf: bytes | memoryview, header: BatchHeader, pos: int = 0
+) -> tuple[bytes, int] | None:
+    """(identity, appended_ms) of the batch at `pos` whose header is `header`, or
+    None when it carries none. The caller has checked the CRC if it must trust it."""
+    if not header.attributes & HAS_IDENTITY:
+        return None
+    identity, appended_ms = _IDENTITY.unpack_from(buf, pos + HEADER_SIZE)
+    return bytes(identity), int(appended_ms)
 
 
 def validate_batch(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
@@ -161,7 +210,7 @@ def decode_records(
     header = validate_batch(buf, pos) if verify else decode_header(buf, pos)
     data = bytes(buf[pos : pos + header.total_size]) if isinstance(buf, memoryview) else buf
     start = 0 if data is not buf else pos
-    cursor = start + HEADER_SIZE
+    cursor = start + header.records_start
     end = start + header.total_size
     offset = header.base_offset
     out: list[Record] = []

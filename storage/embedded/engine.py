@@ -30,7 +30,7 @@ from storage.embedded.fileio import FileIO
 from storage.embedded.lock import DataDirLock
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
-from storage.embedded.recovery import recover_partition
+from storage.embedded.recovery import recover_partition, recover_producers
 from storage.embedded.shard import AppendRequest, Joined, ResultSink, Shard
 from storage.errors import (
     InvalidConfig,
@@ -44,6 +44,7 @@ from storage.errors import (
     TopicNotFound,
 )
 from storage.records import (
+    IDENTITY_BYTES,
     AppendResult,
     FetchResult,
     NewRecord,
@@ -83,6 +84,11 @@ def _check_config(config: TopicConfig) -> None:
     ):
         if limit is not None and limit < 0:
             raise InvalidConfig(f"{name} must not be negative")
+
+
+def _check_identity(identity: bytes | None) -> None:
+    if identity is not None and len(identity) != IDENTITY_BYTES:
+        raise InvalidConfig(f"an append identity is {IDENTITY_BYTES} bytes, not {len(identity)}")
 
 
 @dataclass
@@ -198,6 +204,14 @@ class EmbeddedLogStore:
             index_interval_bytes=self.options.index_interval_bytes,
             now_ms=_now_ms(),
         )
+        producers, _ = recover_producers(
+            self._fio,
+            directory,
+            recovered.segments,
+            self.options.idempotency_window,
+            clean=clean,
+            now_ms=_now_ms(),
+        )
         self.recovery.scanned_segments += recovered.scanned_segments
         self.recovery.truncated_bytes += recovered.truncated_bytes
         self.recovery.quarantined_ranges += len(recovered.quarantined)
@@ -222,6 +236,7 @@ class EmbeddedLogStore:
             index_interval_bytes=self.options.index_interval_bytes,
             crash=self._crash,
             decoded=self._decoded,
+            producers=producers,
         )
         return partition
 
@@ -285,9 +300,11 @@ class EmbeddedLogStore:
                     try:
                         self._crash.hit("index-flush")
                         partition.active.flush_indexes()
+                        if partition.producers_dirty:
+                            partition.write_producer_snapshot()
                     except OSError as exc:
                         log.error(
-                            "could not write indexes of %r/%d: %s",
+                            "could not write indexes or producer state of %r/%d: %s",
                             topic.info.name,
                             partition.number,
                             exc,
@@ -439,7 +456,14 @@ class EmbeddedLogStore:
 
     # -- records ------------------------------------------------------------------------
 
-    async def append(self, name: str, partition: int, records: Sequence[NewRecord]) -> AppendResult:
+    async def append(
+        self,
+        name: str,
+        partition: int,
+        records: Sequence[NewRecord],
+        *,
+        identity: bytes | None = None,
+    ) -> AppendResult:
         self._check_open()
         self._partition(self._topic(name), partition)
         if not records:
@@ -448,30 +472,38 @@ class EmbeddedLogStore:
             packed = pack_records(records, now_ms=_now_ms())
         except (ValueError, UnicodeError, OverflowError, struct.error) as exc:
             raise InvalidConfig(f"records cannot be stored: {exc}") from exc
-        return await self.append_packed(name, partition, packed)
+        return await self.append_packed(name, partition, packed, identity=identity)
 
-    async def append_packed(self, name: str, partition: int, packed: PackedRecords) -> AppendResult:
+    async def append_packed(
+        self, name: str, partition: int, packed: PackedRecords, *, identity: bytes | None = None
+    ) -> AppendResult:
         self._check_open()
         topic = self._topic(name)
         target = self._partition(topic, partition)
+        _check_identity(identity)
         future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._shard_of(target).submit(self._request(topic, target, packed, future))
+        self._shard_of(target).submit(self._request(topic, target, packed, future, identity))
         # If the caller is cancelled, the writer still completes or fails the
         # append on its own; the result is then dropped.
         return await future
 
     async def append_batches(
-        self, name: str, batches: Sequence[tuple[int, PackedRecords]]
+        self,
+        name: str,
+        batches: Sequence[tuple[int, PackedRecords]],
+        *,
+        identity: bytes | None = None,
     ) -> list[AppendResult | StorageError]:
         self._check_open()
         topic = self._topic(name)
         if len({p for p, _ in batches}) != len(batches):
             raise InvalidConfig("append_batches takes one batch per partition")
+        _check_identity(identity)
         joined = Joined(self._loop, len(batches))
         # Every batch is checked and framed before any is handed over: a refusal
         # here appends nothing at all.
         requests = [
-            self._request(topic, self._partition(topic, p), packed, joined.slot(i))
+            self._request(topic, self._partition(topic, p), packed, joined.slot(i), identity)
             for i, (p, packed) in enumerate(batches)
         ]
         for request in requests:
@@ -479,7 +511,12 @@ class EmbeddedLogStore:
         return await joined.future
 
     def _request(
-        self, topic: _Topic, target: Partition, packed: PackedRecords, sink: ResultSink
+        self,
+        topic: _Topic,
+        target: Partition,
+        packed: PackedRecords,
+        sink: ResultSink,
+        identity: bytes | None = None,
     ) -> AppendRequest:
         """A checked, framed batch for `target`'s writer, reporting to `sink`."""
         if packed.record_count < 1:
@@ -494,12 +531,20 @@ class EmbeddedLogStore:
                 size = record.size()
                 if size > limit:
                     raise RecordTooLarge(size, limit, i)
+        appended_ms = _now_ms() if identity is not None else 0
         try:
-            batch = frame_batch(packed)
+            batch = frame_batch(packed, identity=identity, appended_ms=appended_ms)
         except (ValueError, struct.error) as exc:
             raise InvalidConfig(f"records cannot be stored: {exc}") from exc
         return AppendRequest(
-            target, batch, packed.record_count, packed.first_timestamp, packed.max_timestamp, sink
+            target,
+            batch,
+            packed.record_count,
+            packed.first_timestamp,
+            packed.max_timestamp,
+            sink,
+            identity=identity,
+            appended_ms=appended_ms,
         )
 
     async def read(

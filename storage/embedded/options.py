@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from storage.embedded.decoded import DEFAULT_BUDGET_BYTES
+from storage.embedded.producers import Window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,9 @@ class EngineOptions:
     retention_interval_s: how often the background retention pass runs.
     decoded_cache_bytes: stored bytes of recently read batches kept decoded for
         the next reader (`decoded`); 0 turns the cache off.
+    idempotency_window: how many idempotent batches, appended how recently, each
+        partition remembers by identity (`producers`): a retry within it
+        appends nothing.
     """
 
     shards: int = 4
@@ -31,6 +35,7 @@ class EngineOptions:
     crash_point: str | None = None
     retention_interval_s: float = 30.0
     decoded_cache_bytes: int = DEFAULT_BUDGET_BYTES
+    idempotency_window: Window = field(default_factory=Window)
 
     def __post_init__(self) -> None:
         if self.shards < 1:

@@ -39,6 +39,13 @@ from storage.embedded.codec import (
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import Decoded, DecodedBatches, partition_token, payload_of
 from storage.embedded.fileio import FileIO
+from storage.embedded.producers import (
+    ProducerState,
+    Window,
+    encode_snapshot,
+    parse_snapshot_name,
+    snapshot_name,
+)
 from storage.embedded.recovery import FENCE_FILE, RecoveredLog
 from storage.embedded.segment import Segment
 from storage.errors import CorruptData, OffsetOutOfRange
@@ -51,6 +58,7 @@ _MAX_WINDOW = 8 * 1024 * 1024
 _FIRST_WINDOW = 16 * 1024
 # Base offset, batch length, then (skipping the CRC, version, attributes) the record count.
 _HEAD = struct.Struct(">QI6xI")
+_KEPT_SNAPSHOTS = 2  # the newest, and one to fall back on if it is damaged
 
 
 def record_size(record: Record) -> int:
@@ -120,6 +128,7 @@ class Partition:
         index_interval_bytes: int,
         crash: CrashPoints,
         decoded: DecodedBatches | None = None,
+        producers: ProducerState | None = None,
     ) -> None:
         self.topic = topic
         self.number = number
@@ -135,6 +144,10 @@ class Partition:
         self.next_offset = self.end_offset  # writer-owned: the offset the next batch gets
         self.fenced: str | None = None
         self.detached = False
+        # Writer-owned: the identities of the idempotent batches held (`producers`), and
+        # whether one was added since the last snapshot of them.
+        self.producers = producers if producers is not None else ProducerState(Window())
+        self.producers_dirty = False
         # Each waiting reader's future and the position it waits past; event-loop thread
         # only. Keyed by the future, so a reader that stops waiting leaves in O(1).
         self.waiters: dict[asyncio.Future[bool], int] = {}
@@ -182,10 +195,17 @@ class Partition:
         self.active.sync()
 
     def roll(self, now_ms: int) -> None:
-        """Close the active segment (already synced and published) and start a new one."""
+        """Close the active segment (already synced and published) and start a new one.
+
+        The producer state is snapshotted first when an identity was added since
+        its last snapshot: then a closed segment never holds an identity that
+        the newest snapshot lacks, and recovery reads only the active segment.
+        """
         old = self.active
         self._crash.hit("index-flush")
         old.flush_indexes()
+        if self.producers_dirty:
+            self.write_producer_snapshot()
         new = Segment.create(
             self._fio,
             self.directory,
@@ -204,6 +224,24 @@ class Partition:
             self.segments.append(new)
             self._bases.append(new.base_offset)
             self.visible_size = 0
+
+    def write_producer_snapshot(self) -> None:
+        """Writer thread (or at close): snapshot the producer state as of the next
+        offset, then remove all but the newest snapshots."""
+        offset = self.next_offset
+        self._fio.write_atomic(
+            os.path.join(self.directory, snapshot_name(offset)),
+            encode_snapshot(self.producers, offset),
+        )
+        self.producers_dirty = False
+        older = sorted(
+            o
+            for o in map(parse_snapshot_name, self._fio.listdir(self.directory))
+            if o is not None and o < offset
+        )
+        for stale in older[: max(0, len(older) - (_KEPT_SNAPSHOTS - 1))]:
+            with contextlib.suppress(OSError):
+                self._fio.unlink(os.path.join(self.directory, snapshot_name(stale)))
 
     def publish(self) -> int:
         """Make everything written so far visible; returns the new end offset."""
@@ -239,6 +277,7 @@ class Partition:
                 exc,
             )
         self.next_offset = self.end_offset
+        self.producers.forget_from(self.end_offset)  # written, never acknowledged
 
     # -- readers ------------------------------------------------------------------------
 

@@ -13,10 +13,15 @@ is scanned batch by batch unless the store was shut down cleanly:
 
 Recovery never drops data that might have been acknowledged to make the log
 look tidy, and never serves bytes that failed their check.
+
+Then the partition's memory of idempotent appends is rebuilt
+(`recover_producers`): the newest producer snapshot, plus the identities of the
+batches after it, read from the log itself.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -27,11 +32,21 @@ from storage.embedded.codec import (
     PREFIX_SIZE,
     BatchHeader,
     CodecError,
+    batch_identity,
     decode_header,
     read_prefix,
     validate_batch,
 )
 from storage.embedded.fileio import FileIO
+from storage.embedded.producers import (
+    Held,
+    ProducerState,
+    Window,
+    decode_snapshot,
+    parse_snapshot_name,
+    rebuilt,
+    snapshot_name,
+)
 from storage.embedded.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -39,6 +54,8 @@ from storage.embedded.segment import (
     Segment,
     parse_segment_name,
 )
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 # Written when a failed fsync fenced the partition: its acknowledged end offset.
@@ -236,3 +253,97 @@ def _cut_to_fence(fio: FileIO, directory: str, log: RecoveredLog) -> bool:
     fio.unlink(marker)
     fio.fsync_dir(directory)
     return cut_at is not None
+
+
+def identities_in(segment: Segment, *, min_offset: int = 0) -> list[tuple[bytes, Held]]:
+    """The identities of the segment's whole, CRC-checked batches at or past
+    `min_offset`, in log order. A damaged batch is stepped over when its length
+    is sane (recovery quarantined it; it was never acknowledged as anything)."""
+    size = segment.size
+    reader = _SegmentReader(segment, size)
+    found: list[tuple[bytes, Held]] = []
+    position = 0
+    while position + PREFIX_SIZE <= size:
+        header = _batch_at(reader, position, size)
+        if header is None:
+            _, total = read_prefix(reader.get(position, PREFIX_SIZE))
+            if total < HEADER_SIZE or position + total > size:
+                break
+            position += total
+            continue
+        if header.base_offset >= min_offset:
+            carried = batch_identity(reader.get(position, header.records_start), header)
+            if carried is not None:
+                identity, appended_ms = carried
+                held = Held(
+                    header.base_offset, header.record_count, header.first_timestamp, appended_ms
+                )
+                found.append((identity, held))
+        position += header.total_size
+    return found
+
+
+def recover_producers(
+    fio: FileIO,
+    directory: str,
+    segments: list[Segment],
+    window: Window,
+    *,
+    clean: bool,
+    now_ms: int,
+) -> tuple[ProducerState, int | None]:
+    """The identities the partition holds within `window`, and the offset of the
+    snapshot they were rebuilt from (None: none was usable).
+
+    The writer snapshots the state at each segment roll and at a clean shutdown
+    whenever an identity was added since its last snapshot, so every identity
+    in a closed segment is in the newest snapshot. Hence: after a clean
+    shutdown the newest snapshot is the state; after a crash the active
+    segment's batches past it are added. When the newest snapshot is unusable
+    an older one serves, with every segment after it read; with none at all
+    (damage), the newest segments are read back until the window is full.
+    Snapshots past the log's end describe bytes that are gone and are removed.
+    """
+    end = segments[-1].next_offset
+    offsets = sorted(o for o in map(parse_snapshot_name, fio.listdir(directory)) if o is not None)
+    usable: list[int] = []
+    for offset in offsets:
+        if offset > end:
+            fio.unlink(os.path.join(directory, snapshot_name(offset)))
+        else:
+            usable.append(offset)
+    for rank, offset in enumerate(reversed(usable)):
+        try:
+            decoded = decode_snapshot(
+                fio.read_whole(os.path.join(directory, snapshot_name(offset))), window
+            )
+        except OSError:
+            decoded = None
+        if decoded is None:
+            log.warning(
+                "%s: producer snapshot at offset %d is damaged; not used", directory, offset
+            )
+            continue
+        at, state = decoded
+        if clean and rank == 0:
+            return rebuilt(window, (), now_ms, state), at
+        newest = rank == 0
+        later = [s for s in segments if s.next_offset > at and (not newest or s is segments[-1])]
+        batches = [b for s in later for b in identities_in(s, min_offset=at)]
+        return rebuilt(window, batches, now_ms, state), at
+    if not usable:
+        # Never snapshotted: no closed segment holds an identity (see above).
+        if clean:
+            return ProducerState(window), None
+        return rebuilt(window, identities_in(segments[-1]), now_ms), None
+    log.warning("%s: no usable producer snapshot; reading the log back", directory)
+    newest_first: list[list[tuple[bytes, Held]]] = []
+    total = 0
+    for segment in reversed(segments):
+        if total >= window.max_batches:
+            break
+        found = identities_in(segment)
+        newest_first.append(found)
+        total += len(found)
+    batches = [b for found in reversed(newest_first) for b in found]
+    return rebuilt(window, batches, now_ms), None

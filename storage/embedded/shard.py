@@ -16,12 +16,19 @@ Failure rules, because they decide what a client is told:
   its data sync in one system call): its failure counts as a failed fdatasync
   (fence), unless it says the disk is full (cut back, as above).
 * anything unexpected fails the affected requests; the thread never dies.
+
+An append with an identity (an idempotent request's) that the partition already
+holds within its window appends nothing: it is answered with the held batch's
+offsets, or, when that batch was written in the same pass and is not yet
+acknowledged, with that batch's outcome. The check and the write happen in
+this one thread, so two appends of one identity can never both be written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import queue
@@ -33,6 +40,7 @@ from typing import Protocol
 
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.partition import Partition
+from storage.embedded.producers import Held
 from storage.errors import (
     BackendUnavailable,
     DiskFull,
@@ -109,6 +117,18 @@ class AppendRequest:
     future: ResultSink
     base_offset: int = -1
     durable: bool = False  # written with a write that returned once it was on disk
+    identity: bytes | None = None  # an idempotent request's, also framed into `batch`
+    appended_ms: int = 0  # framed into `batch` with the identity
+    # Later appends of the same identity in the same pass: they get this one's outcome.
+    followers: list[ResultSink] = field(default_factory=list)
+
+    def answer(self, outcome: _Outcome, result: AppendResult | StorageError) -> None:
+        outcome.results.append((self.future, result))
+        if self.followers:
+            again = result
+            if isinstance(result, AppendResult):
+                again = dataclasses.replace(result, duplicate=True)
+            outcome.results.extend((f, again) for f in self.followers)
 
 
 @dataclass(slots=True, eq=False)
@@ -285,10 +305,23 @@ class Shard:
         interpreter back, so one write for many batches keeps both threads moving."""
         run: list[AppendRequest] = []
         unwritten = 0
+        leaders: dict[bytes, AppendRequest] = {}  # this pass's appends with an identity
         for req in requests:
             if p.detached:
                 outcome.results.append((req.future, TopicNotFound(p.topic)))
                 continue
+            if req.identity is not None:
+                leader = leaders.get(req.identity)
+                if leader is not None:
+                    leader.followers.append(req.future)
+                    continue
+                held = p.producers.get(req.identity, now_ms)
+                if held is not None:
+                    result = AppendResult(
+                        p.number, held.base_offset, held.records, held.timestamp, duplicate=True
+                    )
+                    outcome.results.append((req.future, result))
+                    continue
             if p.fenced is None and p.needs_roll(len(req.batch), now_ms, unwritten=unwritten):
                 self._write_run(p, run, pending, outcome)
                 run, unwritten = [], 0
@@ -299,11 +332,13 @@ class Shard:
                     try:
                         p.roll(now_ms)
                     except OSError as exc:
-                        outcome.results.append((req.future, write_error(p, exc)))
+                        req.answer(outcome, write_error(p, exc))
                         continue
             if p.fenced is not None:
-                outcome.results.append((req.future, PartitionFenced(p.topic, p.number, p.fenced)))
+                req.answer(outcome, PartitionFenced(p.topic, p.number, p.fenced))
                 continue
+            if req.identity is not None:
+                leaders[req.identity] = req
             run.append(req)
             unwritten += len(req.batch)
         self._write_run(p, run, pending, outcome)
@@ -336,11 +371,17 @@ class Shard:
                 error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
             else:
                 error = write_error(p, exc)
-            outcome.results.extend((r.future, error) for r in run)
+            for r in run:
+                r.answer(outcome, error)
             return
+        now_ms = time.time_ns() // 1_000_000
         for req, base in zip(run, bases, strict=True):
             req.base_offset = base
             req.durable = durable
+            if req.identity is not None:
+                held = Held(base, req.count, req.first_timestamp, req.appended_ms)
+                p.producers.add(req.identity, held, now_ms)
+                p.producers_dirty = True
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
@@ -360,7 +401,8 @@ class Shard:
         if (durability == Durability.FSYNC and not written_durably) or force_sync:
             if not self._sync(p):
                 error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
-                outcome.results.extend((r.future, error) for r in requests)
+                for r in requests:
+                    r.answer(outcome, error)
                 return
         elif durability == Durability.INTERVAL and requests:
             deadline = time.monotonic() + p.config.flush_interval_ms / 1000
@@ -369,9 +411,7 @@ class Shard:
             return
         p.publish()
         for r in requests:
-            outcome.results.append(
-                (r.future, AppendResult(p.number, r.base_offset, r.count, r.first_timestamp))
-            )
+            r.answer(outcome, AppendResult(p.number, r.base_offset, r.count, r.first_timestamp))
         outcome.woken.add(p)
 
     def _sync(self, p: Partition) -> bool:

@@ -69,6 +69,30 @@ class DiskQuota(FileIO):
         return n
 
 
+class FullDirectory(FileIO):
+    """ENOSPC for writes to files under the armed directories (one partition's disk
+    filling while the others' do not), nothing else changed."""
+
+    def __init__(self) -> None:
+        self.full: set[str] = set()
+        self._paths: dict[int, str] = {}
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        fd = super().open(path, flags, mode)
+        self._paths[fd] = os.path.abspath(path)
+        return fd
+
+    def close(self, fd: int) -> None:
+        self._paths.pop(fd, None)
+        super().close(fd)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        path = self._paths.get(fd, "")
+        if any(path.startswith(d + os.sep) for d in self.full):
+            raise OSError(errno.ENOSPC, "injected: no space left on device")
+        return super().write(fd, data)
+
+
 class ShortWrites(FileIO):
     """Every write writes a random non-empty prefix of what it was given."""
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key claims: one winner, replays, mismatches, in-progress duplicates."""
+"""Idempotency-Key claims: replays, mismatches, and unfinished requests that proceed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from gateway.records.idempotency import IdempotencyStore, Verdict, fingerprint, state_key, valid_key
+from gateway.records.idempotency import (
+    IdempotencyStore,
+    Verdict,
+    fingerprint,
+    placement_start,
+    request_identity,
+    state_key,
+    valid_key,
+)
+from storage.records import IDENTITY_BYTES
 
 
 class MemoryState:
@@ -41,20 +50,36 @@ class MemoryState:
 
 
 @pytest.mark.anyio
-async def test_claim_replay_mismatch_and_release() -> None:
+async def test_claim_replay_and_mismatch() -> None:
     store = IdempotencyStore(MemoryState(), ttl_s=3600, pending_ttl_s=60)
     fp = fingerprint("POST", "/v1/topics/t/records", "", "application/json", b"{}")
     key = state_key("acme", "t", "k1")
     assert (await store.claim(key, fp)).verdict is Verdict.PROCEED
-    assert (await store.claim(key, fp)).verdict is Verdict.IN_PROGRESS
+    # Unfinished (crashed, failed part-way or running): the retry proceeds, the log dedupes.
+    assert (await store.claim(key, fp)).verdict is Verdict.PROCEED
     assert (await store.claim(key, "other")).verdict is Verdict.MISMATCH
     await store.complete(key, fp, 200, b'{"offsets": []}')
     replay = await store.claim(key, fp)
     assert replay.verdict is Verdict.REPLAY
     assert replay.reply is not None
     assert replay.reply.body == b'{"offsets": []}'
-    await store.release(key)
-    assert (await store.claim(key, fp)).verdict is Verdict.PROCEED
+    assert (await store.claim(key, "other")).verdict is Verdict.MISMATCH
+
+
+def test_identity_is_per_request_and_fixes_the_keyless_round() -> None:
+    fp = fingerprint("POST", "/p", "", "application/json", b"{}")
+    one = request_identity("acme", "t", "k", fp, 8)
+    assert len(one) == IDENTITY_BYTES
+    assert one == request_identity("acme", "t", "k", fp, 8)
+    others = [
+        request_identity("beta", "t", "k", fp, 8),
+        request_identity("acme", "u", "k", fp, 8),
+        request_identity("acme", "t", "k2", fp, 8),
+        request_identity("acme", "t", "k", "other", 8),
+        request_identity("acme", "t", "k", fp, 9),
+    ]
+    assert one not in others
+    assert placement_start(one) == placement_start(request_identity("acme", "t", "k", fp, 8))
 
 
 def test_keys_are_namespaced_by_tenant_and_topic() -> None:
