@@ -204,7 +204,7 @@ class EmbeddedLogStore:
             index_interval_bytes=self.options.index_interval_bytes,
             now_ms=_now_ms(),
         )
-        producers, _ = recover_producers(
+        producers, unsnapshotted = recover_producers(
             self._fio,
             directory,
             recovered.segments,
@@ -238,6 +238,7 @@ class EmbeddedLogStore:
             decoded=self._decoded,
             producers=producers,
         )
+        partition.producers_dirty = unsnapshotted
         return partition
 
     def _shard_of(self, partition: Partition) -> Shard:

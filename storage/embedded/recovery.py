@@ -291,9 +291,10 @@ def recover_producers(
     *,
     clean: bool,
     now_ms: int,
-) -> tuple[ProducerState, int | None]:
-    """The identities the partition holds within `window`, and the offset of the
-    snapshot they were rebuilt from (None: none was usable).
+) -> tuple[ProducerState, bool]:
+    """The identities the partition holds within `window`, and whether some of
+    them were read from the log rather than a snapshot (then the next roll must
+    snapshot them, or a later crash would find them in a closed segment only).
 
     The writer snapshots the state at each segment roll and at a clean shutdown
     whenever an identity was added since its last snapshot, so every identity
@@ -326,16 +327,17 @@ def recover_producers(
             continue
         at, state = decoded
         if clean and rank == 0:
-            return rebuilt(window, (), now_ms, state), at
+            return rebuilt(window, (), now_ms, state), False
         newest = rank == 0
         later = [s for s in segments if s.next_offset > at and (not newest or s is segments[-1])]
         batches = [b for s in later for b in identities_in(s, min_offset=at)]
-        return rebuilt(window, batches, now_ms, state), at
+        return rebuilt(window, batches, now_ms, state), bool(batches)
     if not usable:
         # Never snapshotted: no closed segment holds an identity (see above).
         if clean:
-            return ProducerState(window), None
-        return rebuilt(window, identities_in(segments[-1]), now_ms), None
+            return ProducerState(window), False
+        batches = identities_in(segments[-1])
+        return rebuilt(window, batches, now_ms), bool(batches)
     log.warning("%s: no usable producer snapshot; reading the log back", directory)
     newest_first: list[list[tuple[bytes, Held]]] = []
     total = 0
@@ -346,4 +348,4 @@ def recover_producers(
         newest_first.append(found)
         total += len(found)
     batches = [b for found in reversed(newest_first) for b in found]
-    return rebuilt(window, batches, now_ms), None
+    return rebuilt(window, batches, now_ms), bool(batches)

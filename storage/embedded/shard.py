@@ -120,7 +120,7 @@ class AppendRequest:
     identity: bytes | None = None  # an idempotent request's, also framed into `batch`
     appended_ms: int = 0  # framed into `batch` with the identity
     # Later appends of the same identity in the same pass: they get this one's outcome.
-    followers: list[ResultSink] = field(default_factory=list)
+    followers: list[ResultSink] | None = None
 
     def answer(self, outcome: _Outcome, result: AppendResult | StorageError) -> None:
         outcome.results.append((self.future, result))
@@ -313,6 +313,8 @@ class Shard:
             if req.identity is not None:
                 leader = leaders.get(req.identity)
                 if leader is not None:
+                    if leader.followers is None:
+                        leader.followers = []
                     leader.followers.append(req.future)
                     continue
                 held = p.producers.get(req.identity, now_ms)
@@ -374,13 +376,12 @@ class Shard:
             for r in run:
                 r.answer(outcome, error)
             return
-        now_ms = time.time_ns() // 1_000_000
         for req, base in zip(run, bases, strict=True):
             req.base_offset = base
             req.durable = durable
             if req.identity is not None:
                 held = Held(base, req.count, req.first_timestamp, req.appended_ms)
-                p.producers.add(req.identity, held, now_ms)
+                p.producers.add(req.identity, held, req.appended_ms)
                 p.producers_dirty = True
         self._crash.hit("after-write")
         if durable:

@@ -96,7 +96,7 @@ async def test_concurrent_duplicates_append_once(tmp_path: Path) -> None:
             async with anyio.create_task_group() as tg:
                 for _ in range(20):
                     tg.start_soon(retry_until_done)
-        assert set(statuses) <= {200, 409}
+        assert set(statuses) == {200}  # never told to wait: the partition decides
         assert len(replies) == 20
         assert all(r == replies[0] for r in replies)
         with server.client() as api:

@@ -187,6 +187,31 @@ async def test_the_partition_knows_what_it_holds_after_a_restart(tmp_path: Path,
 
 
 @pytest.mark.anyio
+async def test_what_recovery_read_from_the_log_survives_the_next_roll_and_crash(
+    tmp_path: Path,
+) -> None:
+    """Identities recovered from the active segment (not from a snapshot) are
+    snapshotted when that segment closes, even with no idempotent append since."""
+    config = TopicConfig(segment_bytes=1024)
+    store = await open_store(tmp_path)
+    await store.create_topic(TOPIC, 1, config)
+    first = await store.append_packed(TOPIC, 0, packed("idem"), identity=ident(5))
+    await store._abandon()
+    store = await open_store(tmp_path)
+    for n in range(40):  # plain appends only: several rolls
+        await store.append_packed(TOPIC, 0, packed(f"plain{n}"))
+    assert len(store._topics[TOPIC].partitions[0].segments) > 3
+    await store._abandon()
+    store = await open_store(tmp_path)
+    try:
+        again = await store.append_packed(TOPIC, 0, packed("idem"), identity=ident(5))
+        assert again.duplicate
+        assert again.base_offset == first.base_offset
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
 async def test_the_window_bounds_what_is_remembered(tmp_path: Path) -> None:
     store = await open_store(tmp_path, idempotency_window=Window(max_batches=4))
     try:
