@@ -61,19 +61,13 @@ async def append_groups(
     with its offsets, so a retry's reply is the first success's."""
     if batch.order is None:  # one partition
         partition, packed = batch.groups[0]
-        if identity is None:
-            one = await log_store.append_packed(name, partition, packed)
-        else:
-            one = await log_store.append_packed(name, partition, packed, identity=identity)
+        one = await log_store.append_packed(name, partition, packed, identity=identity)
         _check_count(one, packed.record_count)
         if fast is not None:
             return fast.offsets_json(partition, one.base_offset, one.count)
         offsets = range(one.base_offset, one.base_offset + one.count)
         return offsets_json((partition, o) for o in offsets)
-    if identity is None:
-        results = await log_store.append_batches(name, batch.groups)
-    else:
-        results = await log_store.append_batches(name, batch.groups, identity=identity)
+    results = await log_store.append_batches(name, batch.groups, identity=identity)
     failures = [r for r in results if isinstance(r, StorageError)]
     if failures:
         appended = [r for r in results if isinstance(r, AppendResult)]
@@ -122,7 +116,7 @@ async def produce(
         )
     body = await read_body(request, settings.max_body_bytes)
     tenant = principal.tenant
-    identity: bytes | None = None
+    idem: tuple[str, str, bytes] | None = None  # key, fingerprint, identity
     placement = round_robin
     if idem_key is not None:
         fp = fingerprint(
@@ -132,8 +126,9 @@ async def produce(
             request.headers.get("content-type", ""),
             body,
         )
-        identity = request_identity(tenant, topic, idem_key, fp, info.partitions)
-        placement = RoundRobin.starting_at(info.name, placement_start(identity))
+        idem = (idem_key, fp, request_identity(tenant, topic, idem_key, fp, info.partitions))
+        # Keyless records placed from the identity: a retry puts them where this one does.
+        placement = RoundRobin.starting_at(info.name, placement_start(idem[2]))
     quotas = runtime.quotas
     limits = await quotas.limits(tenant)
     record_limit = info.config.max_record_bytes
@@ -152,7 +147,7 @@ async def produce(
     await quotas.admit_produce(tenant, len(body))
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
 
-    if idem_key is None or identity is None:
+    if idem is None:
         # Every batch is handed to the log before the first suspension, so a
         # cancelled caller abandons the reply, never the appends.
         reply = await runtime.drain.appending(_append(runtime, name, batch, fast))
@@ -163,6 +158,7 @@ async def produce(
         ttl_s=settings.idempotency_ttl_s,
         pending_ttl_s=settings.idempotency_pending_ttl_s,
     )
+    idem_key, fp, identity = idem
     key = state_key(principal.tenant, topic, idem_key)
     claim = await store.claim(key, fp)
     if claim.verdict is Verdict.MISMATCH:
