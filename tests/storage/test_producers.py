@@ -34,6 +34,7 @@ from storage.records import (
     pack_records,
 )
 from tests.storage.faults import FullDirectory
+from tests.storage.layout import partition_dir
 
 TOPIC = "t"
 NOW = 1_700_000_000_000
@@ -179,7 +180,7 @@ async def test_the_partition_knows_what_it_holds_after_a_restart(tmp_path: Path,
             assert (again.base_offset, again.count) == (first.base_offset, first.count)
         assert [(await store.offsets(TOPIC, p)).end_offset for p in (0, 1)] == ends
         snapshots = [
-            f for f in os.listdir(tmp_path / "topics" / TOPIC / "0") if f.endswith(".producers")
+            f for f in os.listdir(partition_dir(tmp_path, TOPIC, 0)) if f.endswith(".producers")
         ]
         assert 1 <= len(snapshots) <= 2
     finally:
@@ -248,7 +249,7 @@ async def test_a_five_partition_batch_failing_on_its_third_then_retried(tmp_path
         for p in range(5):
             await store.append_packed(TOPIC, p, packed(f"before{p}", p + 1))
         batches = [(p, packed(f"req-p{p}", 4)) for p in range(5)]
-        fio.full.add(str(tmp_path / "topics" / TOPIC / "2"))
+        fio.full.add(str(partition_dir(tmp_path, TOPIC, 2)))
         first = await store.append_batches(TOPIC, batches, identity=ident(42))
         assert isinstance(first[2], DiskFull)
         assert all(isinstance(first[p], AppendResult) for p in (0, 1, 3, 4))

@@ -21,6 +21,7 @@ from storage.embedded.options import EngineOptions
 from storage.errors import DiskFull
 from storage.records import Durability, TopicConfig, TopicInfo
 from tests.storage.faults import FullDirectory
+from tests.storage.layout import partition_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +64,7 @@ async def test_a_five_partition_request_failing_on_its_third_partition_then_retr
         raw = body()
         fp = fingerprint("POST", "/v1/topics/orders/records", "", JSON, raw)
         identity = request_identity("acme", "orders", "order-7", fp, 5)
-        fio.full.add(str(tmp_path / "topics" / TOPIC / "2"))
+        fio.full.add(str(partition_dir(tmp_path, TOPIC, 2)))
         with pytest.raises(DiskFull):
             await append_groups(store, TOPIC, appendable(info, raw, fast, identity), fast, identity)
         ends = [(await store.offsets(TOPIC, p)).end_offset for p in range(5)]
