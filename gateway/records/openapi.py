@@ -16,8 +16,10 @@ IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "A retry with the same key and request appends nothing and gets the "
-    "first reply (kept 24 h, TIDEGATE_IDEMPOTENCY_TTL_S).",
+    "description": "A retry with the same key and request appends nothing already stored "
+    "and gets the first success's reply, also after a crash or a partial failure; never "
+    "told to wait. Within each partition's idempotency window (24 h, "
+    "TIDEGATE_IDEMPOTENCY_TTL_S; newest TIDEGATE_IDEMPOTENCY_WINDOW_BATCHES batches).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
 
