@@ -1,20 +1,21 @@
 """The yardstick for the gateway benchmark: a bare Starlette app doing only the unavoidable.
 
-It parses the produce body with orjson and answers a constant, and answers a
-fetch with a constant body of the same size and shape as the gateway's, under
-the same uvicorn settings. The gateway's figures divided by these say what
-Tidegate itself costs on top of the HTTP stack.
+It parses the produce body with orjson and answers offsets of the same shape
+and size as the gateway's (one per record), and answers a fetch with a
+constant body of the same size and shape as the gateway's, under the same
+uvicorn settings (`loadtests.bench_gateway` starts it). The gateway's figures
+divided by these say what Tidegate itself costs on top of the HTTP stack.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-OFFSETS = orjson.dumps({"offsets": [{"partition": 0, "offset": 0}]})
 
 
 def fetch_body(records: int = 100, value_bytes: int = 100) -> bytes:
@@ -42,11 +43,19 @@ def fetch_body(records: int = 100, value_bytes: int = 100) -> bytes:
 FETCH = fetch_body()
 
 
+@cache
+def offsets_body(count: int) -> bytes:
+    """A produce reply for `count` records, built once per count: the reply's bytes
+    are the gateway's size, their making is not what the baseline measures."""
+    return orjson.dumps(
+        {"offsets": [{"partition": 0, "offset": 1_000_000 + i} for i in range(count)]}
+    )
+
+
 async def produce(request: Request) -> Response:
     body = orjson.loads(await request.body())
     count = len(body["records"]) if isinstance(body, dict) else 1
-    del count
-    return Response(OFFSETS, media_type="application/json")
+    return Response(offsets_body(count), media_type="application/json")
 
 
 async def fetch(request: Request) -> Response:
