@@ -1,6 +1,6 @@
 """Gateway benchmark: Tidegate against a bare Starlette endpoint, driven by wrk.
 
-Run: `make bench` (`python -m loadtests.bench_gateway`; about 6 minutes, or
+Run: `make bench` (`python -m loadtests.bench_gateway`; about 5 minutes, or
 `--quick` for a short trial). Not a test: it prints figures and the issue's
 aims with PASS or MISS, and exits 0 whatever they are; it exits non-zero, loudly,
 when a phase goes wrong (wrk missing, any response of 400 and above, a
@@ -299,6 +299,13 @@ class Comparison:
     def ratio(self) -> float:
         return self.gateway.rps / self.bare.rps if self.bare.rps else 0.0
 
+    @property
+    def spread(self) -> tuple[float, float]:
+        """The lowest and highest ratio of one round's adjacent pair of slices."""
+        pairs = zip(self.bare.slices, self.gateway.slices, strict=True)
+        ratios = [g.rps / b.rps for b, g in pairs if b.rps]
+        return (min(ratios), max(ratios)) if ratios else (0.0, 0.0)
+
 
 def abba(rounds: int) -> list[str]:
     """The order of a phase's slices: bare, gateway, gateway, bare, bare, gateway, ..."""
@@ -380,7 +387,10 @@ class Report:
         self.aims.append(Aim(what, measured, aim, met))
 
     def print_summary(self) -> None:
-        print("\nsummary (ratios are gateway/bare in this run; MISS is a finding, not a failure)")
+        print(
+            "\nsummary (gateway/bare req/s in this run, in brackets the lowest and highest "
+            "round; MISS is a finding, not a failure)"
+        )
         width = max(len(a.what) for a in self.aims) if self.aims else 10
         print(f"  {'what':<{width}}  {'measured':>22}  {'aim':>12}  verdict")
         for a in self.aims:
@@ -428,7 +438,8 @@ def report_comparisons(s: Servers, profile: Profile, phases: Sequence[Phase], ou
         print_comparison(c)
         aim = "-" if phase.aim is None else f">= {phase.aim:.2f}"
         met = None if phase.aim is None else c.ratio >= phase.aim
-        out.add(phase.name, f"{c.ratio:.2f} of bare", aim, met)
+        low, high = c.spread
+        out.add(phase.name, f"{c.ratio:.2f} ({low:.2f}-{high:.2f})", aim, met)
 
 
 def report_scaling(s: Servers, profile: Profile, out: Report) -> None:

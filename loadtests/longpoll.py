@@ -10,7 +10,7 @@ microseconds: with 2,000 waiters it is part of every reply's time, and shown
 as such.
 
 - `produce_to_longpoll`: records produced at a fixed rate (about 1k/s) by a
-  few producer connections, one consumer long-polling; the latency of each
+  few (8) producer connections, one consumer long-polling; the latency of each
   record from just before its produce request is written to its receipt.
 - `fanout`: `waiters` connections long-poll one partition at its end; when the
   gateway reports them all waiting (`tidegate_longpoll_waiters`), one record is
@@ -87,6 +87,8 @@ class HttpConnection(asyncio.Protocol):
         )
 
     def close(self) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()  # nobody waits for it any more
         if self._transport is not None:
             self._transport.close()
 
@@ -105,7 +107,7 @@ def _ok(status: int, body: bytes, what: str) -> bytes:
 
 
 async def produce_to_longpoll(
-    port: int, key: str, topic: str, seconds: float, rate: float, producers: int = 4
+    port: int, key: str, topic: str, seconds: float, rate: float, producers: int = 8
 ) -> tuple[list[float], float]:
     """Latencies (s) from produce to a long-polling reader's receipt, and the
     rate achieved. `producers` connections share the rate, each paced, so one
@@ -193,42 +195,48 @@ async def fanout(
     client (its CPU time from the append to the last reply, part of the tail)."""
     loop = asyncio.get_running_loop()
     conns: list[HttpConnection] = []
-    while len(conns) < waiters:
-        wave = min(100, waiters - len(conns))
-        conns += await asyncio.gather(*(HttpConnection.open(port) for _ in range(wave)))
-    producer = await HttpConnection.open(port)
     latencies: list[float] = []
     client_cpu = 0.0
-    offset = 0
     try:
-        for _ in range(rounds):
+        for offset in range(rounds):
             path = f"/v1/topics/{topic}/partitions/0/records?offset={offset}&max_wait_ms=20000"
             ask = request("GET", path, key)
             replies = [conn.send(ask) for conn in conns]
+            while len(conns) < waiters:
+                # Each connection asks as soon as it is open: one left idle while
+                # the rest open would be closed by the server's keep-alive timeout.
+                wave = min(100, waiters - len(conns))
+                opened = await asyncio.gather(*(HttpConnection.open(port) for _ in range(wave)))
+                conns += opened
+                replies += [conn.send(ask) for conn in opened]
             deadline = loop.time() + max_wait_s
             while (parked := await _waiting(port)) < waiters:
                 if loop.time() > deadline:
                     raise BenchError(f"only {parked} of {waiters} long-polls parked")
                 await asyncio.sleep(0.05)
+            # A fresh connection for the append, for the same reason.
+            producer = await HttpConnection.open(port)
             body = b'{"records":[{"value":{"wake":%d}}]}' % offset
-            appended_at = time.perf_counter()
-            _, status, reply = await producer.send(
-                request("POST", f"/v1/topics/{topic}/records", key, body)
-            )
-            _ok(status, reply, "produce")
             cpu_before = time.process_time()
+            appended_at = time.perf_counter()
+            try:
+                _, status, reply = await producer.send(
+                    request("POST", f"/v1/topics/{topic}/records", key, body)
+                )
+            finally:
+                producer.close()
+            _ok(status, reply, "produce")
             results: Sequence[tuple[float, int, bytes]] = await asyncio.wait_for(
                 asyncio.gather(*replies), max_wait_s
             )
+            client_cpu += time.process_time() - cpu_before
             for at, status, payload in results:
                 records = orjson.loads(_ok(status, payload, "woken long-poll"))["records"]
                 if len(records) != 1:
                     raise BenchError(f"a woken long-poll got {len(records)} records, not 1")
                 latencies.append(at - appended_at)
-            client_cpu += time.process_time() - cpu_before
-            offset += 1
     finally:
-        for conn in (*conns, producer):
+        for conn in conns:
             conn.close()
     return Fanout(latencies, client_cpu / rounds)
 

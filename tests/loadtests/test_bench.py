@@ -54,6 +54,7 @@ def test_a_phase_measures_both_servers(servers: bench.Servers) -> None:
         assert side.client_cpu_us_per_request > 0
         assert 0 < side.percentile_ms(0.5) <= side.percentile_ms(0.99)
     assert c.ratio == pytest.approx(c.gateway.rps / c.bare.rps)
+    assert list(c.spread) == pytest.approx([c.ratio, c.ratio])  # one round: one pair
 
 
 @pytest.mark.parametrize(
