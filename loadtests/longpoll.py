@@ -30,6 +30,8 @@ from typing import cast
 import httpx
 import orjson
 
+from loadtests.wrk_runner import cpu_seconds
+
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
@@ -180,6 +182,7 @@ async def _waiting(port: int) -> int:
 class Fanout:
     latencies: list[float]  # seconds, one per waiter and append
     client_cpu_s: float  # this process's CPU time per append, reading the replies
+    server_cpu_s: float  # the server's CPU time per append, from the append to the last reply
 
 
 async def fanout(
@@ -188,15 +191,17 @@ async def fanout(
     topic: str,
     waiters: int,
     rounds: int,
+    server_pid: int,
     max_wait_s: float = 30.0,
 ) -> Fanout:
     """Latencies from one append to each of `waiters` parked long-polls'
     complete replies, over `rounds` appends, and what reading them cost this
-    client (its CPU time from the append to the last reply, part of the tail)."""
+    client (its CPU time from the append to the last reply, part of the tail)
+    and the server (`server_pid`) over the same time."""
     loop = asyncio.get_running_loop()
     conns: list[HttpConnection] = []
     latencies: list[float] = []
-    client_cpu = 0.0
+    client_cpu = server_cpu = 0.0
     try:
         for offset in range(rounds):
             path = f"/v1/topics/{topic}/partitions/0/records?offset={offset}&max_wait_ms=20000"
@@ -218,6 +223,7 @@ async def fanout(
             producer = await HttpConnection.open(port)
             body = b'{"records":[{"value":{"wake":%d}}]}' % offset
             cpu_before = time.process_time()
+            server_before = cpu_seconds(server_pid)
             appended_at = time.perf_counter()
             try:
                 _, status, reply = await producer.send(
@@ -230,6 +236,7 @@ async def fanout(
                 asyncio.gather(*replies), max_wait_s
             )
             client_cpu += time.process_time() - cpu_before
+            server_cpu += cpu_seconds(server_pid) - server_before
             for at, status, payload in results:
                 records = orjson.loads(_ok(status, payload, "woken long-poll"))["records"]
                 if len(records) != 1:
@@ -238,7 +245,7 @@ async def fanout(
     finally:
         for conn in conns:
             conn.close()
-    return Fanout(latencies, client_cpu / rounds)
+    return Fanout(latencies, client_cpu / rounds, server_cpu / rounds)
 
 
 def percentile_ms(latencies: Sequence[float], q: float) -> float:
