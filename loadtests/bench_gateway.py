@@ -6,10 +6,11 @@ aims with PASS or MISS, and exits 0 whatever they are; it exits non-zero, loudly
 when a phase goes wrong (wrk missing, any response of 400 and above, a
 long-poll that never answers), because then it measured something else.
 
-Two real processes on loopback: `tidegate serve` (fsync durability, the
-default, on a fresh data directory) and the yardstick `loadtests.bare_app`
-(a bare Starlette endpoint reading the same body and answering a reply of
-the same size) under the same uvicorn settings (one worker, uvloop,
+Two real processes on loopback: `tidegate serve` (its defaults, fsync
+durability among them, on a fresh data directory; only the cap on open
+connections is raised to hold the 2,000 parked long-polls) and the
+yardstick `loadtests.bare_app` (a bare Starlette endpoint reading the same
+body and answering a reply of the same size) under the same uvicorn settings (one worker, uvloop,
 httptools, log level warning, no access log). Every request carries an API
 key that the bench created through the admin API for a tenant of its own, so
 authentication, quotas and usage counting take their real path.
@@ -190,10 +191,13 @@ def _env() -> dict[str, str]:
     return env | {"TIDEGATE_BOOTSTRAP_KEY": OPERATOR_KEY, "TIDEGATE_LOG_LEVEL": "warning"}
 
 
-def start_gateway(data: Path, logs: Path) -> Server:
+def start_gateway(data: Path, logs: Path, waiters: int) -> Server:
+    """The gateway with its defaults but one: room for `waiters` parked long-polls
+    and the phases' other connections above the default cap of open connections."""
     port = free_port()
     argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
-    return Server("gateway", [*argv, "--data-dir", str(data)], port, _env(), logs / "gateway.log")
+    env = _env() | {"TIDEGATE_MAX_CONNECTIONS": str(max(1000, waiters + 256))}
+    return Server("gateway", [*argv, "--data-dir", str(data)], port, env, logs / "gateway.log")
 
 
 def start_bare(logs: Path) -> Server:
@@ -260,7 +264,7 @@ def servers(profile: Profile, phases: Sequence[Phase] = PHASES) -> Iterator[Serv
     root = Path(tempfile.mkdtemp(prefix="tidegate-bench-"))
     started: list[Server] = []
     try:
-        started.append(start_gateway(root / "data", root))
+        started.append(start_gateway(root / "data", root, profile.waiters))
         started.append(start_bare(root))
         gateway, bare = started
         key = bench_key(gateway.url)
