@@ -139,7 +139,15 @@ def free_port() -> int:
 class Server:
     """A server process on loopback; its output goes to `log`, shown if it fails."""
 
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str],
+        log: Path,
+        ready_path: str | None = None,
+    ):
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -150,13 +158,21 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited {self.proc.returncode}:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if self._ready(ready_path):
+                return
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{name} did not start:\n{self.output()}")
+
+    def _ready(self, path: str | None) -> bool:
+        """Accepting connections, and if `path` is given, answering it 200."""
+        try:
+            if path is None:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            return httpx.get(f"{self.url}{path}", timeout=1).status_code == 200
+        except (OSError, httpx.HTTPError):
+            return False
 
     @property
     def pid(self) -> int:
@@ -197,7 +213,8 @@ def start_gateway(data: Path, logs: Path, waiters: int) -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     env = _env() | {"TIDEGATE_MAX_CONNECTIONS": str(max(1000, waiters + 256))}
-    return Server("gateway", [*argv, "--data-dir", str(data)], port, env, logs / "gateway.log")
+    argv += ["--data-dir", str(data)]
+    return Server("gateway", argv, port, env, logs / "gateway.log", ready_path="/readyz")
 
 
 def start_bare(logs: Path) -> Server:
