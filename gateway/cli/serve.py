@@ -60,16 +60,21 @@ class _DrainingServer(uvicorn.Server):
     a quick 503 that closes its connection.
     """
 
-    def __init__(self, config: uvicorn.Config, drain: Drain, grace_s: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, drain: Drain, *, grace_s: float, drain_timeout_s: float
+    ) -> None:
         super().__init__(config)
         self._drain = drain
         self._grace_s = grace_s
+        self._drain_timeout_s = drain_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepted: set[asyncio.Task[None]] = set()
         self._drain_began = 0.0
+        self._forced = asyncio.Event()  # a second SIGINT: stop waiting
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._forced = asyncio.Event()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -78,8 +83,12 @@ class _DrainingServer(uvicorn.Server):
         # uvicorn re-raises a caught signal once it has shut down, so the process
         # would end with 128 + the signal's number; a drained gateway exits 0.
         self._captured_signals.clear()
-        if first and self._loop is not None and not self._loop.is_closed():
+        if self._loop is None or self._loop.is_closed():
+            return
+        if first:
             self._loop.call_soon_threadsafe(self._begin_drain)
+        elif self.force_exit:
+            self._loop.call_soon_threadsafe(self._forced.set)
 
     def _begin_drain(self) -> None:
         """Mark the requests accepted so far, make their replies close, then drain.
@@ -97,17 +106,33 @@ class _DrainingServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._begin_drain()
-        if self._accepted:
-            await asyncio.wait(self._accepted, timeout=self.config.timeout_graceful_shutdown)
+        await self._wait_accepted(self._drain_timeout_s)
         # At least the grace, shorter than the 503's Retry-After: a client told to come
         # back finds the listener closed (refused: nothing sent), not closing under it.
-        await asyncio.sleep(max(0.0, self._drain_began + self._grace_s - time.monotonic()))
+        await self._pause(self._drain_began + self._grace_s - time.monotonic())
         for server in self.servers:
             server.close()
         # A connection accepted just before the listener closed gets a moment to
         # deliver its request (answered 503) before idle connections are closed.
-        await asyncio.sleep(LAST_ARRIVALS_S)
+        await self._pause(LAST_ARRIVALS_S)
         await super().shutdown(sockets)
+
+    async def _wait_accepted(self, timeout_s: float) -> None:
+        """Until the requests accepted before the drain are answered, the timeout,
+        or a second SIGINT (uvicorn's force-quit)."""
+        if not self._accepted:
+            return
+        answered = asyncio.ensure_future(asyncio.wait(self._accepted))
+        forced = asyncio.ensure_future(self._forced.wait())
+        await asyncio.wait({answered, forced}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        answered.cancel()
+        forced.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless a second SIGINT asks to quit now."""
+        if seconds > 0 and not self.force_exit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._forced.wait(), seconds)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -171,6 +196,11 @@ def serve(settings: Settings) -> int:
     )
     # uvicorn configured its loggers in Config(); filter them before the first request.
     logredact.install("uvicorn.access", "uvicorn.error", "tidegate")
-    server = _DrainingServer(config, app.state.drain, settings.drain_grace_s)
+    server = _DrainingServer(
+        config,
+        app.state.drain,
+        grace_s=settings.drain_grace_s,
+        drain_timeout_s=settings.drain_timeout_s,
+    )
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         return runner.run(_run(app, server, sock))
