@@ -28,6 +28,7 @@ from typing import Any, TextIO
 import redis.asyncio
 from starlette.applications import Starlette
 
+from gateway.admin.tenants import purge_deleted_tenants
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.metrics import Metrics
 from gateway.http.runtime import Drain, Runtime
@@ -217,6 +218,8 @@ def lifespan_for(
             created = await directory.bootstrap(
                 given.get_secret_value() if given is not None else None
             )
+            # Finish deleting tenants whose deletion was interrupted (their data).
+            await purge_deleted_tenants(directory, backend.log)
             if created is not None:
                 # A key given by TIDEGATE_BOOTSTRAP_KEY is not echoed: logs keep no secrets.
                 text = banner(settings, None if given is not None else created)

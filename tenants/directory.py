@@ -12,8 +12,10 @@ is revoked or expired or its tenant suspended, by the same cached key record.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,7 +61,7 @@ class _Cached:
     principal: Principal
 
     @classmethod
-    def of(cls, record: KeyRecord, status: str, fetched_at: float) -> _Cached:
+    def of(cls, record: KeyRecord, tenant: TenantRecord, fetched_at: float) -> _Cached:
         principal = Principal(
             tenant=TenantId(record.tenant),
             credential_id=record.key_id,
@@ -67,12 +69,19 @@ class _Cached:
             topics=record.topics,
             expires_at_ms=record.expires_ms,
             via="key",
+            namespace=tenant.uid,
         )
-        return cls(record, status, fetched_at, principal)
+        return cls(record, tenant.status, fetched_at, principal)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def new_tenant_uid() -> str:
+    """A fresh tenant id: "T" and 16 hex digits (random). Tenant names are lowercase,
+    so no id can equal a name (ids of tenants from before ids are their names)."""
+    return "T" + secrets.token_hex(8)
 
 
 def check_tenant_name(name: str) -> None:
@@ -148,7 +157,7 @@ class TenantDirectory:
         now = _now_ms()
         if await self._store.count_tenants() == 0:
             await self._store.insert_tenant(
-                TenantRecord(DEFAULT_TENANT, OPERATOR_PLAN, "active", now, {})
+                TenantRecord(DEFAULT_TENANT, OPERATOR_PLAN, "active", now, {}, new_tenant_uid())
             )
             if bootstrap_key is not None:
                 await self._store_bootstrap_key(bootstrap_key, now)
@@ -200,10 +209,10 @@ class TenantDirectory:
                 raise Unauthenticated("this gateway accepts no tokens")
             principal = await self.token_verifier.verify(credential, now_ms=now_ms)
             if principal.minted_from is not None:
-                await self._check_minting_key(principal, now_ms)
+                namespace = await self._check_minting_key(principal, now_ms)
             else:
-                await self._check_tenant_active(principal.tenant)
-            return principal
+                namespace = (await self._check_tenant_active(principal.tenant)).uid
+            return dataclasses.replace(principal, namespace=namespace)
         raise Unauthenticated("the credential is neither an API key nor a JWT")
 
     def authenticate_cached(self, credential: str, *, now_ms: int) -> Principal | None:
@@ -294,11 +303,11 @@ class TenantDirectory:
             return None
         if len(self._cache) > 100_000:
             self._cache.clear()  # bounded; the store stays the source of truth
-        entry = _Cached.of(record, tenant.status, time.monotonic())
+        entry = _Cached.of(record, tenant, time.monotonic())
         self._cache[key_id] = entry
         return entry
 
-    async def _check_minting_key(self, principal: Principal, now_ms: int) -> None:
+    async def _check_minting_key(self, principal: Principal, now_ms: int) -> str:
         """A gateway token stands while the key it was minted from does (cached as keys
         are, so revocation reaches it exactly as it reaches the key)."""
         assert principal.minted_from is not None
@@ -310,20 +319,22 @@ class TenantDirectory:
             raise Unauthenticated(_REVOKED_ORIGIN)
         if cached.status != "active":
             raise TenantSuspended(record.tenant)
+        return cached.principal.namespace
 
-    async def _check_tenant_active(self, tenant: str) -> None:
+    async def _check_tenant_active(self, tenant: str) -> TenantRecord:
         record = await self._store.get_tenant(tenant)
         if record is None:
             raise Unauthenticated("the token names an unknown tenant")
         if record.status != "active":
             raise TenantSuspended(tenant)
+        return record
 
     # -- tenants -----------------------------------------------------------------------
 
     async def create_tenant(self, name: str, plan: str = "free") -> TenantRecord:
         check_tenant_name(name)
         self._check_plan(plan)
-        record = TenantRecord(name, plan, "active", _now_ms(), {})
+        record = TenantRecord(name, plan, "active", _now_ms(), {}, new_tenant_uid())
         if not await self._store.insert_tenant(record):
             raise TenantExists(name)
         return record
@@ -373,10 +384,25 @@ class TenantDirectory:
     async def limits(self, name: str) -> Limits:
         return self.limits_of(await self.get_tenant(name))
 
-    async def delete_tenant(self, name: str) -> None:
-        if not await self._store.delete_tenant(name):
+    async def delete_tenant(self, name: str) -> str:
+        """Delete the tenant and its keys at once (the name is free from here on) and
+        return its id, whose data the caller then purges (see `unpurged`)."""
+        uid = await self._store.delete_tenant(name, _now_ms())
+        if uid is None:
             raise TenantNotFound(name)
         self._forget_tenant(name)
+        return uid
+
+    async def deleted_ids(self) -> list[str]:
+        """Ids of every tenant ever deleted (never reused; their data is purged)."""
+        return await self._store.deleted_ids()
+
+    async def unpurged(self) -> list[str]:
+        """Ids of deleted tenants whose data may still exist: purge, then `purged`."""
+        return await self._store.unpurged()
+
+    async def purged(self, uid: str) -> None:
+        await self._store.mark_purged(uid, _now_ms())
 
     def _forget_tenant(self, name: str) -> None:
         for key_id in [k for k, v in self._cache.items() if v.record.tenant == name]:

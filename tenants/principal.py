@@ -44,6 +44,9 @@ class Principal:
     via: str = "key"  # "key" or "jwt"
     # The API key a gateway token was minted from: the token stands only while it does.
     minted_from: str | None = None
+    # The tenant's immutable id, under which its data is stored; set by the
+    # directory when it verifies the credential (see tenants.store.TenantRecord.uid).
+    namespace: str = ""
     attributes: dict[str, str] = field(default_factory=dict, compare=False)
 
     def allows(self, scope: Scope | str) -> bool:

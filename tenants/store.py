@@ -27,7 +27,14 @@ CREATE TABLE IF NOT EXISTS tenants (
     plan TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'active',
     created_ms INTEGER NOT NULL,
-    overrides TEXT NOT NULL DEFAULT '{}'
+    overrides TEXT NOT NULL DEFAULT '{}',
+    uid TEXT
+);
+CREATE TABLE IF NOT EXISTS deleted_tenants (
+    uid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    deleted_ms INTEGER NOT NULL,
+    purged_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
@@ -51,6 +58,10 @@ class TenantRecord:
     status: str
     created_ms: int
     overrides: dict[str, Any]
+    # The tenant's immutable id: the namespace of its data (topics are stored as
+    # `<uid>~<topic>`). Never reused, so a tenant created later under a deleted
+    # one's name shares nothing with it. Tenants from before ids have their name.
+    uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +77,21 @@ class KeyRecord:
     last_used_ms: int | None
 
 
+_TENANT_COLUMNS = "name, plan, status, created_ms, overrides, uid"
+
+
 def _tenant(row: tuple[Any, ...]) -> TenantRecord:
-    return TenantRecord(row[0], row[1], row[2], row[3], json.loads(row[4]))
+    return TenantRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Give tenants of a store from before ids their name as id: their topics are
+    already stored under `<name>~`, so nothing else moves."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tenants)")}
+    if "uid" not in columns:
+        conn.execute("ALTER TABLE tenants ADD COLUMN uid TEXT")
+    conn.execute("UPDATE tenants SET uid = name WHERE uid IS NULL")
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS tenants_uid ON tenants(uid)")
 
 
 def _key(row: tuple[Any, ...]) -> KeyRecord:
@@ -113,6 +137,7 @@ class TenantStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             return conn
 
         return cls(await asyncio.to_thread(connect))
@@ -140,35 +165,48 @@ class TenantStore:
         )
 
     async def insert_tenant(self, record: TenantRecord) -> bool:
-        """False when the name is taken."""
+        """False when the name is taken. The id must be new: neither a live tenant's
+        nor a deleted one's (ValueError)."""
+        if not record.uid:
+            raise ValueError("a tenant needs an id")
 
         def insert(c: sqlite3.Connection) -> bool:
+            if c.execute("SELECT 1 FROM deleted_tenants WHERE uid = ?", (record.uid,)).fetchone():
+                raise ValueError(f"tenant id {record.uid!r} belonged to a deleted tenant")
             try:
                 c.execute(
-                    "INSERT INTO tenants VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                     (
                         record.name,
                         record.plan,
                         record.status,
                         record.created_ms,
                         json.dumps(record.overrides),
+                        record.uid,
                     ),
                 )
             except sqlite3.IntegrityError:
-                return False
+                if c.execute("SELECT 1 FROM tenants WHERE name = ?", (record.name,)).fetchone():
+                    return False
+                raise ValueError(f"tenant id {record.uid!r} is taken") from None
             return True
 
         return await self._run(insert)
 
     async def get_tenant(self, name: str) -> TenantRecord | None:
         row = await self._run(
-            lambda c: c.execute("SELECT * FROM tenants WHERE name = ?", (name,)).fetchone()
+            lambda c: c.execute(
+                f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?",  # noqa: S608
+                (name,),
+            ).fetchone()
         )
         return None if row is None else _tenant(row)
 
     async def list_tenants(self) -> list[TenantRecord]:
         rows = await self._run(
-            lambda c: c.execute("SELECT * FROM tenants ORDER BY name").fetchall()
+            lambda c: c.execute(
+                f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name"  # noqa: S608
+            ).fetchall()
         )
         return [_tenant(r) for r in rows]
 
@@ -195,9 +233,49 @@ class TenantStore:
         sql = f"UPDATE tenants SET {', '.join(sets)} WHERE name = ?"  # noqa: S608 (fixed columns)
         return await self._run(lambda c: c.execute(sql, (*args, name)).rowcount > 0)
 
-    async def delete_tenant(self, name: str) -> bool:
-        return await self._run(
-            lambda c: c.execute("DELETE FROM tenants WHERE name = ?", (name,)).rowcount > 0
+    async def delete_tenant(self, name: str, now_ms: int) -> str | None:
+        """Delete the tenant and its keys in one transaction, leaving a tombstone of its
+        id whose data is still to be purged; returns that id (None: no such tenant)."""
+
+        def delete(c: sqlite3.Connection) -> str | None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                row = c.execute("SELECT uid FROM tenants WHERE name = ?", (name,)).fetchone()
+                if row is not None:
+                    c.execute(
+                        "INSERT INTO deleted_tenants (uid, name, deleted_ms) VALUES (?, ?, ?)",
+                        (row[0], name, now_ms),
+                    )
+                    c.execute("DELETE FROM api_keys WHERE tenant = ?", (name,))
+                    c.execute("DELETE FROM tenants WHERE name = ?", (name,))
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            return None if row is None else str(row[0])
+
+        return await self._run(delete)
+
+    async def deleted_ids(self) -> list[str]:
+        rows = await self._run(lambda c: c.execute("SELECT uid FROM deleted_tenants").fetchall())
+        return [str(r[0]) for r in rows]
+
+    async def unpurged(self) -> list[str]:
+        """Ids of deleted tenants whose data is not known to be gone yet."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT uid FROM deleted_tenants WHERE purged_ms IS NULL ORDER BY deleted_ms"
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    async def mark_purged(self, uid: str, now_ms: int) -> None:
+        """The deleted tenant's data is gone; its id stays recorded, never reused."""
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE deleted_tenants SET purged_ms = ? WHERE uid = ?", (now_ms, uid)
+            )
         )
 
     # -- keys --------------------------------------------------------------------------

@@ -56,9 +56,14 @@ SCHEMAS: dict[str, Any] = {
     "QuotaOverrides": {**LIMITS, "additionalProperties": False},
     "Tenant": {
         "type": "object",
-        "required": ["name", "plan", "status", "created_ms", "overrides", "limits"],
+        "required": ["name", "id", "plan", "status", "created_ms", "overrides", "limits"],
         "properties": {
             "name": {"type": "string"},
+            "id": {
+                "type": "string",
+                "description": "the tenant's immutable id, never reused: a tenant created "
+                "again under a deleted one's name gets another and none of its data",
+            },
             "plan": {"type": "string"},
             "status": {"enum": ["active", "suspended"]},
             "created_ms": {"type": "integer"},

@@ -4,12 +4,13 @@ Every route needs the operator scope `admin`, which only the operator tenant
 (`default`) can hold: a tenant's own key can never be minted with it, so no
 tenant administers another. Tenant records are answered with their effective
 limits (plan values with the overrides applied). Deleting a tenant also
-deletes its topics; the operator tenant itself can be neither suspended nor
-deleted, so the operator cannot lock themselves out.
+deletes its keys and topics (see `delete_tenant`); the operator tenant itself
+can be neither suspended nor deleted, so the operator cannot lock themselves out.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -18,14 +19,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.http.bodies import read_json
-from gateway.http.names import tenant_prefix
+from gateway.http.names import SEPARATOR
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import json_response, validated
 from gateway.http.runtime import Runtime, runtime_of
+from storage.backend import LogStore
+from storage.errors import TopicNotFound
 from tenants.directory import DEFAULT_TENANT, TenantDirectory
 from tenants.principal import Principal, Scope
 from tenants.quotas import limits_json
 from tenants.store import KeyRecord, TenantRecord
+
+log = logging.getLogger(__name__)
 
 ADMIN_BODY_LIMIT = 64 * 1024
 MAX_KEY_TTL_S = 10 * 365 * 24 * 3600
@@ -66,6 +71,7 @@ async def _body(request: Request, runtime: Runtime) -> Any:
 def tenant_json(record: TenantRecord, directory: TenantDirectory) -> dict[str, Any]:
     return {
         "name": record.name,
+        "id": record.uid,
         "plan": record.plan,
         "status": record.status,
         "created_ms": record.created_ms,
@@ -135,19 +141,51 @@ async def update_tenant(request: Request) -> Response:
 
 
 async def delete_tenant(request: Request) -> Response:
-    """The tenant, its keys and every one of its topics."""
+    """The tenant, its keys and all its data; 204 once every part is gone.
+
+    The tenant and its keys are deleted in one transaction, which leaves a
+    tombstone of the tenant's id: from then on no credential of it works and its
+    name is free (a tenant created again under it has another id, so it sees
+    nothing of the old data even before the purge ends). Then the data stored
+    under the id is purged and the tombstone marked purged. If the purge is
+    interrupted (a crash, a full disk), the next start, or the next tenant
+    deletion, finishes it.
+    """
     runtime, directory, _ = await _operator(request)
     name = request.path_params["tenant"]
     _not_operator_tenant(name, "deleted")
     await directory.get_tenant(name)
-    # Suspend first so no new request of the tenant lands while its topics go.
-    await directory.set_status(name, "suspended")
-    log = runtime.log
-    for info in await log.list_topics(prefix=tenant_prefix(name)):
-        await log.delete_topic(info.name)
     await directory.delete_tenant(name)
     runtime.quotas.forget(name)
+    await purge_deleted_tenants(directory, runtime.log)
     return Response(status_code=204)
+
+
+async def purge_deleted_tenants(directory: TenantDirectory, log_store: LogStore) -> int:
+    """Delete every topic stored under a deleted tenant's id; returns how many.
+
+    Runs at every start and after each tenant deletion, over every tombstone (not
+    only those not yet marked purged), so a topic a request of the tenant created
+    while it was being deleted goes too. A tenant's data today is its topics;
+    consumer groups and schemas, once they exist, are stored under the same id
+    and are removed here as well.
+    """
+    deleted = set(await directory.deleted_ids())
+    if not deleted:
+        return 0
+    removed = 0
+    for info in await log_store.list_topics():
+        namespace, _, _ = info.name.partition(SEPARATOR)
+        if namespace in deleted:
+            try:
+                await log_store.delete_topic(info.name)
+                removed += 1
+            except TopicNotFound:
+                pass  # deleted meanwhile
+    for uid in await directory.unpurged():
+        await directory.purged(uid)
+        log.info("data of deleted tenant %s purged", uid)
+    return removed
 
 
 async def create_key(request: Request) -> Response:

@@ -30,7 +30,7 @@ async def usage(request: Request) -> Response:
     directory = runtime.directory
     record = await directory.get_tenant(tenant)
     limits = directory.limits_of(record)
-    stored = await runtime.usage.stored(log, tenant, fresh=True)
+    stored = await runtime.usage.stored(log, principal.namespace, fresh=True)
     traffic = runtime.usage.traffic[tenant]
     now = time.monotonic()
     used: dict[str, int] = {

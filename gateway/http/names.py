@@ -1,8 +1,10 @@
 """Topic names as clients see them, and how they map to the tenant-namespaced storage name.
 
-A client names a topic `orders`; storage holds it as `<tenant>~orders`. `~` may
-appear in neither part, so no client-chosen name can reach another tenant's
-topics, and no name can leave the data directory ("." and ".." are refused).
+A client names a topic `orders`; storage holds it as `<namespace>~orders`, where
+the namespace is the tenant's immutable id (`Principal.namespace`), never reused:
+a tenant created later under a deleted one's name has another namespace, so it
+cannot see the old topics even before they are purged. `~` may appear in
+neither part, so no client-chosen name can reach another tenant's topics.
 """
 
 from __future__ import annotations
@@ -22,21 +24,25 @@ def is_valid_topic_name(name: str) -> bool:
     return bool(TOPIC_NAME.fullmatch(name)) and name not in (".", "..")
 
 
-def storage_name(tenant: str, topic: str) -> str:
-    """The storage-level name of a tenant's topic."""
-    return f"{tenant}{SEPARATOR}{topic}"
+def storage_name(namespace: str, topic: str) -> str:
+    """The storage-level name of a topic of the tenant whose id is `namespace`."""
+    if not namespace:
+        raise ValueError("a storage name needs the tenant's namespace")
+    return f"{namespace}{SEPARATOR}{topic}"
 
 
-def tenant_prefix(tenant: str) -> str:
-    """The prefix every storage name of `tenant` starts with."""
-    return f"{tenant}{SEPARATOR}"
+def tenant_prefix(namespace: str) -> str:
+    """The prefix every storage name of the tenant `namespace` starts with."""
+    if not namespace:
+        raise ValueError("a storage prefix needs the tenant's namespace")
+    return f"{namespace}{SEPARATOR}"
 
 
-def client_name(tenant: str, stored: str) -> str:
-    """Inverse of `storage_name` for a name known to belong to `tenant`."""
-    prefix = tenant_prefix(tenant)
+def client_name(namespace: str, stored: str) -> str:
+    """Inverse of `storage_name` for a name known to belong to `namespace`."""
+    prefix = tenant_prefix(namespace)
     if not stored.startswith(prefix):
-        raise ValueError(f"{stored!r} does not belong to tenant {tenant!r}")
+        raise ValueError(f"{stored!r} does not belong to namespace {namespace!r}")
     return stored[len(prefix) :]
 
 

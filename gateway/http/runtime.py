@@ -158,7 +158,7 @@ class Runtime:
         principal = await self.principal(conn, scope)
         topic = checked_topic_name(conn.path_params["topic"])
         require_topic(principal, topic)
-        stored = storage_name(principal.tenant, topic)
+        stored = storage_name(principal.namespace, topic)
         return TopicRequest(principal, topic, stored, self.log, self.state)
 
 

@@ -84,18 +84,19 @@ class TenantUsage:
     traffic: defaultdict[str, Traffic] = field(default_factory=lambda: defaultdict(Traffic))
     _stored: dict[str, tuple[float, Stored]] = field(default_factory=dict)
 
-    async def counts(self, log: LogStore, tenant: str) -> Stored:
-        """Topics and partitions, exact (cheap: no per-partition figures)."""
-        infos = await log.list_topics(prefix=tenant_prefix(tenant))
+    async def counts(self, log: LogStore, namespace: str) -> Stored:
+        """The tenant's topics and partitions, exact (cheap: no per-partition figures);
+        `namespace` is its id (`Principal.namespace`)."""
+        infos = await log.list_topics(prefix=tenant_prefix(namespace))
         return Stored(len(infos), sum(i.partitions for i in infos), 0)
 
-    async def stored(self, log: LogStore, tenant: str, *, fresh: bool = False) -> Stored:
+    async def stored(self, log: LogStore, namespace: str, *, fresh: bool = False) -> Stored:
         """Topics, partitions and bytes on disk, at most a second old unless `fresh`."""
         now = time.monotonic()
-        hit = self._stored.get(tenant)
+        hit = self._stored.get(namespace)
         if hit is not None and not fresh and now - hit[0] < STORED_CACHE_S:
             return hit[1]
-        infos = await log.list_topics(prefix=tenant_prefix(tenant))
+        infos = await log.list_topics(prefix=tenant_prefix(namespace))
         total = 0
         for info in infos:
             try:
@@ -106,7 +107,7 @@ class TenantUsage:
         figures = Stored(len(infos), sum(i.partitions for i in infos), total)
         if len(self._stored) > 100_000:
             self._stored.clear()
-        self._stored[tenant] = (now, figures)
+        self._stored[namespace] = (now, figures)
         return figures
 
     def forget(self, tenant: str) -> None:

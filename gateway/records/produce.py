@@ -142,7 +142,7 @@ async def produce(
     if batch is None:
         batch = checked(media, body, query_of(request), info, bounds, placement, now_ms)
     if limits.max_storage_bytes is not None:
-        stored = await runtime.usage.stored(log_store, tenant)
+        stored = await runtime.usage.stored(log_store, principal.namespace)
         check_count("max_storage_bytes", stored.bytes, len(body), limits.max_storage_bytes)
     await quotas.admit_produce(tenant, len(body))
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
@@ -159,7 +159,7 @@ async def produce(
         pending_ttl_s=settings.idempotency_pending_ttl_s,
     )
     idem_key, fp, identity = idem
-    key = state_key(principal.tenant, topic, idem_key)
+    key = state_key(principal.namespace, topic, idem_key)
     claim = await store.claim(key, fp)
     if claim.verdict is Verdict.MISMATCH:
         raise GatewayError(

@@ -89,9 +89,9 @@ def fit_to_plan(config: TopicConfig, explicit: set[str], limits: Limits) -> Topi
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def topic_json(info: TopicInfo, tenant: str) -> dict[str, Any]:
+def topic_json(info: TopicInfo, namespace: str) -> dict[str, Any]:
     return {
-        "name": client_name(tenant, info.name),
+        "name": client_name(namespace, info.name),
         "id": info.topic_id,
         "partitions": info.partitions,
         "config": info.config.to_dict(),
@@ -99,8 +99,8 @@ def topic_json(info: TopicInfo, tenant: str) -> dict[str, Any]:
     }
 
 
-def description_json(desc: TopicDescription, tenant: str) -> dict[str, Any]:
-    body = topic_json(desc.topic, tenant)
+def description_json(desc: TopicDescription, namespace: str) -> dict[str, Any]:
+    body = topic_json(desc.topic, namespace)
     body["partitions"] = [
         {
             "partition": p.partition,

@@ -1,6 +1,7 @@
 """Topic routes: create, list, describe, change config, delete, within the caller's tenant.
 
-Clients name topics without their tenant; storage holds `<tenant>~<topic>`.
+Clients name topics without their tenant; storage holds `<namespace>~<topic>`
+(the namespace is the tenant's immutable id).
 Listing strips the prefix and shows only the caller's topics; another
 tenant's topic answers 404 exactly like a missing one.
 """
@@ -36,12 +37,12 @@ async def create_topic(request: Request) -> Response:
     if not principal.may_use_topic(name):
         raise GatewayError(ProblemType.FORBIDDEN, f"the credential may not use topic {name!r}")
     limits = await runtime.quotas.limits(principal.tenant)
-    counts = await runtime.usage.counts(log, principal.tenant)
+    counts = await runtime.usage.counts(log, principal.namespace)
     check_count("max_topics", counts.topics, 1, limits.max_topics)
     check_count("max_partitions", counts.partitions, body.partitions, limits.max_partitions)
     config = fit_to_plan(body.config.apply(TopicConfig()), body.config.model_fields_set, limits)
-    info = await log.create_topic(storage_name(principal.tenant, name), body.partitions, config)
-    response = json_response(topic_json(info, principal.tenant), 201)
+    info = await log.create_topic(storage_name(principal.namespace, name), body.partitions, config)
+    response = json_response(topic_json(info, principal.namespace), 201)
     response.headers["Location"] = f"/v1/topics/{name}"
     return response
 
@@ -50,8 +51,8 @@ async def list_topics(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await runtime.principal(request, Scope.TOPICS_READ)
     log = runtime.log
-    infos = await log.list_topics(prefix=tenant_prefix(principal.tenant))
-    topics = [topic_json(info, principal.tenant) for info in infos]
+    infos = await log.list_topics(prefix=tenant_prefix(principal.namespace))
+    topics = [topic_json(info, principal.namespace) for info in infos]
     visible = [t for t in topics if principal.may_use_topic(t["name"])]
     return json_response({"topics": visible})
 
@@ -60,7 +61,7 @@ async def describe_topic(request: Request) -> Response:
     runtime = runtime_of(request)
     target = await runtime.topic_request(request, Scope.TOPICS_READ)
     desc = await target.log.describe_topic(target.stored)
-    return json_response(description_json(desc, target.principal.tenant))
+    return json_response(description_json(desc, target.principal.namespace))
 
 
 async def update_topic(request: Request) -> Response:
@@ -87,7 +88,7 @@ async def update_topic(request: Request) -> Response:
         )
     info = desc.topic
     if patch.partitions is not None and patch.partitions > info.partitions:
-        counts = await runtime.usage.counts(log, principal.tenant)
+        counts = await runtime.usage.counts(log, principal.namespace)
         added = patch.partitions - info.partitions
         check_count("max_partitions", counts.partitions, added, limits.max_partitions)
     if patch.partitions is not None:
@@ -95,7 +96,7 @@ async def update_topic(request: Request) -> Response:
         info = await log.add_partitions(stored, patch.partitions)
     if dataclasses.astuple(config) != dataclasses.astuple(info.config):
         info = await log.update_topic_config(stored, config)
-    return json_response(topic_json(info, principal.tenant))
+    return json_response(topic_json(info, principal.namespace))
 
 
 async def delete_topic(request: Request) -> Response:

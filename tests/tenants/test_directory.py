@@ -1,6 +1,7 @@
 """The tenant directory: bootstrap, key authentication, revocation, suspension."""
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -191,3 +192,44 @@ async def test_a_cached_key_is_decided_without_the_store_and_the_same_way(
         await directory.authenticate(key, now_ms=NOW + 3)
     with pytest.raises(Unauthenticated):  # the revoked record is cached now: still refused
         directory.authenticate_cached(key, now_ms=NOW + 3)
+
+
+async def test_tenants_have_immutable_ids_never_reused_after_deletion(
+    directory: TenantDirectory,
+) -> None:
+    first = await directory.create_tenant("acme")
+    assert first.uid.startswith("T")
+    assert first.uid != "acme"
+    _, key = await directory.create_key("acme", ["topics:read"])
+    assert (await directory.authenticate(key, now_ms=NOW)).namespace == first.uid
+    assert await directory.delete_tenant("acme") == first.uid
+    with pytest.raises(Unauthenticated):
+        await directory.authenticate(key, now_ms=NOW)
+    second = await directory.create_tenant("acme")
+    assert second.uid != first.uid
+    assert await directory.list_keys("acme") == []  # the old keys went with the old tenant
+    assert await directory.deleted_ids() == [first.uid]
+    assert await directory.unpurged() == [first.uid]
+    await directory.purged(first.uid)
+    assert await directory.unpurged() == []
+
+
+async def test_a_store_from_before_ids_gives_its_tenants_their_names_as_ids(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tenants.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE tenants (name TEXT PRIMARY KEY, plan TEXT NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'active', created_ms INTEGER NOT NULL,"
+        " overrides TEXT NOT NULL DEFAULT '{}');"
+        "INSERT INTO tenants VALUES ('legacy', 'free', 'active', 1, '{}');"
+    )
+    conn.commit()
+    conn.close()
+    directory = await TenantDirectory.open(str(path), pepper=PEPPER)
+    try:
+        assert (await directory.get_tenant("legacy")).uid == "legacy"
+        assert (await directory.create_tenant("newer")).uid.startswith("T")
+    finally:
+        await directory.close()
