@@ -159,7 +159,9 @@ async def produce(
         pending_ttl_s=settings.idempotency_pending_ttl_s,
     )
     idem_key, fp, identity = idem
-    key = state_key(principal.namespace, topic, idem_key)
+    # Under the topic's id, not its name: a topic created again under the name has
+    # none of the old one's replies.
+    key = state_key(principal.namespace, info.topic_id, idem_key)
     claim = await store.claim(key, fp)
     if claim.verdict is Verdict.MISMATCH:
         raise GatewayError(

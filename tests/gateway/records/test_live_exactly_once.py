@@ -71,6 +71,7 @@ def test_a_retry_right_after_a_crash_gets_the_full_reply(tmp_path: Path) -> None
             first = api.post("/v1/topics/ck/records", content=body, headers=headers)
             assert first.status_code == 200, first.text
             namespace = api.get("/v1/admin/tenants/default").json()["id"]  # the tenant's id
+            topic_id = api.get("/v1/topics/ck").json()["id"]
     finally:
         kill(server)
 
@@ -78,7 +79,7 @@ def test_a_retry_right_after_a_crash_gets_the_full_reply(tmp_path: Path) -> None
         # What the crash leaves when it comes between the append and storing the reply.
         state = await SqliteStateStore.open(str(data))
         try:
-            key = state_key(namespace, "ck", "after-crash-1")
+            key = state_key(namespace, topic_id, "after-crash-1")
             stored = await state.get(key)
             assert stored is not None
             pending = {"fp": orjson.loads(stored)["fp"], "state": "pending"}

@@ -122,3 +122,24 @@ def test_a_topic_created_again_under_its_name_has_none_of_the_old_records(
             assert values(api, "again", 0) == []
     finally:
         server.stop()
+
+
+def test_an_idempotent_retry_on_a_topic_created_again_appends_to_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """The reply remembered for an Idempotency-Key belongs to the topic it was
+    given for, not to its name: the new topic gets the records."""
+    server = GatewayProcess(tmp_path / "data").start()
+    try:
+        with server.client() as api:
+            body = {"records": [{"value": "once"}]}
+            headers = {"Idempotency-Key": "same-key"}
+            api.post("/v1/topics", json={"name": "again"})
+            assert api.post("/v1/topics/again/records", json=body, headers=headers).is_success
+            assert api.delete("/v1/topics/again").status_code == 204
+            api.post("/v1/topics", json={"name": "again"})
+            r = api.post("/v1/topics/again/records", json=body, headers=headers)
+            assert r.status_code == 200, r.text
+            assert values(api, "again", 0) == ["once"]
+    finally:
+        server.stop()
