@@ -4,6 +4,8 @@ requests succeed once space is freed, without a restart."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from tests.gateway.conftest import GatewayProcess
@@ -16,10 +18,12 @@ def assert_disk_full(response: httpx.Response) -> None:
     assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_every_write_on_a_full_disk_is_507_and_succeeds_once_space_returns() -> None:
+def test_every_write_on_a_full_disk_is_507_and_succeeds_once_space_returns(
+    tmp_path: Path,
+) -> None:
     with small_filesystem("16m") as root:
         server = GatewayProcess(root / "data", env={"TIDEGATE_LOG_LEVEL": "error"})
-        server.log_path = root.parent / f"{root.name}-gateway.log"  # off the full disk
+        server.log_path = tmp_path / "gateway.log"  # off the full disk
         server.start()
         try:
             with server.client() as api:
