@@ -3,18 +3,30 @@
  * storage's packed record layout, writing fetched records as the API's JSON, and
  * writing a produce reply's offsets.
  *
- * Both are fast paths with a Python twin that stays the reference. Each answers
+ * Each is a fast path with a Python twin that stays the reference. Each answers
  * None for anything it is not certain about, and the caller then takes the Python
  * path, which also writes every error message. So the rule for changing this file:
  * when a function here returns a result, it must be byte for byte what the Python
- * path would have produced (the property tests in tests/gateway/test_speedups.py
- * hold it to that).
+ * path would have produced (the differential property tests in
+ * tests/gateway/records/test_speedups.py hold it to that, also under
+ * AddressSanitizer and UBSan: `make sanitize`).
  *
- * scan_produce takes a body only when re-serialising each value with orjson could
- * not change a byte: compact JSON, integers within int64, strings whose
- * only escapes are the ones orjson writes, objects without duplicate names. Any
- * float, `\u` escape, whitespace inside a value, binary topic or header goes to
- * the Python path.
+ * scan_produce reads JSON as RFC 8259 defines it, as strictly as msgspec does
+ * (the reference's reader), and stores what the reference stores
+ * (gateway/records/validation.py, values.py):
+ * - a json value: its text as sent without insignificant whitespace
+ *   (`msgspec.json.format(text, indent=-1)`): numbers, escapes and member order
+ *   untouched, duplicate names kept;
+ * - keys, string values and header names and values: the decoded text in UTF-8
+ *   (escapes decoded, surrogate pairs joined; an unpaired surrogate is refused);
+ * - a binary value: its base64 text decoded;
+ * - headers given as `[[name, value], ...]` or `{name: value}` (a repeated name
+ *   keeps its first place and its last value, as a Python dict does), a null
+ *   header value stored empty;
+ * - a record field given twice: the last one counts, as in a Python dict.
+ * It declines anything the reference refuses, and what it does not mean to
+ * handle: a body member other than one `records`, a header object of more than
+ * MAX_HEADER_NAMES names.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,11 +37,28 @@
 #define FMT_STRING 1
 #define FMT_BINARY 2
 
-#define PACKED_RECORD_HEAD 18 /* timestamp i64, key_len i32, value_len i32, header_count u16 */
-#define MAX_MEMBERS 64        /* larger objects in a value take the Python path */
-#define MAX_DIGITS 19         /* 19 digits fit a uint64; the range is checked after */
+#define PACKED_RECORD_HEAD 18  /* timestamp i64, key_len i32, value_len i32, header_count u16 */
+#define PACKED_HEADER_HEAD 6   /* name_len u16, value_len i32 */
+#define MAX_HEADERS 1000       /* validation.MAX_HEADERS */
+#define MAX_HEADER_NAMES 64    /* larger header objects take the Python path (names are
+                                  compared pairwise for repeats) */
+#define MAX_HEADER_NAME 0xFFFF /* a header name's length is packed in 16 bits */
+#define MAX_VALUE_DEPTH 1024   /* deeper values take the Python path (C recursion) */
+#ifdef __SANITIZE_ADDRESS__
+#define ARENA_BLOCK 0 /* each piece its own allocation, so that ASan sees past its end */
+#else
+#define ARENA_BLOCK 65536
+#endif
 
 /* ------------------------------------------------------------------ scanning -- */
+
+/* Bytes that do not sit in the body as they are stored (decoded strings,
+ * values without their whitespace) are written here; blocks never move. */
+typedef struct Block {
+    struct Block *next;
+    Py_ssize_t used, cap;
+    unsigned char data[];
+} Block;
 
 typedef struct {
     const unsigned char *p;
@@ -37,23 +66,79 @@ typedef struct {
     Py_ssize_t items;
     Py_ssize_t max_items;
     Py_ssize_t max_string;
+    int spaced; /* whitespace was skipped inside the value being scanned */
+    int nomem;  /* an allocation failed: the scan stops with MemoryError */
+    Block *arena;
 } Scan;
 
+/* A text to store: `len` bytes at `p`; len -1 is null (absent). */
 typedef struct {
-    const unsigned char *key;
-    Py_ssize_t key_len; /* -1: null */
-    const unsigned char *value;
-    Py_ssize_t value_len; /* -1: null */
-    long long timestamp;  /* -1: log-append time */
-    long long partition;  /* -1: the partitioner picks */
+    const unsigned char *p;
+    Py_ssize_t len;
+} Text;
+
+typedef struct {
+    Text name;
+    Text value;
+    int bad; /* the value is not a string or null (a later repeat may replace it) */
+} Header;
+
+typedef struct {
+    Header *items;
+    Py_ssize_t n;
+    Py_ssize_t cap;
+} Headers;
+
+typedef struct {
+    Text key;
+    Text value;
+    long long timestamp;      /* -1: log-append time */
+    long long partition;      /* -1: the partitioner picks */
+    Py_ssize_t header_first;  /* this record's headers in the Headers array */
+    Py_ssize_t header_count;
+    Py_ssize_t packed;        /* bytes packed for the headers */
 } Span;
 
-static inline void skip_ws(Scan *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
+/* Room for `n` bytes in the arena; arena_keep then keeps the ones written. */
+static unsigned char *arena_room(Scan *s, Py_ssize_t n) {
+    Block *b = s->arena;
+    if (!b || ARENA_BLOCK == 0 || b->cap - b->used < n) {
+        Py_ssize_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        Block *fresh = PyMem_Malloc(sizeof(Block) + (size_t)cap);
+        if (!fresh) {
+            s->nomem = 1;
+            return NULL;
+        }
+        fresh->next = b;
+        fresh->used = 0;
+        fresh->cap = cap;
+        s->arena = b = fresh;
+    }
+    return b->data + b->used;
+}
+
+static inline void arena_keep(Scan *s, Py_ssize_t n) { s->arena->used += n; }
+
+static void arena_free(Block *b) {
+    while (b) {
+        Block *next = b->next;
+        PyMem_Free(b);
+        b = next;
+    }
+}
+
+static inline int is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* Past any whitespace; whether there was some. */
+static inline int skip_ws(Scan *s) {
+    const unsigned char *start = s->p;
+    while (s->p < s->end && is_ws(*s->p)) s->p++;
+    return s->p != start;
 }
 
 static inline int count_item(Scan *s) { return ++s->items <= s->max_items; }
+
+static inline int at(Scan *s, unsigned char c) { return s->p < s->end && *s->p == c; }
 
 /* One strict UTF-8 sequence starting at p (a byte >= 0x80); its length, or 0. */
 static inline int utf8_sequence(const unsigned char *p, const unsigned char *end) {
@@ -78,26 +163,64 @@ static inline int utf8_sequence(const unsigned char *p, const unsigned char *end
     return 0;
 }
 
-/* A string at s->p (on its quote). `escapes`: allow the escapes orjson writes
- * itself; otherwise none, so the bytes between the quotes are the text. */
-static int scan_string(Scan *s, int escapes, const unsigned char **text, Py_ssize_t *len) {
+static inline int hex_digit(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The four hex digits at p (room checked by the caller); -1 if they are not. */
+static inline long hex4(const unsigned char *p) {
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hex_digit(p[i]);
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* A string at s->p (on its quote): `raw` is its text between the quotes, checked:
+ * valid UTF-8, no raw control character, escapes as JSON defines them, surrogate
+ * escapes in pairs. `escaped`: whether it holds an escape (its text then needs
+ * decoding). */
+static int scan_string(Scan *s, Text *raw, int *escaped) {
     const unsigned char *start = ++s->p;
     const unsigned char *p = start, *end = s->end;
+    int any = 0;
     while (p < end) {
         unsigned char c = *p;
         if (c == '"') {
             if (p - start > s->max_string) return -1;
-            *text = start;
-            *len = p - start;
+            raw->p = start;
+            raw->len = p - start;
+            *escaped = any;
             s->p = p + 1;
             return 0;
         }
         if (c == '\\') {
-            if (!escapes || p + 1 >= end) return -1;
+            any = 1;
+            if (end - p < 2) return -1;
             c = p[1];
-            if (c != '"' && c != '\\' && c != 'n' && c != 'r' && c != 't' && c != 'b' && c != 'f')
+            if (c == 'u') {
+                if (end - p < 6) return -1;
+                long u = hex4(p + 2);
+                if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF)) return -1;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (end - p < 12 || p[6] != '\\' || p[7] != 'u') return -1;
+                    long low = hex4(p + 8);
+                    if (low < 0xDC00 || low > 0xDFFF) return -1;
+                    p += 12;
+                } else {
+                    p += 6;
+                }
+            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
+                       c == 'r' || c == 't') {
+                p += 2;
+            } else {
                 return -1;
-            p += 2;
+            }
         } else if (c < 0x20) {
             return -1;
         } else if (c < 0x80) {
@@ -111,29 +234,108 @@ static int scan_string(Scan *s, int escapes, const unsigned char **text, Py_ssiz
     return -1;
 }
 
-/* A canonical integer: no sign on zero, no fraction, within int64. */
-static int scan_int(Scan *s, long long *out) {
-    const unsigned char *p = s->p, *end = s->end;
-    int negative = 0, digits = 0;
-    unsigned long long value = 0;
-    if (p < end && *p == '-') {
-        negative = 1;
-        p++;
-    }
-    if (p >= end || *p < '0' || *p > '9') return -1;
-    if (*p == '0') {
-        if (negative) return -1;
-        p++;
+static inline unsigned char *put_utf8(unsigned char *out, unsigned long u) {
+    if (u < 0x80) {
+        *out++ = (unsigned char)u;
+    } else if (u < 0x800) {
+        *out++ = (unsigned char)(0xC0 | (u >> 6));
+        *out++ = (unsigned char)(0x80 | (u & 0x3F));
+    } else if (u < 0x10000) {
+        *out++ = (unsigned char)(0xE0 | (u >> 12));
+        *out++ = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (u & 0x3F));
     } else {
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (++digits > MAX_DIGITS) return -1;
-            value = value * 10 + (unsigned long long)(*p - '0');
+        *out++ = (unsigned char)(0xF0 | (u >> 18));
+        *out++ = (unsigned char)(0x80 | ((u >> 12) & 0x3F));
+        *out++ = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (u & 0x3F));
+    }
+    return out;
+}
+
+/* The decoded UTF-8 of `raw`, a string's text checked by scan_string, into `out`
+ * (room for raw.len bytes: no escape decodes longer than itself); its length. */
+static Py_ssize_t decode_into(Text raw, unsigned char *out) {
+    const unsigned char *p = raw.p, *end = raw.p + raw.len;
+    unsigned char *start = out;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c != '\\') {
+            *out++ = c;
             p++;
+            continue;
+        }
+        c = p[1];
+        p += 2;
+        switch (c) {
+            case 'b': *out++ = '\b'; break;
+            case 'f': *out++ = '\f'; break;
+            case 'n': *out++ = '\n'; break;
+            case 'r': *out++ = '\r'; break;
+            case 't': *out++ = '\t'; break;
+            case 'u': {
+                unsigned long u = (unsigned long)hex4(p);
+                p += 4;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    unsigned long low = (unsigned long)hex4(p + 2);
+                    p += 6;
+                    u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+                }
+                out = put_utf8(out, u);
+                break;
+            }
+            default: *out++ = c; /* " \ / */
         }
     }
-    if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) return -1;
-    if (value > (unsigned long long)INT64_MAX + (unsigned long long)negative) return -1;
-    *out = negative ? (long long)(0ULL - value) : (long long)value;
+    return out - start;
+}
+
+/* A string's stored text: its raw bytes, or, when it holds escapes, their
+ * decoding in the arena. */
+static int string_text(Scan *s, Text raw, int escaped, Text *out) {
+    if (!escaped) {
+        *out = raw;
+        return 0;
+    }
+    unsigned char *room = arena_room(s, raw.len);
+    if (!room) return -1;
+    out->p = room;
+    out->len = decode_into(raw, room);
+    arena_keep(s, out->len);
+    return 0;
+}
+
+/* A string at s->p, scanned and decoded. */
+static int scan_text(Scan *s, Text *out) {
+    Text raw;
+    int escaped;
+    if (scan_string(s, &raw, &escaped) < 0) return -1;
+    return string_text(s, raw, escaped, out);
+}
+
+/* A number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int scan_number(Scan *s) {
+    const unsigned char *p = s->p, *end = s->end;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return -1;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return -1;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return -1;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return -1;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
     s->p = p;
     return 0;
 }
@@ -144,10 +346,10 @@ static int scan_literal(Scan *s, const char *word, Py_ssize_t n) {
     return 0;
 }
 
-/* Past a member or element: 1 at the closing bracket, 0 after a comma (either
- * consumed), -1 at anything else. `ws`: whitespace is allowed around them. */
-static int after_item(Scan *s, unsigned char close, int ws) {
-    if (ws) skip_ws(s);
+/* Past a member or element and the whitespace around it: 1 at the closing bracket,
+ * 0 after a comma (either consumed), -1 at anything else. */
+static int after_item(Scan *s, unsigned char close) {
+    s->spaced |= skip_ws(s);
     if (s->p >= s->end) return -1;
     if (*s->p == close) {
         s->p++;
@@ -155,50 +357,51 @@ static int after_item(Scan *s, unsigned char close, int ws) {
     }
     if (*s->p != ',' || !count_item(s)) return -1;
     s->p++;
-    if (ws) skip_ws(s);
+    s->spaced |= skip_ws(s);
     return 0;
 }
 
-/* Past an opening bracket (counted; `depth` left for it): 1 if the container is
- * empty (closed too), 0 if it has content, -1 if it may not open here. */
+/* Past an opening bracket (counted; `depth` left for it) and whitespace: 1 if the
+ * container is empty (closed too), 0 if it has content, -1 if it may not open here. */
 static int open_container(Scan *s, unsigned char close, int depth) {
     if (depth < 1 || !count_item(s)) return -1;
     s->p++;
-    if (s->p < s->end && *s->p == close) {
+    s->spaced |= skip_ws(s);
+    if (at(s, close)) {
         s->p++;
         return 1;
     }
     return 0;
 }
 
-/* A compact, canonical JSON value nesting at most `depth` containers. */
+/* Past a member's name and its colon, with the whitespace around the colon. */
+static int member_name(Scan *s, Text *raw, int *escaped) {
+    if (!at(s, '"') || scan_string(s, raw, escaped) < 0) return -1;
+    s->spaced |= skip_ws(s);
+    if (!at(s, ':')) return -1;
+    s->p++;
+    s->spaced |= skip_ws(s);
+    return 0;
+}
+
+/* Any JSON value nesting at most `depth` containers; s->spaced is set when it
+ * holds whitespace. */
 static int scan_value(Scan *s, int depth) {
     if (s->p >= s->end) return -1;
     unsigned char c = *s->p;
     if (c == '"') {
-        const unsigned char *text;
-        Py_ssize_t len;
-        return scan_string(s, 1, &text, &len);
+        Text raw;
+        int escaped;
+        return scan_string(s, &raw, &escaped);
     }
     if (c == '{') {
-        const unsigned char *names[MAX_MEMBERS];
-        Py_ssize_t lengths[MAX_MEMBERS];
-        int members = 0, opened = open_container(s, '}', depth);
+        int opened = open_container(s, '}', depth);
         if (opened != 0) return opened < 0 ? -1 : 0;
         for (;;) {
-            const unsigned char *name;
-            Py_ssize_t len;
-            if (s->p >= s->end || *s->p != '"' || members == MAX_MEMBERS) return -1;
-            if (scan_string(s, 1, &name, &len) < 0) return -1;
-            for (int i = 0; i < members; i++) {
-                if (lengths[i] == len && memcmp(names[i], name, len) == 0) return -1;
-            }
-            names[members] = name;
-            lengths[members++] = len;
-            if (s->p >= s->end || *s->p != ':') return -1;
-            s->p++;
-            if (scan_value(s, depth - 1) < 0) return -1;
-            int next = after_item(s, '}', 0);
+            Text raw;
+            int escaped;
+            if (member_name(s, &raw, &escaped) < 0 || scan_value(s, depth - 1) < 0) return -1;
+            int next = after_item(s, '}');
             if (next != 0) return next < 0 ? -1 : 0;
         }
     }
@@ -207,82 +410,321 @@ static int scan_value(Scan *s, int depth) {
         if (opened != 0) return opened < 0 ? -1 : 0;
         for (;;) {
             if (scan_value(s, depth - 1) < 0) return -1;
-            int next = after_item(s, ']', 0);
+            int next = after_item(s, ']');
             if (next != 0) return next < 0 ? -1 : 0;
         }
     }
     if (c == 't') return scan_literal(s, "true", 4);
     if (c == 'f') return scan_literal(s, "false", 5);
     if (c == 'n') return scan_literal(s, "null", 4);
-    long long ignored;
-    return scan_int(s, &ignored);
+    return scan_number(s);
+}
+
+/* `src`, a value checked by scan_value, without its whitespace, into `out`. */
+static Py_ssize_t compact_into(const unsigned char *src, Py_ssize_t len, unsigned char *out) {
+    unsigned char *start = out;
+    int in_string = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = src[i];
+        if (in_string) {
+            *out++ = c;
+            if (c == '\\') {
+                *out++ = src[++i];
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (!is_ws(c)) {
+            *out++ = c;
+            if (c == '"') in_string = 1;
+        }
+    }
+    return out - start;
+}
+
+/* A json value's stored text: as sent, or without its whitespace (in the arena). */
+static int scan_json(Scan *s, int depth, Text *out) {
+    const unsigned char *start = s->p;
+    s->spaced = 0;
+    if (scan_value(s, depth) < 0) return -1;
+    out->p = start;
+    out->len = s->p - start;
+    if (!s->spaced) return 0;
+    unsigned char *room = arena_room(s, out->len);
+    if (!room) return -1;
+    out->len = compact_into(start, out->len, room);
+    out->p = room;
+    arena_keep(s, out->len);
+    return 0;
+}
+
+static inline int base64_digit(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict base64 (`base64.b64decode(text, validate=True)`): groups of four, `=`
+ * only as the last one or two characters. Returns 1 when the text is not that. */
+static int base64_text(Scan *s, Text text, Text *out) {
+    Py_ssize_t n = text.len;
+    const unsigned char *in = text.p;
+    if (n % 4) return 1;
+    unsigned char *room = arena_room(s, n / 4 * 3);
+    if (!room) return -1;
+    unsigned char *o = room;
+    for (Py_ssize_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
+        int a = base64_digit(in[i]), b = base64_digit(in[i + 1]);
+        int c = base64_digit(in[i + 2]), d = base64_digit(in[i + 3]);
+        if (a < 0 || b < 0) return 1;
+        if (c < 0) {
+            if (!last || in[i + 2] != '=' || in[i + 3] != '=') return 1;
+            *o++ = (unsigned char)(a << 2 | b >> 4);
+        } else if (d < 0) {
+            if (!last || in[i + 3] != '=') return 1;
+            *o++ = (unsigned char)(a << 2 | b >> 4);
+            *o++ = (unsigned char)((b & 15) << 4 | c >> 2);
+        } else {
+            *o++ = (unsigned char)(a << 2 | b >> 4);
+            *o++ = (unsigned char)((b & 15) << 4 | c >> 2);
+            *o++ = (unsigned char)((c & 3) << 6 | d);
+        }
+    }
+    out->p = room;
+    out->len = o - room;
+    arena_keep(s, out->len);
+    return 0;
 }
 
 static int is_null(Scan *s) { return s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0; }
 
-enum { F_KEY = 1, F_VALUE = 2, F_PARTITION = 4, F_TIMESTAMP = 8 };
+static inline int same_text(Text a, Text b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, (size_t)a.len) == 0);
+}
 
-static int field_of(const unsigned char *name, Py_ssize_t len) {
-    if (len == 3 && memcmp(name, "key", 3) == 0) return F_KEY;
-    if (len == 5 && memcmp(name, "value", 5) == 0) return F_VALUE;
-    if (len == 9 && memcmp(name, "partition", 9) == 0) return F_PARTITION;
-    if (len == 9 && memcmp(name, "timestamp", 9) == 0) return F_TIMESTAMP;
+/* A member name as its decoded text (a short stack buffer is enough to compare it
+ * with the names this file knows). 0, or -1 when it cannot be one of them. */
+static int known_name(Text raw, int escaped, unsigned char *buf, Py_ssize_t room, Text *out) {
+    if (!escaped) {
+        *out = raw;
+        return 0;
+    }
+    if (raw.len > room) return -1;
+    out->p = buf;
+    out->len = decode_into(raw, buf);
     return 0;
 }
 
-/* One record object; whitespace is allowed around its own tokens, not in a value. */
-static int scan_record(Scan *s, Span *r, int fmt, long long partitions, int value_depth) {
-    int seen = 0;
-    r->key = r->value = NULL;
-    r->key_len = r->value_len = -1;
-    r->timestamp = r->partition = -1;
-    if (s->p >= s->end || *s->p != '{' || !count_item(s)) return -1;
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
+enum { F_KEY = 1, F_VALUE = 2, F_PARTITION = 4, F_TIMESTAMP = 8, F_HEADERS = 16 };
+
+static int field_of(Text name) {
+    if (name.len == 3 && memcmp(name.p, "key", 3) == 0) return F_KEY;
+    if (name.len == 5 && memcmp(name.p, "value", 5) == 0) return F_VALUE;
+    if (name.len == 7 && memcmp(name.p, "headers", 7) == 0) return F_HEADERS;
+    if (name.len == 9 && memcmp(name.p, "partition", 9) == 0) return F_PARTITION;
+    if (name.len == 9 && memcmp(name.p, "timestamp", 9) == 0) return F_TIMESTAMP;
+    return 0;
+}
+
+/* A slot for one more header of the record; NULL when out of memory. */
+static Header *new_header(Scan *s, Headers *h) {
+    if (h->n == h->cap) {
+        Py_ssize_t cap = h->cap ? h->cap * 2 : 64;
+        Header *grown = PyMem_Realloc(h->items, (size_t)cap * sizeof(Header));
+        if (!grown) {
+            s->nomem = 1;
+            return NULL;
+        }
+        h->items = grown;
+        h->cap = cap;
+    }
+    return &h->items[h->n++];
+}
+
+/* A header's value at s->p: a string (decoded), null (stored empty), or any other
+ * JSON (skipped; `bad`). */
+static int header_value(Scan *s, Header *header, int depth) {
+    header->bad = 0;
+    if (is_null(s)) {
+        s->p += 4;
+        header->value.p = NULL;
+        header->value.len = 0;
         return 0;
     }
+    if (at(s, '"')) return scan_text(s, &header->value);
+    header->bad = 1;
+    return scan_value(s, depth);
+}
+
+/* `{name: value, ...}` (at `depth`): a repeated name keeps its first place and takes
+ * the last value. 0, 1 when the reference would refuse them, -1 to decline. */
+static int header_object(Scan *s, Headers *h, Span *r, int depth) {
+    int opened = open_container(s, '}', depth);
+    if (opened != 0) return opened < 0 ? -1 : 0;
     for (;;) {
-        const unsigned char *name;
-        Py_ssize_t len;
-        if (s->p >= s->end || *s->p != '"' || scan_string(s, 0, &name, &len) < 0) return -1;
-        int field = field_of(name, len);
-        if (!field || (seen & field)) return -1;
-        seen |= field;
-        skip_ws(s);
-        if (s->p >= s->end || *s->p != ':') return -1;
-        s->p++;
-        skip_ws(s);
-        if (is_null(s)) {
-            s->p += 4;
-        } else if (field == F_KEY) {
-            if (s->p >= s->end || *s->p != '"') return -1;
-            if (scan_string(s, 0, &r->key, &r->key_len) < 0) return -1;
-        } else if (field == F_VALUE) {
-            if (fmt == FMT_JSON) {
-                const unsigned char *start = s->p;
-                if (scan_value(s, value_depth) < 0) return -1;
-                r->value = start;
-                r->value_len = s->p - start;
-            } else if (fmt == FMT_STRING) {
-                if (s->p >= s->end || *s->p != '"') return -1;
-                if (scan_string(s, 0, &r->value, &r->value_len) < 0) return -1;
-            } else {
-                return -1;
-            }
-        } else {
-            long long n;
-            if (scan_int(s, &n) < 0 || n < 0) return -1;
-            if (field == F_PARTITION) {
-                if (n >= partitions) return -1;
-                r->partition = n;
-            } else {
-                r->timestamp = n;
+        Text raw, name;
+        int escaped;
+        if (member_name(s, &raw, &escaped) < 0 || string_text(s, raw, escaped, &name) < 0)
+            return -1;
+        Header *header = NULL;
+        for (Py_ssize_t i = r->header_first; i < h->n; i++) {
+            if (same_text(h->items[i].name, name)) {
+                header = &h->items[i];
+                break;
             }
         }
-        int next = after_item(s, '}', 1);
-        if (next != 0) return next < 0 ? -1 : 0;
+        if (!header) {
+            if (h->n - r->header_first == MAX_HEADER_NAMES) return -1;
+            if (!(header = new_header(s, h))) return -1;
+            header->name = name;
+        }
+        if (header_value(s, header, depth - 1) < 0) return -1;
+        int next = after_item(s, '}');
+        if (next < 0) return -1;
+        if (next > 0) break;
+    }
+    int bad = 0;
+    for (Py_ssize_t i = r->header_first; i < h->n; i++) {
+        if (h->items[i].bad || h->items[i].name.len == 0) bad = 1;
+    }
+    return bad;
+}
+
+/* `[[name, value], ...]` (at `depth`): names non-empty strings, values strings or
+ * null. 0, 1 when the reference would refuse them, -1 to decline. */
+static int header_pairs(Scan *s, Headers *h, int depth) {
+    int bad = 0;
+    int opened = open_container(s, ']', depth);
+    if (opened != 0) return opened < 0 ? -1 : 0;
+    for (;;) {
+        if (!at(s, '[')) {
+            bad = 1; /* not a pair */
+            if (scan_value(s, depth - 1) < 0) return -1;
+        } else {
+            Header *header = new_header(s, h);
+            if (!header) return -1;
+            header->name.len = -1;
+            header->bad = 1;
+            int items = 0, next = open_container(s, ']', depth - 1);
+            if (next < 0) return -1;
+            while (next == 0) {
+                if (items == 0 && at(s, '"')) {
+                    if (scan_text(s, &header->name) < 0) return -1;
+                } else if (items == 1) {
+                    if (header_value(s, header, depth - 2) < 0) return -1;
+                } else if (scan_value(s, depth - 2) < 0) {
+                    return -1;
+                }
+                items++;
+                if ((next = after_item(s, ']')) < 0) return -1;
+            }
+            if (items != 2 || header->bad || header->name.len <= 0) bad = 1;
+        }
+        int next = after_item(s, ']');
+        if (next < 0) return -1;
+        if (next > 0) break;
+    }
+    return bad;
+}
+
+/* The headers field at s->p (not null). 0, 1 when the reference would refuse them,
+ * -1 to decline. */
+static int scan_headers(Scan *s, Headers *h, Span *r, int depth) {
+    int rc;
+    h->n = r->header_first; /* a repeated field replaces the earlier headers */
+    if (at(s, '{'))
+        rc = header_object(s, h, r, depth);
+    else if (at(s, '['))
+        rc = header_pairs(s, h, depth);
+    else
+        return scan_value(s, depth) < 0 ? -1 : 1;
+    if (rc != 0) return rc;
+    r->header_count = h->n - r->header_first;
+    if (r->header_count > MAX_HEADERS) return 1;
+    r->packed = 0;
+    for (Py_ssize_t i = r->header_first; i < h->n; i++) {
+        if (h->items[i].name.len > MAX_HEADER_NAME) return 1; /* cannot be packed */
+        r->packed += PACKED_HEADER_HEAD + h->items[i].name.len + h->items[i].value.len;
+    }
+    return 0;
+}
+
+/* An integer field (partition, timestamp) at s->p: 0 and *out when it is an
+ * integer in 0..INT64_MAX (`-0` is 0), 1 for any other JSON, -1 to decline. */
+static int scan_count(Scan *s, int depth, long long *out) {
+    const unsigned char *p = s->p;
+    if (scan_value(s, depth) < 0) return -1;
+    int negative = p < s->p && *p == '-';
+    p += negative;
+    if (p == s->p || *p < '0' || *p > '9') return 1; /* not a number */
+    unsigned long long value = 0;
+    for (int digits = 0; p < s->p; p++) {
+        if (*p < '0' || *p > '9' || ++digits > 19) return 1; /* a fraction, or too large */
+        value = value * 10 + (unsigned long long)(*p - '0');
+    }
+    if (value > (unsigned long long)INT64_MAX || (negative && value)) return 1;
+    *out = (long long)value;
+    return 0;
+}
+
+/* One record object. Whitespace is allowed anywhere JSON allows it; a field given
+ * twice counts by its last value. -1 to decline. */
+static int scan_record(Scan *s, Span *r, Headers *h, int fmt, long long partitions,
+                       int value_depth) {
+    int bad = 0; /* fields whose last value the reference would refuse */
+    r->key.p = r->value.p = NULL;
+    r->key.len = r->value.len = -1;
+    r->timestamp = r->partition = -1;
+    r->header_first = h->n;
+    r->header_count = r->packed = 0;
+    if (!at(s, '{')) return -1;
+    int opened = open_container(s, '}', value_depth + 1);
+    if (opened != 0) return opened < 0 ? -1 : 0;
+    for (;;) {
+        Text raw, name;
+        int escaped, rc = 0;
+        unsigned char buf[64];
+        if (member_name(s, &raw, &escaped) < 0 || known_name(raw, escaped, buf, 64, &name) < 0)
+            return -1;
+        int field = field_of(name);
+        if (!field) return -1; /* an unknown field */
+        if (is_null(s)) {
+            s->p += 4;
+            if (field == F_KEY) r->key.len = -1;
+            if (field == F_VALUE) r->value.len = -1;
+            if (field == F_PARTITION) r->partition = -1;
+            if (field == F_TIMESTAMP) r->timestamp = -1;
+            if (field == F_HEADERS) h->n = r->header_first, r->header_count = r->packed = 0;
+        } else if (field == F_KEY) {
+            if (at(s, '"'))
+                rc = scan_text(s, &r->key);
+            else
+                rc = scan_value(s, value_depth) < 0 ? -1 : 1;
+        } else if (field == F_VALUE) {
+            if (fmt == FMT_JSON) {
+                rc = scan_json(s, value_depth, &r->value);
+            } else if (!at(s, '"')) {
+                rc = scan_value(s, value_depth) < 0 ? -1 : 1;
+            } else if ((rc = scan_text(s, &r->value)) == 0 && fmt == FMT_BINARY) {
+                rc = base64_text(s, r->value, &r->value);
+            }
+        } else if (field == F_HEADERS) {
+            rc = scan_headers(s, h, r, value_depth);
+        } else {
+            long long n = 0;
+            rc = scan_count(s, value_depth, &n);
+            if (rc == 0 && field == F_PARTITION && n >= partitions) rc = 1;
+            if (field == F_PARTITION) r->partition = n;
+            if (field == F_TIMESTAMP) r->timestamp = n;
+        }
+        if (rc < 0) return -1;
+        bad = rc ? bad | field : bad & ~field;
+        int next = after_item(s, '}');
+        if (next < 0) return -1;
+        if (next > 0) return bad ? -1 : 0;
     }
 }
 
@@ -325,15 +767,26 @@ static inline unsigned char *put_be(unsigned char *out, uint64_t v, int bytes) {
     return out + bytes;
 }
 
-/* The packed records of `partition`, picked out of `spans` by `chosen` (NULL: all). */
-static PyObject *pack_group(Span *spans, Py_ssize_t n, const long long *chosen, long long partition,
-                            long long now_ms) {
+static inline unsigned char *put_text(unsigned char *out, Text t) {
+    if (t.len > 0) {
+        memcpy(out, t.p, (size_t)t.len);
+        out += t.len;
+    }
+    return out;
+}
+
+static inline Py_ssize_t text_size(Text t) { return t.len > 0 ? t.len : 0; }
+
+/* The packed records of `partition`, picked out of `spans` by `chosen` (NULL: all):
+ * storage.records.pack_records' layout. */
+static PyObject *pack_group(Span *spans, Py_ssize_t n, const Header *headers,
+                            const long long *chosen, long long partition, long long now_ms) {
     Py_ssize_t size = 0, count = 0, i;
     long long first = 0, max_ts = 0;
     for (i = 0; i < n; i++) {
         if (chosen && chosen[i] != partition) continue;
-        size += PACKED_RECORD_HEAD + (spans[i].key_len > 0 ? spans[i].key_len : 0) +
-                (spans[i].value_len > 0 ? spans[i].value_len : 0);
+        size += PACKED_RECORD_HEAD + text_size(spans[i].key) + text_size(spans[i].value) +
+                spans[i].packed;
     }
     PyObject *data = PyBytes_FromStringAndSize(NULL, size);
     if (!data) return NULL;
@@ -346,16 +799,17 @@ static PyObject *pack_group(Span *spans, Py_ssize_t n, const long long *chosen, 
         if (count == 0) first = ts;
         count++;
         out = put_be(out, (uint64_t)ts, 8);
-        out = put_be(out, (uint32_t)(int32_t)r->key_len, 4);
-        out = put_be(out, (uint32_t)(int32_t)r->value_len, 4);
-        out = put_be(out, 0, 2);
-        if (r->key_len > 0) {
-            memcpy(out, r->key, r->key_len);
-            out += r->key_len;
-        }
-        if (r->value_len > 0) {
-            memcpy(out, r->value, r->value_len);
-            out += r->value_len;
+        out = put_be(out, (uint32_t)(int32_t)r->key.len, 4);
+        out = put_be(out, (uint32_t)(int32_t)r->value.len, 4);
+        out = put_be(out, (uint64_t)r->header_count, 2);
+        out = put_text(out, r->key);
+        out = put_text(out, r->value);
+        for (Py_ssize_t j = 0; j < r->header_count; j++) {
+            const Header *header = &headers[r->header_first + j];
+            out = put_be(out, (uint64_t)header->name.len, 2);
+            out = put_text(out, header->name);
+            out = put_be(out, (uint64_t)header->value.len, 4);
+            out = put_text(out, header->value);
         }
     }
     return Py_BuildValue("(LNnLL)", partition, data, count, first, max_ts);
@@ -375,61 +829,57 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
         return NULL;
     PyObject *result = NULL;
     Span *spans = NULL;
+    Headers headers = {NULL, 0, 0};
     long long *chosen = NULL;
     unsigned char *seen = NULL;
     Py_ssize_t n = 0, cap = 0, i;
     Scan s = {(const unsigned char *)body.buf, (const unsigned char *)body.buf + body.len, 0,
-              max_items, max_string};
-    const unsigned char *name;
-    Py_ssize_t len;
+              max_items, max_string, 0, 0, NULL};
+    Text raw, name;
+    int escaped;
+    unsigned char buf[64];
     /* A value sits in a record (level 3 of the document: body, list, record). */
     int value_depth = max_depth - 3;
-    if (value_depth < 0 || partitions < 1 || partitions > (1 << 20) || max_records < 1)
+    if (value_depth > MAX_VALUE_DEPTH) value_depth = MAX_VALUE_DEPTH;
+    if (value_depth < 0 || partitions < 1 || partitions > (1 << 20) || max_records < 1 ||
+        fmt < FMT_JSON || fmt > FMT_BINARY || body.len > INT32_MAX)
         goto fallback;
 
     skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{' || !count_item(&s)) goto fallback;
-    s.p++;
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '"' || scan_string(&s, 0, &name, &len) < 0) goto fallback;
-    if (len != 7 || memcmp(name, "records", 7) != 0) goto fallback;
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != ':') goto fallback;
-    s.p++;
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '[' || !count_item(&s)) goto fallback;
-    s.p++;
-    skip_ws(&s);
+    if (!at(&s, '{') || open_container(&s, '}', 1) != 0) goto fallback;
+    if (member_name(&s, &raw, &escaped) < 0 || known_name(raw, escaped, buf, 64, &name) < 0)
+        goto fallback;
+    if (name.len != 7 || memcmp(name.p, "records", 7) != 0) goto fallback;
+    if (!at(&s, '[') || open_container(&s, ']', 1) != 0) goto fallback;
     for (;;) {
         if (n == max_records) goto fallback;
         if (n == cap) {
             cap = cap ? cap * 2 : 128;
-            Span *grown = PyMem_Realloc(spans, cap * sizeof(Span));
+            Span *grown = PyMem_Realloc(spans, (size_t)cap * sizeof(Span));
             if (!grown) {
                 PyErr_NoMemory();
                 goto done;
             }
             spans = grown;
         }
-        if (scan_record(&s, &spans[n], fmt, partitions, value_depth) < 0) goto fallback;
+        if (scan_record(&s, &spans[n], &headers, fmt, partitions, value_depth) < 0) goto fallback;
         Span *r = &spans[n++];
-        if ((r->key_len > 0 ? r->key_len : 0) + (r->value_len > 0 ? r->value_len : 0) >
+        if (text_size(r->key) + text_size(r->value) + r->packed -
+                PACKED_HEADER_HEAD * r->header_count >
             max_record_bytes)
             goto fallback;
-        int next = after_item(&s, ']', 1);
+        int next = after_item(&s, ']');
         if (next < 0) goto fallback;
         if (next > 0) break;
     }
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '}') goto fallback;
-    s.p++;
+    if (after_item(&s, '}') != 1) goto fallback; /* `records` is the only member */
     skip_ws(&s);
     if (s.p != s.end) goto fallback;
 
     long long drawn = 0;
     int one_partition = 1;
     if (partitions > 1) {
-        chosen = PyMem_Malloc(n * sizeof(long long));
+        chosen = PyMem_Malloc((size_t)n * sizeof(long long));
         if (!chosen) {
             PyErr_NoMemory();
             goto done;
@@ -438,8 +888,8 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
             Span *r = &spans[i];
             if (r->partition >= 0)
                 chosen[i] = r->partition;
-            else if (r->key_len >= 0)
-                chosen[i] = (long long)((murmur2(r->key, r->key_len) & 0x7fffffff) % partitions);
+            else if (r->key.len >= 0)
+                chosen[i] = (long long)((murmur2(r->key.p, r->key.len) & 0x7fffffff) % partitions);
             else
                 chosen[i] = (long long)(((unsigned long long)round_robin + drawn++) % partitions);
             if (chosen[i] != chosen[0]) one_partition = 0;
@@ -450,7 +900,8 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
     PyObject *order = Py_None;
     Py_INCREF(order);
     if (one_partition) {
-        PyObject *group = pack_group(spans, n, NULL, chosen ? chosen[0] : 0, now_ms);
+        PyObject *group =
+            pack_group(spans, n, headers.items, NULL, chosen ? chosen[0] : 0, now_ms);
         if (!group || PyList_Append(groups, group) < 0) {
             Py_XDECREF(group);
             goto fail_groups;
@@ -471,7 +922,7 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
             PyList_SET_ITEM(order, i, p);
             if (seen[chosen[i]]) continue; /* groups go in order of first appearance */
             seen[chosen[i]] = 1;
-            PyObject *group = pack_group(spans, n, chosen, chosen[i], now_ms);
+            PyObject *group = pack_group(spans, n, headers.items, chosen, chosen[i], now_ms);
             if (!group || PyList_Append(groups, group) < 0) {
                 Py_XDECREF(group);
                 goto fail_groups;
@@ -486,10 +937,16 @@ fail_groups:
     Py_XDECREF(order);
     goto done;
 fallback:
+    if (s.nomem) {
+        PyErr_NoMemory();
+        goto done;
+    }
     result = Py_None;
     Py_INCREF(result);
 done:
     PyMem_Free(spans);
+    PyMem_Free(headers.items);
+    arena_free(s.arena);
     PyMem_Free(chosen);
     PyMem_Free(seen);
     PyBuffer_Release(&body);
