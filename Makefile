@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage deps clean
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan deps clean
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -68,6 +68,9 @@ test-slow: $(STAMP)
 
 bench-storage: $(STAMP)
 	$(BIN)/python -m loadtests.bench_storage
+
+bench-scan: $(STAMP)
+	$(BIN)/python -m loadtests.bench_scan
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway
