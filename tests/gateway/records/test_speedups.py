@@ -451,6 +451,8 @@ def test_keys_and_headers_are_stored_decoded() -> None:
     "body",
     [
         b'{"records":[{"value":"\\ud800"}]}',  # unpaired surrogate escapes
+        b'{"records":[{"value":"\\udc00"}]}',
+        b'{"records":[{"key":"\\ud800\\n"}]}',
         b'{"records":[{"value":"\\udc00\\ud800"}]}',
         b'{"records":[{"value":"\\ud800\\u0041"}]}',
         b'{"records":[{"value":"\\x"}]}',
