@@ -26,7 +26,8 @@
  * - a record field given twice: the last one counts, as in a Python dict.
  * It declines anything the reference refuses, and what it does not mean to
  * handle: a body member other than one `records`, a header object of more than
- * MAX_HEADER_NAMES names.
+ * MAX_HEADER_NAMES names, values nested past MAX_VALUE_DEPTH, base64 padded past
+ * its data (`QUJD====`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -43,7 +44,9 @@
 #define MAX_HEADER_NAMES 64    /* larger header objects take the Python path (names are
                                   compared pairwise for repeats) */
 #define MAX_HEADER_NAME 0xFFFF /* a header name's length is packed in 16 bits */
-#define MAX_VALUE_DEPTH 1024   /* deeper values take the Python path (C recursion) */
+#define MAX_VALUE_DEPTH 500    /* deeper values take the Python path: the C recursion stays
+                                  short, and well within where msgspec gives up (about 1000
+                                  levels less the Python stack in use) */
 #ifdef __SANITIZE_ADDRESS__
 #define ARENA_BLOCK 0 /* each piece its own allocation, so that ASan sees past its end */
 #else

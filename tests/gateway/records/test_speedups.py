@@ -11,10 +11,11 @@ names, both header forms), so that a scanner that stored a byte differently,
 took a body the reference refuses, or declined one it takes, fails here. The
 scanner declines on purpose only where its header comment says so (a body
 member other than one `records`, header objects of more than 64 names, values
-nested past 1024), which these bodies never hold; so for them the C answers
-exactly when the reference does. Mutated bodies (cut short, a byte changed,
-junk inserted) must still agree. `test_the_checks_catch_a_wrong_answer` shows the
-comparison itself fails on a wrong answer. `make sanitize` runs this module
+nested past 500 levels, base64 padded past its data), which these bodies never
+hold; so for them the C answers exactly when the reference does. Damaged
+bodies (cut short, a byte changed, junk inserted) must still agree.
+`test_the_checks_catch_a_wrong_answer` shows the comparison itself fails on a
+wrong answer. `make sanitize` runs this module
 with the extension built under AddressSanitizer and UBSan.
 """
 
@@ -500,16 +501,23 @@ def test_what_the_reference_refuses_the_fast_path_declines(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "fmt"),
     [
-        b'{"records":[{"value":1}],"records":[{"value":2}]}',  # the reference takes the last
-        b'{"records":[{"value":1,"headers":{%b}}]}'
-        % b",".join(b'"h%d":"v"' % i for i in range(65)),
+        # the reference takes the last `records`
+        (b'{"records":[{"value":1}],"records":[{"value":2}]}', ValueFormat.JSON),
+        (
+            b'{"records":[{"value":1,"headers":{%b}}]}'
+            % b",".join(b'"h%d":"v"' % i for i in range(65)),
+            ValueFormat.JSON,
+        ),
+        (b'{"records":[{"value":"QUJD===="}]}', ValueFormat.BINARY),  # padding past the data
+        (b'{"records":[{"value":%b}]}' % (b"[" * 501 + b"]" * 501), ValueFormat.JSON),
     ],
 )
-def test_what_the_fast_path_leaves_to_the_reference(body: bytes) -> None:
-    assert fast_path(body, topic(), runtime_for(), 1 << 20) is None
-    assert python_path(body, topic(), runtime_for(), 1 << 20) is not None
+def test_what_the_fast_path_leaves_to_the_reference(body: bytes, fmt: ValueFormat) -> None:
+    runtime = runtime_for(limits=JsonLimits(max_depth=2000))
+    assert fast_path(body, topic(fmt=fmt), runtime, 1 << 20) is None
+    assert python_path(body, topic(fmt=fmt), runtime, 1 << 20) is not None
 
 
 def test_a_field_refused_then_given_again_counts_by_its_last_value() -> None:
@@ -625,6 +633,31 @@ def test_binary_values_are_their_base64_decoded(data: bytes) -> None:
     )
     assert fast is not None
     assert unpack_records(fast.groups[0][1])[0].value == data
+
+
+@pytest.mark.parametrize(
+    ("text", "taken"),
+    [
+        ("", True),
+        ("QR==", True),  # stray bits after the data: ignored, as the reference does
+        ("QUJ=", True),
+        ("QUJDQQ==", True),
+        ("QUJD\\/w==", True),
+        ("QUI=QUJD", False),  # padding before the end
+        ("QQ==QUJD", False),
+        ("QQ=A", False),
+        ("Q=Q=", False),
+        ("Q===", False),
+        ("QQ=", False),
+        (" QQ==", False),
+        ("QQ==\\n", False),
+        ("w6k=\\u00e9", False),
+    ],
+)
+def test_base64_is_read_as_the_reference_reads_it(text: str, taken: bool) -> None:
+    body = b'{"records":[{"value":"%b"}]}' % text.encode()
+    answer = agree(body, topic(fmt=ValueFormat.BINARY), exactly=True)
+    assert (answer is not None) == taken
 
 
 @pytest.mark.parametrize("fmt", [ValueFormat.STRING, ValueFormat.BINARY])
