@@ -61,7 +61,8 @@ sanitize: $(STAMP)
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYTHONMALLOC=malloc; \
 	$$python -c 'import sys, gateway.records._speedups as m; \
 	  sys.exit(0 if m.__file__.startswith(sys.argv[1]) else f"imported {m.__file__}")' "$$dir"; \
-	$$python -m pytest -q -p no:cacheprovider --capture=sys tests/gateway/records/test_speedups.py
+	$$python -m pytest -q -p no:cacheprovider --capture=sys --hypothesis-profile=sanitize \
+	  tests/gateway/records/test_speedups.py
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow

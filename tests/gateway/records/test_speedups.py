@@ -67,8 +67,10 @@ plain_values = st.recursive(
     lambda c: st.lists(c, max_size=4) | st.dictionaries(plain_texts, c, max_size=4),
     max_leaves=12,
 )
-# Slow machines and the sanitizer build: no per-example deadline.
+# Slow machines and the sanitizer build: no per-example deadline. Example counts
+# scale with the profile's (100 by default, fewer under `make sanitize`).
 lenient = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings.default.max_examples
 
 
 @dataclass
@@ -341,7 +343,7 @@ def mutated(draw: st.DrawFn, body: bytes) -> bytes:
 
 
 @given(bodies(valid_records))
-@settings(lenient, max_examples=400)
+@settings(lenient, max_examples=3 * EXAMPLES)
 def test_what_users_send_takes_the_fast_path_with_the_reference_answer(
     case: tuple[TopicInfo, bytes],
 ) -> None:
@@ -350,14 +352,14 @@ def test_what_users_send_takes_the_fast_path_with_the_reference_answer(
 
 
 @given(bodies())
-@settings(lenient, max_examples=400)
+@settings(lenient, max_examples=5 * EXAMPLES // 2)
 def test_any_fields_agree_with_the_reference(case: tuple[TopicInfo, bytes]) -> None:
     info, body = case
     agree(body, info, exactly=True)
 
 
 @given(bodies(valid_records), st.data())
-@settings(lenient, max_examples=400)
+@settings(lenient, max_examples=3 * EXAMPLES)
 def test_damaged_bodies_agree_with_the_reference(
     case: tuple[TopicInfo, bytes], data: st.DataObject
 ) -> None:
@@ -368,7 +370,7 @@ def test_damaged_bodies_agree_with_the_reference(
 
 
 @given(st.lists(st.fixed_dictionaries({"value": json_values}), min_size=1, max_size=6))
-@settings(lenient, max_examples=200)
+@settings(lenient, max_examples=EXAMPLES)
 @example([{"value": 1.5}])
 @example([{"value": -0.0}])
 @example([{"value": 2**64}])
@@ -403,7 +405,7 @@ records = st.lists(
 
 
 @given(records, st.integers(1, 4))
-@settings(lenient, max_examples=150)
+@settings(lenient, max_examples=EXAMPLES)
 def test_compact_bodies_take_the_fast_path_with_the_reference_answer(
     objects: list[dict[str, Any]], partitions: int
 ) -> None:
@@ -725,7 +727,7 @@ stored = st.builds(
 
 
 @given(st.lists(stored, max_size=8), st.integers(0, 10_000), st.sampled_from(list(ValueFormat)))
-@settings(lenient, max_examples=300)
+@settings(lenient, max_examples=3 * EXAMPLES)
 def test_rendering_agrees_with_python(records: list[Record], partition: int, fmt: Any) -> None:
     if fmt is ValueFormat.JSON:  # json topics store JSON: make every value some JSON
         records = [
@@ -778,7 +780,7 @@ def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: i
     st.sampled_from(list(ValueFormat)),
     st.integers(0, 2**63 - 1),
 )
-@settings(lenient, max_examples=200)
+@settings(lenient, max_examples=2 * EXAMPLES)
 def test_a_reply_from_a_kept_head_is_the_whole_reply(
     records: list[Record], partition: int, fmt: Any, end: int
 ) -> None:
