@@ -70,7 +70,7 @@ plain_values = st.recursive(
 # Slow machines and the sanitizer build: no per-example deadline. Example counts
 # scale with the profile's (100 by default, fewer under `make sanitize`).
 lenient = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-EXAMPLES = settings.default.max_examples
+EXAMPLES = settings().max_examples
 
 
 @dataclass
