@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,13 @@ def test_the_docs_have_examples() -> None:
     assert len(examples()) >= 8
 
 
-def test_docs_examples_run_in_order(gateway: GatewayProcess) -> None:
+def test_docs_examples_run_in_order(gateway: GatewayProcess, tmp_path: Path) -> None:
     env = dict(os.environ, TIDEGATE_URL=gateway.url, TIDEGATE_API_KEY=gateway.bootstrap_key or "")
     for script in examples():
+        # The examples keep files in /tmp; each run gets its own, so runs side by side
+        # never read each other's keys.
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
+            ["bash", "-euo", "pipefail", "-c", script.replace("/tmp/", f"{tmp_path}/")],
             env=env,
             capture_output=True,
             text=True,
