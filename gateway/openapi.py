@@ -10,8 +10,9 @@ kind shares are added once, by `with_shared_problems`, so no list can forget
 them: every operation that takes a credential (it lists 401) can answer 503
 (the tenant directory or the log is not open, or the server is draining),
 and every operation with a JSON body can answer 413 (its body is bounded in
-bytes and in JSON depth, values and string length). 429 comes with 401
-(`problems`).
+bytes and in JSON depth, values and string length). Every operation can
+answer 431 (its request head is bounded) and 408 (its head and body have
+deadlines). 429 comes with 401 (`problems`).
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ OWN_PATHS: dict[str, Any] = {
 
 
 def with_shared_problems(paths: dict[str, Any]) -> dict[str, Any]:
-    """`paths` with 503 on every operation that takes a credential and 413 on every
-    operation with a JSON body (see the module docstring); lists that name them keep
-    their own entry."""
+    """`paths` with 503 on every operation that takes a credential, 413 on every
+    operation with a JSON body, and 408 and 431 on every operation (see the module
+    docstring); lists that name them keep their own entry."""
     out: dict[str, Any] = {}
     for path, item in paths.items():
         out[path] = dict(item)
@@ -98,6 +99,8 @@ def with_shared_problems(paths: dict[str, Any]) -> dict[str, Any]:
             content = op.get("requestBody", {}).get("content", {})
             if "application/json" in content:
                 responses.setdefault("413", PROBLEM)
+            responses.setdefault("408", PROBLEM)
+            responses.setdefault("431", PROBLEM)
             out[path][method] = op | {"responses": dict(sorted(responses.items()))}
     return out
 

@@ -42,3 +42,18 @@ def test_problem_types_are_unique_and_stable() -> None:
     slugs = [p.slug for p in ProblemType]
     assert len(slugs) == len(set(slugs))
     assert ProblemType.TOPIC_NOT_FOUND.uri == "https://tidegate.dev/problems/topic-not-found"
+
+
+def test_every_operation_lists_the_refusals_made_before_any_route() -> None:
+    """A head over the limit (431) or past its deadline (408) can meet any operation."""
+    doc = orjson.loads(document())
+    methods = {"get", "post", "put", "patch", "delete"}
+    missing = [
+        (path, method, status)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in methods
+        for status in ("408", "431")
+        if status not in op["responses"]
+    ]
+    assert missing == []
