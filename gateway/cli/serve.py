@@ -187,7 +187,7 @@ def serve(settings: Settings) -> int:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=limited_protocol(limits),
+        http=limited_protocol(limits, app.state.metrics),
         lifespan="off",  # driven by `_run`, so that its failures are one line
         log_level=settings.log_level,
         access_log=settings.access_log,

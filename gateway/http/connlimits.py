@@ -42,6 +42,7 @@ from typing import ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from gateway.http.metrics import Metrics
 from gateway.http.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemType
 from gateway.http.protocol import GatheringHttpProtocol
 
@@ -85,10 +86,12 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
     """The gathering protocol with the bounds of the module. Build with `limited_protocol`."""
 
     limits: ClassVar[ConnectionLimits]
+    metrics: ClassVar[Metrics]
 
     # -- set up and tear down ------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.metrics.http_connections += 1
         self._refusal: bytes | None = None
         self._bytes_in = 0
         self._chunk_bytes = 0
@@ -104,10 +107,12 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_watch()
+        self.metrics.http_connections -= 1
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_watch()  # the WebSocket protocol has its own pings and limits
+        self.metrics.http_connections -= 1  # its connection_lost goes to that protocol
         super().handle_websocket_upgrade()
 
     def _stop_watch(self) -> None:
@@ -123,7 +128,7 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
         if self._in_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
-                self._refuse(self._head_too_large())
+                self._refuse(self._head_too_large(), "head-too-large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -147,7 +152,7 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
         if self._refusal is None:
             super().send_400_response(msg)
         else:
-            self._refuse(self._refusal)
+            self._refuse(self._refusal, "head-too-large")
 
     def _head_too_large(self) -> bytes:
         limit = self.limits.max_header_bytes
@@ -173,7 +178,7 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
         elif cycle is None or cycle.response_complete:
             left = self._head_started + limits.head_timeout_s - now
             if left <= 0:
-                self._time_out("head", limits.head_timeout_s)
+                self._time_out("head", limits.head_timeout_s, "head-timeout")
                 return
         elif cycle.more_body and not cycle.disconnected:
             if self.flow.read_paused:  # the gateway is not reading: not the client's doing
@@ -183,15 +188,17 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
                 allowed = limits.body_timeout_s + received / limits.body_min_bytes_per_s
                 left = self._head_started + allowed - now
                 if left <= 0:
-                    self._time_out("body", allowed)
+                    self._time_out("body", allowed, "body-timeout")
                     return
         else:
             left = limits.head_timeout_s  # the application has the request
         self._watch = self.loop.call_later(max(left, 0.001), self._on_watch)
 
-    def _time_out(self, part: str, seconds: float) -> None:
+    def _time_out(self, part: str, seconds: float, reason: str) -> None:
         cycle: RequestResponseCycle | None = self.cycle
         if self._bytes_in == self._request_bytes0 and cycle is None:
+            self._count(reason)
+            self._stop_watch()
             self.transport.close()  # never sent a byte: nothing to explain
             return
         self._refuse(
@@ -201,7 +208,8 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
                     f"the request {part} did not arrive within {seconds:g} s",
                     {"part": part},
                 )
-            )
+            ),
+            reason,
         )
 
     # -- the connection cap -------------------------------------------------------
@@ -217,7 +225,7 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
             ):
                 oldest = other
         if oldest is not None:
-            oldest._time_out("head", self.loop.time() - oldest._head_started)
+            oldest._time_out("head", self.loop.time() - oldest._head_started, "displaced")
             return
         self._refuse(
             problem_reply(
@@ -227,7 +235,8 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
                     {"limit": self.limits.max_connections},
                     {"Retry-After": "1"},
                 )
-            )
+            ),
+            "over-cap",
         )
 
     def _waiting_for_head(self) -> bool:
@@ -239,8 +248,9 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
         )
 
     # -- refusing -----------------------------------------------------------------
-    def _refuse(self, reply: bytes) -> None:
+    def _refuse(self, reply: bytes, reason: str) -> None:
         """Answer `reply` unless a response has begun, and close the connection."""
+        self._count(reason)
         self._stop_watch()
         cycle: RequestResponseCycle | None = self.cycle
         if cycle is None or cycle.response_complete or not cycle.response_started:
@@ -251,10 +261,16 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
             cycle.message_event.set()
         self.transport.close()
 
+    def _count(self, reason: str) -> None:
+        refused = self.metrics.connections_refused
+        refused[reason] = refused.get(reason, 0) + 1
 
-def limited_protocol(limits: ConnectionLimits) -> type[LimitedHttpProtocol]:
-    """The protocol class uvicorn instantiates per connection, holding `limits`."""
-    return type("LimitedHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
+
+def limited_protocol(limits: ConnectionLimits, metrics: Metrics) -> type[LimitedHttpProtocol]:
+    """The protocol class uvicorn instantiates per connection, holding `limits` and the
+    app's `metrics` (open connections, and connections closed by each bound)."""
+    attributes = {"limits": limits, "metrics": metrics}
+    return type("LimitedHttpProtocol", (LimitedHttpProtocol,), attributes)
 
 
 def raise_fd_limit(max_connections: int) -> int:

@@ -8,7 +8,7 @@ counters what has happened since start.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.http.tenant_usage import TenantUsage
 
@@ -23,6 +23,9 @@ class Metrics:
     fetch_requests: int = 0
     idempotent_replays: int = 0
     problems: int = 0
+    # Kept by the connection bounds (connlimits.py) when `tidegate serve` runs them.
+    http_connections: int = 0
+    connections_refused: dict[str, int] = field(default_factory=dict)
 
     def render(self, *, ready: bool) -> str:
         """The Prometheus text exposition of every figure."""
@@ -72,9 +75,24 @@ class Metrics:
                 self.problems,
             ),
         ]
+        rows.append(
+            (
+                "tidegate_http_connections",
+                "gauge",
+                "open HTTP connections (WebSockets not included)",
+                self.http_connections,
+            )
+        )
         out = []
         for name, kind, help_text, value in rows:
             out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{name} {value}\n")
+        name = "tidegate_connections_closed_total"
+        out.append(
+            f"# HELP {name} connections closed by a bound, by reason (head-timeout, "
+            f"body-timeout, head-too-large, displaced, over-cap)\n# TYPE {name} counter\n"
+        )
+        for reason, count in sorted(self.connections_refused.items()):
+            out.append(f'{name}{{reason="{reason}"}} {count}\n')
         return "".join(out)
 
 

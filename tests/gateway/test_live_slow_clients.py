@@ -42,6 +42,14 @@ def hasty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
         server.stop()
 
 
+def closed_by(server: GatewayProcess, reason: str) -> int:
+    """`tidegate_connections_closed_total` for `reason`, from /metrics."""
+    text = httpx.get(f"{server.url}/metrics", timeout=5.0).text
+    prefix = f'tidegate_connections_closed_total{{reason="{reason}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return int(lines[0].removeprefix(prefix)) if lines else 0
+
+
 def connect(server: GatewayProcess, timeout_s: float = 10.0) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout_s)
     sock.settimeout(timeout_s)
@@ -102,6 +110,9 @@ def test_healthz_answers_through_a_slowloris_flood_of_twice_the_cap(
         still_open = [s for s in slow if not closed_by_server(s)]
         assert len(still_open) <= CAP  # the longest-waiting heads were let go
         assert len(still_open) >= CAP - 10  # ... and only as many as needed
+        assert closed_by(capped, "displaced") >= CAP
+        open_now = httpx.get(f"{capped.url}/metrics", timeout=5.0).text
+        assert "\ntidegate_http_connections " in open_now
     finally:
         for sock in slow:
             sock.close()
@@ -143,6 +154,9 @@ def test_past_the_cap_with_every_connection_in_a_request_a_new_one_gets_503(
         if httpx.get(f"{capped.url}/healthz", timeout=5.0).status_code == 200:
             break
         time.sleep(0.1)
+    else:
+        pytest.fail("the server did not take connections again after the long-polls left")
+    assert closed_by(capped, "over-cap") >= 1
 
 
 def test_a_head_over_16_kib_gets_431_problem(hasty: GatewayProcess) -> None:
@@ -157,6 +171,7 @@ def test_a_head_over_16_kib_gets_431_problem(hasty: GatewayProcess) -> None:
         assert problem["type"] == "https://tidegate.dev/problems/request-header-fields-too-large"
         assert problem["limit"] == 16 * 1024
         assert b"content-type: application/problem+json" in head
+    assert closed_by(hasty, "head-too-large") >= 2
     # Below the limit is served.
     assert httpx.get(f"{hasty.url}/healthz", headers={"X-Big": "a" * 15_000}).status_code == 200
 
