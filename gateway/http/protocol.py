@@ -23,12 +23,18 @@ Order is kept: every write of the HTTP protocol and its request cycles goes
 through the one gatherer, which is emptied before the connection reads more,
 closes, shuts down or is handed to the WebSocket protocol (which then writes
 to the socket directly, as before).
+
+It also tells a request when its connection is lost without the request
+spending a task on waiting for `http.disconnect`: `WATCH_DISCONNECT` in the
+scope registers a callback. Thousands of long-polls parked on one partition
+each kept such a task, and every wake-up paid for cancelling it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -40,6 +46,13 @@ not uvicorn's public API (tests/gateway/http/test_protocol.py checks it)."""
 
 FLUSH_AT_BYTES = 64 * 1024
 """Gathered bytes past which a connection writes at once (bounds memory per connection)."""
+
+WATCH_DISCONNECT = "tidegate.watch_disconnect"
+"""Scope key of a `DisconnectWatch` on connections this protocol serves (absent elsewhere)."""
+
+DisconnectWatch = Callable[[Callable[[], None]], Callable[[], None] | None]
+"""`watch(callback)`: `callback()` runs once if the connection is lost; returns the
+function that unregisters it, or None when the connection is already gone."""
 
 
 class _PassFlusher:
@@ -148,6 +161,18 @@ class GatheringHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = self.gathering = GatheringTransport(transport, self.loop)
+        self._lost = False
+        self._lost_watchers: set[Callable[[], None]] = set()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[WATCH_DISCONNECT] = self._watch_disconnect  # type: ignore[literal-required]
+
+    def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        if self._lost:
+            return None
+        self._lost_watchers.add(callback)
+        return functools.partial(self._lost_watchers.discard, callback)
 
     def data_received(self, data: bytes) -> None:
         self.gathering.flush()  # replies so far leave before anything this data causes
@@ -156,6 +181,10 @@ class GatheringHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.gathering.discard()
         super().connection_lost(exc)
+        self._lost = True
+        watchers, self._lost_watchers = self._lost_watchers, set()
+        for watcher in watchers:
+            watcher()
 
     def handle_websocket_upgrade(self) -> None:
         self.gathering.flush()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,6 +57,9 @@ class Drain:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # Appends that must finish even if their client is gone; awaited on shutdown.
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Called once when shutdown begins: how a waiting fetch learns of it without a
+    # task of its own waiting on `draining`.
+    watchers: set[Callable[[], None]] = field(default_factory=set)
     loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -66,6 +69,9 @@ class Drain:
     def begin(self) -> None:
         """Start shutting down: wake every long-poll, report not ready."""
         self.draining.set()
+        watchers, self.watchers = self.watchers, set()
+        for watcher in watchers:
+            watcher()
 
     def request(self) -> None:
         """`begin` from a signal handler or another thread."""

@@ -16,6 +16,7 @@ Bounds: `max_wait_ms` is clamped to `TIDEGATE_MAX_WAIT_MS`; at most
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 
 from starlette.requests import Request
@@ -23,11 +24,13 @@ from starlette.responses import Response
 
 from gateway.http.params import int_param, parse_int, query_of
 from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
 from gateway.http.runtime import Runtime
 from gateway.records.fastpath import FastPaths
 from gateway.records.rendered import RenderedRecords
 from gateway.records.rendering import records_json
 from gateway.records.values import FORMAT_CODES
+from gateway.records.woken import WokenReads
 from storage.backend import LogStore
 from storage.records import FetchResult, Record, ValueFormat
 from tenants.principal import Scope
@@ -109,8 +112,12 @@ async def wait_for_data(
 ) -> bool:
     """Wait until `partition` has a record at `offset`; False at the deadline or on drain.
 
-    Raises ClientGone if the client disconnects first; every helper task is
-    cancelled before returning, so nothing outlives the request.
+    Raises ClientGone if the client disconnects first. On the gateway's own
+    protocol the wait is the request's task awaiting the log's one future:
+    a lost connection or the drain cancels that task (and the cancellation is
+    taken back here), so a wake-up resumes one task and nothing else. Other
+    ASGI servers get helper tasks watching `receive()` and the drain, every
+    one cancelled before returning, so nothing outlives the request.
     """
     metrics = runtime.metrics
     if metrics.longpoll_waiters >= runtime.settings.max_long_polls:
@@ -119,6 +126,42 @@ async def wait_for_data(
             f"{runtime.settings.max_long_polls} fetches are already waiting; retry shortly",
             headers={"Retry-After": "1"},
         )
+    watch: DisconnectWatch | None = request.scope.get(WATCH_DISCONNECT)
+    task = asyncio.current_task()
+    if watch is None or task is None:
+        return await _wait_with_helpers(request, runtime, name, partition, offset, wait_s)
+    why: list[bool] = []  # [True]: the client left; [False]: the drain began
+
+    def interrupt(gone: bool) -> None:
+        if not why:
+            why.append(gone)
+            task.cancel()
+
+    on_drain = functools.partial(interrupt, False)
+    unwatch = watch(functools.partial(interrupt, True))
+    if unwatch is None:
+        raise ClientGone
+    runtime.drain.watchers.add(on_drain)
+    metrics.longpoll_waiters += 1
+    try:
+        return await runtime.log.wait_for(name, {partition: offset}, wait_s)
+    except asyncio.CancelledError:
+        if not why:
+            raise  # cancelled from elsewhere (the server shutting down): not ours to keep
+        task.uncancel()
+        if why[0]:
+            raise ClientGone from None
+        return False
+    finally:
+        metrics.longpoll_waiters -= 1
+        unwatch()
+        runtime.drain.watchers.discard(on_drain)
+
+
+async def _wait_with_helpers(
+    request: Request, runtime: Runtime, name: str, partition: int, offset: int, wait_s: float
+) -> bool:
+    metrics = runtime.metrics
     wait = asyncio.ensure_future(runtime.log.wait_for(name, {partition: offset}, wait_s))
     gone = asyncio.ensure_future(_disconnected(request))
     drain = asyncio.ensure_future(runtime.drain.draining.wait())
@@ -173,7 +216,11 @@ def fetch_reply(
 
 
 async def fetch(
-    request: Request, runtime: Runtime, rendered: RenderedRecords, fast: FastPaths | None
+    request: Request,
+    runtime: Runtime,
+    rendered: RenderedRecords,
+    fast: FastPaths | None,
+    woken: WokenReads,
 ) -> Response:
     target = await runtime.topic_request(request, Scope.TOPICS_READ)
     log, name = target.log, target.stored
@@ -204,8 +251,13 @@ async def fetch(
         except ClientGone:
             return Response(status_code=204)  # nobody is listening; nothing is sent
         if arrived and not runtime.drain.started:
-            result = await log.read(
-                name, partition, result.next_offset, max_records=max_records, max_bytes=max_bytes
+            result = await woken.read(
+                log,
+                name,
+                partition,
+                result.next_offset,
+                max_records=max_records,
+                max_bytes=max_bytes,
             )
     await quotas.charge_consume(tenant, result.bytes)
     runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))

@@ -16,22 +16,24 @@ from gateway.http.settings import Settings
 from gateway.records import fastpath, fetch, produce
 from gateway.records.partitioner import RoundRobin
 from gateway.records.rendered import RenderedRecords
+from gateway.records.woken import WokenReads
 
 
 class Records:
-    """Produce and fetch for one process: its round-robin counters, render cache and
-    fast paths."""
+    """Produce and fetch for one process: its round-robin counters, render cache,
+    woken fetches' shared reads and fast paths."""
 
     def __init__(self, settings: Settings) -> None:
         self.round_robin = RoundRobin()
         self.rendered = RenderedRecords(settings.fetch_render_cache_bytes)
         self.fast = fastpath.load(settings.fast_paths)
+        self.woken = WokenReads()
 
     async def produce(self, request: Request) -> Response:
         return await produce.produce(request, runtime_of(request), self.round_robin, self.fast)
 
     async def fetch(self, request: Request) -> Response:
-        return await fetch.fetch(request, runtime_of(request), self.rendered, self.fast)
+        return await fetch.fetch(request, runtime_of(request), self.rendered, self.fast, self.woken)
 
     def routes(self) -> list[BaseRoute]:
         return [
