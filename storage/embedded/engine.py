@@ -132,7 +132,7 @@ class EmbeddedLogStore:
             DecodedBatches(options.decoded_cache_bytes) if options.decoded_cache_bytes else None
         )
         self._shards = [
-            Shard(i, loop=loop, max_queued=options.max_queued_appends, crash=crash)
+            Shard(i, loop=loop, max_queued=options.max_queued_appends, crash=crash, fio=fio)
             for i in range(options.shards)
         ]
         self._admin = asyncio.Lock()

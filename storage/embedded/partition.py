@@ -152,6 +152,7 @@ class Partition:
         # only. Keyed by the future, so a reader that stops waiting leaves in O(1).
         self.waiters: dict[asyncio.Future[bool], int] = {}
         self._fio = fio
+        self.device = fio.device(directory)  # which file system: syncs are shared per one
         self._interval = index_interval_bytes
         self._crash = crash
         self._decoded = decoded

@@ -249,6 +249,10 @@ class Segment:
     def sync(self) -> None:
         self.fio.fdatasync(self._fd())
 
+    def fileno(self) -> int:
+        """The open log file's descriptor (to sync it together with others)."""
+        return self._fd()
+
     def truncate(self, size: int) -> None:
         """Cut the file to `size` bytes durably (recovery of a torn tail)."""
         fd = self._fd()

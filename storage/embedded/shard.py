@@ -22,6 +22,13 @@ holds within its window appends nothing: it is answered with the held batch's
 offsets, or, when that batch was written in the same pass and is not yet
 acknowledged, with that batch's outcome. The check and the write happen in
 this one thread, so two appends of one identity can never both be written.
+
+A pass that writes to many `fsync` partitions (`SYNC_TOGETHER_AT` or more)
+writes them all first and then makes them durable together
+(`FileIO.sync_files`: one syncfs for the lot) instead of one durable write
+each: the cost of a pass then stays about flat as the partitions a request
+spans grow. Its failure is each file's own (see `sync_files`), and a
+partition whose sync failed is fenced, as above.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from storage.embedded.crashpoints import CrashPoints
+from storage.embedded.fileio import FileIO
 from storage.embedded.partition import Partition
 from storage.embedded.producers import Held
 from storage.errors import (
@@ -53,6 +61,12 @@ from storage.records import AppendResult, Durability
 log = logging.getLogger(__name__)
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+SYNC_TOGETHER_AT = 4
+"""`fsync` partitions written in one pass from which they are synced together (one
+syncfs) rather than each by its own durable write. Measured on ext4: one file
+costs the same either way (0.2 ms), 8 files 1.7-2.3 ms one by one and 0.3 ms
+together, 32 files 7 ms and 0.5 ms."""
 
 
 class ResultSink(Protocol):
@@ -184,9 +198,16 @@ class Shard:
     """The writer thread of a set of partitions, with its queue."""
 
     def __init__(
-        self, number: int, *, loop: asyncio.AbstractEventLoop, max_queued: int, crash: CrashPoints
+        self,
+        number: int,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        max_queued: int,
+        crash: CrashPoints,
+        fio: FileIO | None = None,
     ) -> None:
         self.number = number
+        self._fio = fio if fio is not None else FileIO()
         self.partitions: set[Partition] = set()  # writer-owned once started
         self._loop = loop
         self._max_queued = max_queued
@@ -279,8 +300,12 @@ class Shard:
             else:
                 arrived.setdefault(item.partition, []).append(item)
         pending: dict[Partition, list[AppendRequest]] = {}
+        synced = sum(1 for p in arrived if p.config.durability == Durability.FSYNC)
+        together = synced >= SYNC_TOGETHER_AT and self._fio.syncs_together()
         for partition, requests in arrived.items():
-            self._write_all(partition, requests, pending, outcome, now_ms)
+            self._write_all(partition, requests, pending, outcome, now_ms, durable=not together)
+        if together:
+            self._sync_together(pending, outcome)
         for partition, requests in pending.items():
             self._commit(partition, requests, outcome, force_sync=False)
         for call in calls:
@@ -299,10 +324,14 @@ class Shard:
         pending: dict[Partition, list[AppendRequest]],
         outcome: _Outcome,
         now_ms: int,
+        *,
+        durable: bool = True,
     ) -> None:
         """Write one partition's queued batches, in order, with as few writes as the
         segment rolls allow: every system call lets the event loop's thread take the
-        interpreter back, so one write for many batches keeps both threads moving."""
+        interpreter back, so one write for many batches keeps both threads moving.
+        `durable`: an `fsync` topic's writes are durable writes (else the pass syncs
+        them together afterwards)."""
         run: list[AppendRequest] = []
         unwritten = 0
         leaders: dict[bytes, AppendRequest] = {}  # this pass's appends with an identity
@@ -325,7 +354,7 @@ class Shard:
                     outcome.results.append((req.future, result))
                     continue
             if p.fenced is None and p.needs_roll(len(req.batch), now_ms, unwritten=unwritten):
-                self._write_run(p, run, pending, outcome)
+                self._write_run(p, run, pending, outcome, durable=durable)
                 run, unwritten = [], 0
                 # Everything before the roll becomes durable and visible first, so a
                 # closed segment only ever holds acknowledged batches.
@@ -343,7 +372,7 @@ class Shard:
                 leaders[req.identity] = req
             run.append(req)
             unwritten += len(req.batch)
-        self._write_run(p, run, pending, outcome)
+        self._write_run(p, run, pending, outcome, durable=durable)
 
     def _write_run(
         self,
@@ -351,6 +380,8 @@ class Shard:
         run: list[AppendRequest],
         pending: dict[Partition, list[AppendRequest]],
         outcome: _Outcome,
+        *,
+        durable: bool = True,
     ) -> None:
         """One write for `run`; on an OSError every batch of it fails and none is kept.
 
@@ -361,7 +392,7 @@ class Shard:
         """
         if not run:
             return
-        durable = p.config.durability == Durability.FSYNC
+        durable = durable and p.config.durability == Durability.FSYNC
         try:
             bases = p.write_many(
                 [(r.batch, r.count, r.max_timestamp) for r in run], durable=durable
@@ -414,6 +445,31 @@ class Shard:
         for r in requests:
             r.answer(outcome, AppendResult(p.number, r.base_offset, r.count, r.first_timestamp))
         outcome.woken.add(p)
+
+    def _sync_together(
+        self, pending: dict[Partition, list[AppendRequest]], outcome: _Outcome
+    ) -> None:
+        """Sync the pass's written `fsync` partitions together, one call per file
+        system; a partition whose sync failed is fenced and its appends fail."""
+        groups: dict[int, list[Partition]] = {}
+        for p, requests in pending.items():
+            if p.config.durability == Durability.FSYNC and not all(r.durable for r in requests):
+                groups.setdefault(p.device, []).append(p)
+        for partitions in groups.values():
+            errors = self._fio.sync_files([p.active.fileno() for p in partitions])
+            for p, exc in zip(partitions, errors, strict=True):
+                requests = pending[p]
+                if exc is None:
+                    self._crash.hit("after-fsync")
+                    self._unsynced.pop(p, None)
+                    for r in requests:
+                        r.durable = True
+                    continue
+                self._fence(p, "fsync", exc)
+                error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
+                for r in requests:
+                    r.answer(outcome, error)
+                del pending[p]
 
     def _sync(self, p: Partition) -> bool:
         """fdatasync the active segment once; on failure fence the partition for good."""

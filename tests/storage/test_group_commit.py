@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
-from storage.records import NewRecord, TopicConfig
+from storage.errors import PartitionFenced
+from storage.records import AppendResult, NewRecord, TopicConfig, pack_records
 
 pytestmark = pytest.mark.anyio
 
@@ -70,5 +72,80 @@ async def test_the_writer_gets_a_pass_s_appends_only_when_the_pass_ends(tmp_path
 
         assert sorted(await asyncio.gather(*(append(i) for i in range(6)))) == list(range(6))
         assert (fio.writes, fio.syncs) == (1, 1)
+    finally:
+        await store.close()
+
+
+class SyncsTogether(FileIO):
+    """This class's own fdatasync (so syncs are shared), with syncfs counted or failed."""
+
+    def __init__(self, *, fail_syncfs: bool = False) -> None:
+        self.syncfs_calls = 0
+        self.fail_syncfs = fail_syncfs
+
+    def syncfs(self, fd: int) -> None:
+        self.syncfs_calls += 1
+        if self.fail_syncfs:
+            raise OSError(5, "simulated EIO from syncfs")
+        super().syncfs(fd)
+
+
+needs_syncfs = pytest.mark.skipif(
+    not FileIO().syncs_together(), reason="syncfs with error reporting needs Linux 5.8+"
+)
+
+
+@needs_syncfs
+async def test_a_pass_over_many_fsync_partitions_syncs_them_together(tmp_path: Path) -> None:
+    fio = SyncsTogether()
+    store = await EmbeddedLogStore.open(str(tmp_path), options=EngineOptions(shards=1), fileio=fio)
+    try:
+        await store.create_topic("t", 32, TopicConfig())  # fsync durability by default
+        fio.syncfs_calls = 0
+        batches = [(p, pack_records([NewRecord(b"%d" % p)], now_ms=1)) for p in range(32)]
+        results = await store.append_batches("t", batches)
+        placed = [(r.partition, r.base_offset) for r in results if isinstance(r, AppendResult)]
+        assert placed == [(p, 0) for p in range(32)]
+        assert fio.syncfs_calls == 1  # one sync for the 32 files, not 32
+        few = [(p, pack_records([NewRecord(b"x")], now_ms=1)) for p in range(2)]
+        await store.append_batches("t", few)  # under SYNC_TOGETHER_AT: durable writes
+        assert fio.syncfs_calls == 1
+    finally:
+        await store.close()
+
+
+@needs_syncfs
+async def test_a_failed_shared_sync_falls_back_to_each_file_and_fences_only_the_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fio = SyncsTogether(fail_syncfs=True)
+    store = await EmbeddedLogStore.open(str(tmp_path), options=EngineOptions(shards=1), fileio=fio)
+    try:
+        await store.create_topic("t", 8, TopicConfig())
+        bad_fd = store._topic("t").partitions[3].active.fileno()
+        real = os.fdatasync
+
+        def fdatasync(fd: int) -> None:
+            if fd == bad_fd:
+                raise OSError(5, "simulated EIO")
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        batches = [(p, pack_records([NewRecord(b"%d" % p)], now_ms=1)) for p in range(8)]
+        results = await store.append_batches("t", batches)
+        assert fio.syncfs_calls == 1
+        assert isinstance(results[3], PartitionFenced)
+        assert [r.partition for r in results if isinstance(r, AppendResult)] == [
+            0,
+            1,
+            2,
+            4,
+            5,
+            6,
+            7,
+        ]
+        read = await store.read("t", 3, 0)
+        assert read.records == ()  # never acknowledged, never served
+        assert (await store.read("t", 4, 0)).records[0].value == b"4"
     finally:
         await store.close()
