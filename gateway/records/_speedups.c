@@ -1254,6 +1254,61 @@ static PyObject *offsets_json(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The JSON array of `{"partition","offset"}` for records placed over several
+ * partitions, in request order: `order` names each record's partition, `bases`
+ * each partition's first offset (its records are consecutive from there). The
+ * twin of rendering.offsets_json over those pairs. */
+static PyObject *placed_offsets_json(PyObject *self, PyObject *args) {
+    PyObject *order, *bases;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &order, &PyDict_Type, &bases)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    long long most = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long p = PyLong_AsLongLong(PyList_GET_ITEM(order, i));
+        if (p == -1 && PyErr_Occurred()) return NULL;
+        if (p < 0 || p > 1000000) {
+            PyErr_SetString(PyExc_ValueError, "a partition must be within 0..1000000");
+            return NULL;
+        }
+        if (p > most) most = p;
+    }
+    long long *next = PyMem_Calloc((size_t)(most + 1), sizeof(long long));
+    char *known = PyMem_Calloc((size_t)(most + 1), 1);
+    Buf b = {NULL, 0, 0};
+    int rc = (next && known) ? PUT_LITERAL(&b, "[") : -1;
+    if (rc) PyErr_NoMemory();
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(order, i);
+        long long p = PyLong_AsLongLong(item);
+        if (!known[p]) {
+            PyObject *base = PyDict_GetItemWithError(bases, item);
+            if (base == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, item);
+                rc = -1;
+                break;
+            }
+            next[p] = PyLong_AsLongLong(base);
+            if (next[p] == -1 && PyErr_Occurred()) {
+                rc = -1;
+                break;
+            }
+            known[p] = 1;
+        }
+        if (i) rc = PUT_LITERAL(&b, ",");
+        if (rc == 0) rc = PUT_LITERAL(&b, "{\"partition\":");
+        if (rc == 0) rc = buf_int(&b, p);
+        if (rc == 0) rc = PUT_LITERAL(&b, ",\"offset\":");
+        if (rc == 0) rc = buf_int(&b, next[p]++);
+        if (rc == 0) rc = PUT_LITERAL(&b, "}");
+    }
+    if (rc == 0) rc = PUT_LITERAL(&b, "]");
+    PyObject *result = rc == 0 ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
+    PyMem_Free(b.data);
+    PyMem_Free(next);
+    PyMem_Free(known);
+    return result;
+}
+
 /* ------------------------------------------------------------------ module -- */
 
 static PyMethodDef methods[] = {
@@ -1263,6 +1318,8 @@ static PyMethodDef methods[] = {
      "A whole fetch reply: the records, next_offset and end_offset; or None."},
     {"offsets_json", offsets_json, METH_VARARGS,
      "The JSON array of `count` consecutive offsets of one partition from `base`."},
+    {"placed_offsets_json", placed_offsets_json, METH_VARARGS,
+     "The JSON array of each record's partition and offset, for records over several."},
     {0},
 };
 

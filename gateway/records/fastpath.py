@@ -39,6 +39,8 @@ class FastPaths(Protocol):
 
     def offsets_json(self, partition: int, base: int, count: int, /) -> bytes: ...
 
+    def placed_offsets_json(self, order: list[int], bases: dict[int, int], /) -> bytes: ...
+
     def render_fetch(
         self,
         records: Sequence[Record],

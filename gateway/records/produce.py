@@ -82,6 +82,8 @@ async def append_groups(
         assert isinstance(result, AppendResult)
         _check_count(result, packed.record_count)
     next_offset = {r.partition: r.base_offset for r in results if isinstance(r, AppendResult)}
+    if fast is not None:
+        return fast.placed_offsets_json(batch.order, next_offset)
     placed = []
     for p in batch.order:
         placed.append((p, next_offset[p]))

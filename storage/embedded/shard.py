@@ -165,6 +165,7 @@ class _Outcome:
     results: list[tuple[ResultSink, AppendResult | StorageError]] = field(default_factory=list)
     calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)
     woken: set[Partition] = field(default_factory=set)
+    taken: int = 0  # appends this pass took from the queue (their outcome is in `results`)
 
 
 def _deliver(outcome: _Outcome) -> None:
@@ -184,6 +185,16 @@ def _deliver(outcome: _Outcome) -> None:
                 call_fut.set_exception(error)
     for partition in outcome.woken:
         partition.wake()
+
+
+def _take(
+    item: list[AppendRequest] | _Call | _Stop, items: list[AppendRequest | _Call | _Stop]
+) -> None:
+    """Writer thread: one queue item onto the pass's list (a loop pass's appends come as one)."""
+    if isinstance(item, list):
+        items.extend(item)
+    else:
+        items.append(item)
 
 
 def write_error(partition: Partition, exc: OSError) -> StorageError:
@@ -212,7 +223,9 @@ class Shard:
         self._loop = loop
         self._max_queued = max_queued
         self._crash = crash
-        self._queue: queue.SimpleQueue[AppendRequest | _Call | _Stop] = queue.SimpleQueue()
+        # A loop pass's appends travel as one list: one put, one wake-up of the writer.
+        self._queue: queue.SimpleQueue[list[AppendRequest] | _Call | _Stop] = queue.SimpleQueue()
+        self._queued = 0  # appends handed over whose outcome is not back yet (loop thread only)
         self._unsynced: dict[Partition, float] = {}  # interval durability: flush deadline
         self._held: list[AppendRequest] = []  # submitted in this loop pass (loop thread only)
         self._thread = threading.Thread(
@@ -231,7 +244,7 @@ class Shard:
         interpreter until its pass ends) and would only contend for it; woken
         at the end, it finds the whole group.
         """
-        if self._queue.qsize() + len(self._held) >= self._max_queued:
+        if self._queued + len(self._held) >= self._max_queued:
             raise BackendUnavailable(
                 f"shard {self.number} has {self._max_queued} appends queued; retry later"
             )
@@ -242,8 +255,9 @@ class Shard:
     def _hand_over(self) -> None:
         """Event loop: give the writer what this pass submitted, in order."""
         held, self._held = self._held, []
-        for request in held:
-            self._queue.put(request)
+        if held:
+            self._queued += len(held)
+            self._queue.put(held)
 
     async def call(self, fn: Callable[[], None]) -> None:
         """Run `fn` in the writer thread after everything already queued."""
@@ -270,10 +284,11 @@ class Shard:
             except queue.Empty:
                 self._flush_due(force=False)
                 continue
-            items = [first]
+            items: list[AppendRequest | _Call | _Stop] = []
+            _take(first, items)
             with contextlib.suppress(queue.Empty):
                 while len(items) < self._max_queued:
-                    items.append(self._queue.get_nowait())
+                    _take(self._queue.get_nowait(), items)
             stop: _Stop | None = None
             try:
                 stop = self._process(items)
@@ -289,6 +304,7 @@ class Shard:
     def _process(self, items: list[AppendRequest | _Call | _Stop]) -> _Stop | None:
         now_ms = time.time_ns() // 1_000_000
         outcome = _Outcome()
+        outcome.taken = sum(1 for item in items if isinstance(item, AppendRequest))
         arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
@@ -514,6 +530,7 @@ class Shard:
 
     def _fail_all(self, items: list[AppendRequest | _Call | _Stop], error: StorageError) -> None:
         outcome = _Outcome()
+        outcome.taken = sum(1 for item in items if isinstance(item, AppendRequest))
         for item in items:
             if isinstance(item, AppendRequest):
                 outcome.results.append((item.future, error))
@@ -522,8 +539,13 @@ class Shard:
         self._hand_back(outcome)
 
     def _hand_back(self, outcome: _Outcome) -> None:
-        if not (outcome.results or outcome.calls or outcome.woken):
+        if not (outcome.results or outcome.calls or outcome.woken or outcome.taken):
             return
         # RuntimeError: the event loop is gone, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(_deliver, outcome)
+            self._loop.call_soon_threadsafe(self._delivered, outcome)
+
+    def _delivered(self, outcome: _Outcome) -> None:
+        """Event loop: the pass's outcome is back; its appends no longer count as queued."""
+        self._queued -= outcome.taken
+        _deliver(outcome)

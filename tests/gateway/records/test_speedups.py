@@ -774,6 +774,18 @@ def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: i
         assert orjson.loads(expected)[-1] == {"partition": partition, "offset": base + count - 1}
 
 
+@given(st.lists(st.integers(0, 1_100), min_size=1, max_size=300), st.integers(0, 2**60))
+def test_placed_offsets_agree_with_python(order: list[int], start: int) -> None:
+    """Records over several partitions: each one's partition and offset, in request order."""
+    bases = {p: start + 7 * p for p in set(order)}
+    following = dict(bases)
+    placed = []
+    for p in order:
+        placed.append((p, following[p]))
+        following[p] += 1
+    assert _speedups.placed_offsets_json(order, bases) == offsets_json(placed)
+
+
 @given(
     st.lists(stored, max_size=8),
     st.integers(0, 10_000),
