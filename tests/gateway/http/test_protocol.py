@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -34,6 +31,7 @@ from gateway.http.protocol import (
     GatheringHttpProtocol,
     GatheringTransport,
 )
+from tests.support.inloop_server import read_response, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -115,47 +113,6 @@ async def test_a_lost_connection_forgets_what_it_gathered() -> None:
 async def sized(request: Request) -> Response:
     n = int(request.query_params.get("n", "5"))
     return Response(request.url.path.encode() + b"." * n, media_type="text/plain")
-
-
-@asynccontextmanager
-async def serving(
-    app: Any, protocol: type[GatheringHttpProtocol] = GatheringHttpProtocol
-) -> AsyncIterator[int]:
-    """uvicorn with the gathering protocol on a free loopback port, in this loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        http=protocol,
-        ws="websockets-sansio",
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):  # bounded: 5 s
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    return head, await reader.readexactly(length)
 
 
 def get(path: str) -> bytes:

@@ -10,19 +10,14 @@ drain, and every wake-up paid for cancelling three).
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.http.protocol import GatheringHttpProtocol
 from gateway.http.settings import Settings
+from tests.support.inloop_server import read_response, serving, status_of
 
 pytestmark = pytest.mark.anyio
 
@@ -30,38 +25,9 @@ KEY = "tg_fanout_test_key_0123456789abcdef"
 WAITERS = 200
 
 
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[int]:
-    """The gateway under uvicorn (its lifespan on) on a free loopback port, in this loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http=GatheringHttpProtocol, lifespan="on", log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(1000):  # bounded: 10 s
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        sock.close()
-
-
 async def reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    return int(head.split(b" ")[1]), await reader.readexactly(length)
+    head, body = await read_response(reader)
+    return status_of(head), body
 
 
 async def wait_until(check: object, what: str) -> None:
@@ -76,7 +42,7 @@ async def test_parked_long_polls_hold_one_task_each_and_wake_together(tmp_path: 
     settings = Settings(data_dir=tmp_path, bootstrap_key=KEY)  # type: ignore[arg-type]
     app = create_app(settings)
     metrics = app.state.metrics
-    async with serving(app) as port:
+    async with serving(app, lifespan="on") as port:
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {KEY}"}
         async with httpx.AsyncClient(base_url=base, headers=auth) as api:
