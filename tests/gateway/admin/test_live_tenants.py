@@ -13,6 +13,7 @@ import pytest
 
 from tests.gateway.conftest import GatewayProcess
 from tests.gateway.test_live_errors import assert_problem
+from tests.support.waiting import poll_until
 
 _names = iter(range(1_000_000))
 
@@ -274,8 +275,11 @@ def test_request_rate_gives_429_with_headers_and_spares_other_tenants(
         assert int(throttled.headers["Retry-After"]) >= 1
         assert throttled.headers["RateLimit-Policy"] == '"requests_per_second";q=5;w=1'
         assert throttled.headers["RateLimit"].startswith('"requests_per_second";r=0;t=')
-        time.sleep(1.2)
-        after = c.get("/v1/topics/q", headers=bearer(slow_key)).json()
+        after = poll_until(
+            lambda: c.get("/v1/topics/q", headers=bearer(slow_key)),
+            lambda r: r.status_code == 200,
+            what="the bucket refilled",
+        ).json()
         appended = after["partitions"][0]["end_offset"] - before["partitions"][0]["end_offset"]
         assert appended == statuses.count(200)  # a throttled produce appended nothing
 
@@ -290,8 +294,13 @@ def test_a_request_refused_for_its_scope_is_counted_and_charged(
         statuses = [c.post("/v1/topics", json={"name": "nope"}).status_code for _ in range(20)]
         assert set(statuses) == {403, 429}, statuses
         assert statuses.count(403) <= 10  # the burst, and what refills meanwhile
-        time.sleep(1.2)
-        assert c.get("/v1/usage").json()["totals"]["requests"] == 20
+        usage = poll_until(
+            lambda: c.get("/v1/usage"),
+            lambda r: r.status_code == 200 and r.json()["totals"]["requests"] >= 20,
+            what="the refused requests counted",
+            every_s=0.25,  # usage has its own bound of 5 reads a second
+        )
+        assert usage.json()["totals"]["requests"] == 20
 
 
 def test_a_throttled_tenant_can_read_its_usage_which_has_its_own_bound(
