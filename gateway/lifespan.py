@@ -233,7 +233,7 @@ def lifespan_for(
                 given.get_secret_value() if given is not None else None
             )
             # Finish deleting tenants whose deletion was interrupted (their data).
-            await purge_deleted_tenants(directory, backend.log)
+            await purge_deleted_tenants(directory, backend.log, backend.schemas)
             if created is not None:
                 # A key given by TIDEGATE_BOOTSTRAP_KEY is not echoed: logs keep no secrets.
                 text = banner(settings, None if given is not None else created)
@@ -251,6 +251,7 @@ def lifespan_for(
                 metrics=metrics,
                 usage=TenantUsage(),
                 drain=drain,
+                schemas=backend.schemas,
             )
             log.info("serving on %s (data in %s)", settings.base_url, settings.data_dir)
             if freeze_heap:

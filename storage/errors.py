@@ -127,3 +127,82 @@ class DataDirInUse(StorageError):
         super().__init__(f"data directory {data_dir} is in use by {holder}")
         self.data_dir = data_dir
         self.pid = pid
+
+
+class SchemaRegistryError(StorageError):
+    """Base of the schema registry store's errors (see storage.schemas)."""
+
+
+class SubjectNotFound(SchemaRegistryError):
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"subject {subject!r} not found")
+        self.subject = subject
+
+
+class VersionNotFound(SchemaRegistryError):
+    def __init__(self, subject: str, version: int | None) -> None:
+        shown = "latest" if version is None else str(version)
+        super().__init__(f"subject {subject!r} has no version {shown}")
+        self.subject = subject
+        self.version = version
+
+
+class SchemaNotFound(SchemaRegistryError):
+    def __init__(self, schema_id: int) -> None:
+        super().__init__(f"schema {schema_id} not found")
+        self.schema_id = schema_id
+
+
+class SubjectChanged(SchemaRegistryError):
+    """A registration checked against one latest version found another: check again."""
+
+    def __init__(self, subject: str, expected: int | None, latest: int | None) -> None:
+        super().__init__(
+            f"subject {subject!r} changed while registering: latest is {latest}, not {expected}"
+        )
+        self.subject = subject
+        self.expected = expected
+        self.latest = latest
+
+
+class SubjectSoftDeleted(SchemaRegistryError):
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"subject {subject!r} was soft deleted; set permanent=true to delete it permanently"
+        )
+        self.subject = subject
+
+
+class SubjectNotSoftDeleted(SchemaRegistryError):
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"subject {subject!r} was not deleted first before being permanently deleted"
+        )
+        self.subject = subject
+
+
+class VersionSoftDeleted(SchemaRegistryError):
+    def __init__(self, subject: str, version: int) -> None:
+        super().__init__(
+            f"subject {subject!r} version {version} was soft deleted; "
+            "set permanent=true to delete it permanently"
+        )
+        self.subject = subject
+        self.version = version
+
+
+class VersionNotSoftDeleted(SchemaRegistryError):
+    def __init__(self, subject: str, version: int) -> None:
+        super().__init__(
+            f"subject {subject!r} version {version} was not deleted first "
+            "before being permanently deleted"
+        )
+        self.subject = subject
+        self.version = version
+
+
+class InvalidCompatibility(SchemaRegistryError):
+    def __init__(self, level: str, accepted: tuple[str, ...]) -> None:
+        super().__init__(f"invalid compatibility level {level!r}; one of {', '.join(accepted)}")
+        self.level = level
+        self.accepted = accepted

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from storage.backend import LogStore, StateStore
 from storage.errors import InvalidConfig
+from storage.schemas import SchemaStore
 
 KINDS = ("file", "redis")
 
@@ -32,15 +33,20 @@ class StorageConfig:
 
 @dataclass
 class Backend:
-    """The log and the state store of one engine, opened and closed together."""
+    """The log, the state store and the schema registry of one engine, opened and
+    closed together."""
 
     log: LogStore
     state: StateStore
+    schemas: SchemaStore
 
     async def close(self) -> None:
-        """The state store first, the log last: the log holds the data directory's lock."""
+        """The stores first, the log last: the log holds the data directory's lock."""
         try:
-            await self.state.close()
+            try:
+                await self.schemas.close()
+            finally:
+                await self.state.close()
         finally:
             await self.log.close()
 
@@ -51,6 +57,7 @@ async def open_backend(config: StorageConfig) -> Backend:
         from storage.embedded.engine import EmbeddedLogStore
         from storage.embedded.options import EngineOptions
         from storage.embedded.producers import Window
+        from storage.embedded.schemas import SqliteSchemaStore
         from storage.embedded.state import SqliteStateStore
 
         window = Window(
@@ -66,7 +73,13 @@ async def open_backend(config: StorageConfig) -> Backend:
         except BaseException:
             await log.close()
             raise
-        return Backend(log=log, state=state)
+        try:
+            schemas = await SqliteSchemaStore.open(config.data_dir)
+        except BaseException:
+            await state.close()
+            await log.close()
+            raise
+        return Backend(log=log, state=state, schemas=schemas)
     if config.kind == "redis":
         raise InvalidConfig("the redis backend is not available yet")
     raise InvalidConfig(f"unknown storage kind {config.kind!r}; accepted: {', '.join(KINDS)}")

@@ -25,6 +25,7 @@ from gateway.http.responses import json_response, validated
 from gateway.http.runtime import Runtime, runtime_of
 from storage.backend import LogStore
 from storage.errors import TopicNotFound
+from storage.schemas import SchemaStore
 from tenants.directory import DEFAULT_TENANT, TenantDirectory
 from tenants.principal import Principal, Scope
 from tenants.quotas import limits_json
@@ -157,22 +158,27 @@ async def delete_tenant(request: Request) -> Response:
     await directory.get_tenant(name)
     await directory.delete_tenant(name)
     runtime.quotas.forget(name)
-    await purge_deleted_tenants(directory, runtime.log)
+    await purge_deleted_tenants(directory, runtime.log, runtime.schemas)
     return Response(status_code=204)
 
 
-async def purge_deleted_tenants(directory: TenantDirectory, log_store: LogStore) -> int:
-    """Delete every topic stored under a deleted tenant's id; returns how many.
+async def purge_deleted_tenants(
+    directory: TenantDirectory, log_store: LogStore, schema_store: SchemaStore
+) -> int:
+    """Delete every topic and every schema registry entry stored under a deleted
+    tenant's id; returns how many topics went.
 
     Runs at every start and after each tenant deletion, over every tombstone (not
-    only those not yet marked purged), so a topic a request of the tenant created
-    while it was being deleted goes too. A tenant's data today is its topics;
-    consumer groups and schemas, once they exist, are stored under the same id
-    and are removed here as well.
+    only those not yet marked purged), so a topic or subject a request of the
+    tenant created while it was being deleted goes too. Consumer groups, once
+    they exist, are stored under the same id and are removed here as well.
     """
     deleted = set(await directory.deleted_ids())
     if not deleted:
         return 0
+    for namespace in await schema_store.namespaces():
+        if namespace in deleted:
+            await schema_store.purge(namespace)
     removed = 0
     for info in await log_store.list_topics():
         namespace, _, _ = info.name.partition(SEPARATOR)

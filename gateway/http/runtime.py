@@ -26,6 +26,7 @@ from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
 from storage.backend import LogStore, StateStore
+from storage.schemas import SchemaStore
 from tenants.directory import TenantDirectory
 from tenants.principal import Principal, Scope
 from tenants.quotas import QuotaService
@@ -129,6 +130,7 @@ class Runtime:
     metrics: Metrics
     usage: TenantUsage
     drain: Drain
+    schemas: SchemaStore
 
     @property
     def ready(self) -> bool:
