@@ -1,0 +1,63 @@
+"""Properties of the compatibility checkers: each schema follows itself in every mode,
+the Avro checker agrees with the Apache Avro library's, and a JSON Schema verdict of
+"compatible" holds for actual values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import avro.compatibility
+import avro.schema
+import jsonschema_rs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.schemas import avro_compat, json_compat
+from gateway.schemas.compatibility import incompatibilities
+from gateway.schemas.formats import SchemaType
+from storage.schemas import COMPATIBILITY_LEVELS
+from tests.gateway.schemas.strategies import avro_schemas, json_schemas, json_values
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(avro_schemas, st.sampled_from(COMPATIBILITY_LEVELS))
+def test_an_avro_schema_follows_itself_in_every_mode(schema: Any, mode: str) -> None:
+    assert incompatibilities(mode, SchemaType.AVRO, schema, [(1, SchemaType.AVRO, schema)]) == []
+
+
+@SETTINGS
+@given(json_schemas, st.sampled_from(COMPATIBILITY_LEVELS))
+def test_a_json_schema_follows_itself_in_every_mode(schema: Any, mode: str) -> None:
+    assert incompatibilities(mode, SchemaType.JSON, schema, [(1, SchemaType.JSON, schema)]) == []
+
+
+def _apache_reads(reader: Any, writer: Any) -> bool:
+    checker = avro.compatibility.ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(
+        avro.schema.parse(json.dumps(reader)), avro.schema.parse(json.dumps(writer))
+    )
+    return result.compatibility is avro.compatibility.SchemaCompatibilityType.compatible
+
+
+@SETTINGS
+@given(avro_schemas, avro_schemas)
+def test_avro_resolution_agrees_with_the_apache_avro_checker(reader: Any, writer: Any) -> None:
+    ours = not avro_compat.reads(reader, writer)
+    assert ours == _apache_reads(reader, writer), avro_compat.reads(reader, writer)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_schemas, json_schemas, st.lists(json_values(), min_size=1, max_size=20))
+def test_a_compatible_json_reader_accepts_every_value_the_writer_accepts(
+    reader: Any, writer: Any, values: list[Any]
+) -> None:
+    if json_compat.reads(reader, writer):
+        return
+    read = jsonschema_rs.Draft7Validator(reader)
+    written = jsonschema_rs.Draft7Validator(writer)
+    for value in values:
+        if written.is_valid(value):
+            assert read.is_valid(value), value
