@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 
 from gateway import openapi
 from gateway.admin import tenants, tokens, usage
+from gateway.console import routes as console
 from gateway.http.metrics import Metrics
 from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
 from gateway.http.routing import GatewayApp
@@ -74,6 +75,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *tenants.routes,
         *tokens.routes,
         *usage.routes,
+        *console.routes,
     ]
 
 

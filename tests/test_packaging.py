@@ -58,3 +58,33 @@ def test_every_package_data_pattern_names_existing_files() -> None:
         if not list((ROOT / package).glob(pattern))
     ]
     assert empty == []
+
+
+def test_a_built_wheel_carries_the_console() -> None:
+    """web/ sits beside the packages; setup.py's build_py copies it into
+    gateway/console/web/, where an installed gateway finds it (webroot.py)."""
+    import shutil
+    import subprocess
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info")
+        for name in (*PACKAGES, "web"):
+            shutil.copytree(ROOT / name, tree / name, ignore=ignore)
+        for name in ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in"):
+            shutil.copy(ROOT / name, tree / name)
+        out = Path(tmp) / "wheel"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(tree)],
+            check=True,
+            capture_output=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": tmp, "CC": "false"},  # no C build needed here
+            timeout=110,
+        )
+        (wheel,) = out.glob("*.whl")
+        names = set(zipfile.ZipFile(wheel).namelist())
+    web = {p.relative_to(ROOT).as_posix() for p in (ROOT / "web").rglob("*") if p.is_file()}
+    assert {"gateway/console/" + name for name in web} <= names
+    assert "gateway/console/webroot.py" in names

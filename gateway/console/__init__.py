@@ -1,0 +1,1 @@
+"""The web console: the static files of `web/` served at `/console/`, with their headers."""
