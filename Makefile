@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c); wrk drives `make bench`
-DEB_PACKAGES := redis-server gcc python3-dev wrk
+# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c); wrk drives `make bench`;
+# chromium runs the console's browser tests (tests/gateway/console/)
+DEB_PACKAGES := redis-server gcc python3-dev wrk chromium
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
