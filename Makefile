@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan deps clean
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan deps clean screenshots
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -64,6 +64,10 @@ sanitize: $(STAMP)
 	  sys.exit(0 if m.__file__.startswith(sys.argv[1]) else f"imported {m.__file__}")' "$$dir"; \
 	$$python -m pytest -q -p no:cacheprovider --capture=sys --hypothesis-profile=sanitize \
 	  tests/gateway/records/test_speedups.py
+
+# The console's pictures in docs/img/ (the README shows them), taken again by its browser tests.
+screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=update $(BIN)/pytest -q tests/gateway/console/test_browser_console.py
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow

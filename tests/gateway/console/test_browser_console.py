@@ -10,8 +10,11 @@ message and no page error beyond the HTTP errors it provoked on purpose.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from tests.support.browser import LAPTOP, PHONE, ConsoleWatch
 from tests.support.redis_server import RedisServer
 
 SCREENSHOTS = REPO / "docs" / "img"
+SHOTS_ELSEWHERE = Path(tempfile.gettempdir()) / "tidegate-console-screenshots"
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -67,8 +71,15 @@ def nav(page: Page, name: str) -> Locator:
 
 
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
+    """Photograph the page as docs/img/console-<name>.png when that picture is missing or
+    `make screenshots` asks (CONSOLE_SCREENSHOTS=update); otherwise into the test's own
+    directory, so that a test run never leaves the tree changed (every run differs in
+    timestamps and ids)."""
+    target = SCREENSHOTS / f"console-{name}.png"
+    if target.exists() and os.environ.get("CONSOLE_SCREENSHOTS") != "update":
+        target = SHOTS_ELSEWHERE / target.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
 
 
 def tenant_key(api: httpx.Client, tenant: str, scopes: list[str] | None = None) -> str:
