@@ -6,8 +6,8 @@ from the page cache. Readers of a busy partition read the same recent batches:
 every consumer group, every live stream, every retry. So a batch is decoded
 once, after its CRC and its place in the offset chain were checked, and later
 reads of it take the records from here. Those reads still copy the stored
-batch and check its CRC (in C, a few microseconds), so damage on disk is
-reported as before; only the decoding is skipped.
+batch from the file and check it (see below), so damage on disk is reported
+as before; only the decoding is skipped.
 
 An entry also remembers where its batch lies (segment and position), as the
 read that checked it found it: a later read of the same offsets goes straight
@@ -20,7 +20,9 @@ a deleted and re-created topic never sees the old one's records) and the
 batch's base offset; batches are never rewritten in place, so an entry can
 only go stale by being deleted, and a read checks the partition's offset range
 before it looks here. The cache is bounded by the stored bytes of the batches
-it holds and forgets the least recently read first.
+it holds and forgets the least recently read first. An entry holds its
+batch's checked bytes as well as its records, so the memory it takes is about
+twice the stored bytes it is counted as, plus the record objects.
 """
 
 from __future__ import annotations
@@ -60,18 +62,20 @@ def payload_of(records: Sequence[Record]) -> int | None:
 
 class Decoded(NamedTuple):
     """A whole checked batch: its records, their payload (`payload_of`) counted once,
-    and where the batch is stored: the base offset of its segment, its position
-    in the segment file and its size there, header included."""
+    where the batch is stored (the base offset of its segment, its position in the
+    segment file and its size there, header included) and the stored bytes that
+    passed the CRC (`raw`, what a later read compares the file's bytes with)."""
 
     records: tuple[Record, ...]
     payload: int | None
     segment: int
     position: int
     size: int
+    raw: bytes
 
     @classmethod
-    def of(cls, records: Sequence[Record], segment: int, position: int, size: int) -> Decoded:
-        return cls(tuple(records), payload_of(records), segment, position, size)
+    def of(cls, records: Sequence[Record], segment: int, position: int, raw: bytes) -> Decoded:
+        return cls(tuple(records), payload_of(records), segment, position, len(raw), raw)
 
 
 class DecodedBatches:
@@ -100,6 +104,36 @@ class DecodedBatches:
             self._entries.move_to_end(key)
             self.hits += 1
             return hit
+
+    def run(self, token: int, offset: int, end: int, room: int, budget: int) -> list[Decoded]:
+        """The cached batches from `offset` on, back to back in one segment file,
+        before `end`, as many as fit `room` records and `budget` payload bytes
+        (empty when the first is not cached, has headers, or does not fit)."""
+        run: list[Decoded] = []
+        count = payload = 0
+        at = offset
+        with self._lock:
+            entries = self._entries
+            while at < end and count < room:
+                key = (token, at)
+                hit = entries.get(key)
+                if hit is None or hit.payload is None:
+                    break
+                n = len(hit.records)
+                if count + n > room or payload + hit.payload > budget or at + n > end:
+                    break
+                if run:
+                    last = run[-1]
+                    if hit.segment != last.segment or hit.position != last.position + last.size:
+                        break
+                entries.move_to_end(key)
+                run.append(hit)
+                count += n
+                payload += hit.payload
+                at += n
+            self.hits += len(run)
+            self.misses += not run
+        return run
 
     def put(self, token: int, base_offset: int, batch: Decoded) -> None:
         """Keep a whole batch (every record, from `base_offset` on), checked and decoded."""

@@ -294,7 +294,7 @@ class Partition:
         return None
 
     def read(self, offset: int, max_records: int, max_bytes: int) -> FetchResult:
-        """Records from `offset`, every batch's CRC checked before it is served.
+        """Records from `offset`, every batch checked against its CRC before it is served.
 
         Batches are copied under the lock and decoded outside it. `max_bytes`
         limits record payloads, which the stored batch sizes only bound from
@@ -305,11 +305,18 @@ class Partition:
             start, end = self.start_offset, self.end_offset
             if offset < start or offset > end:
                 raise OffsetOutOfRange(self.number, offset, start, end)
+        known = self._read_known(offset, end, max_records, max_bytes)
+        if known is not None and len(known[0]) == 1:
+            batch = known[0][0]
+            after = batch[-1].offset + 1
+            if after >= end or len(batch) >= max_records:  # the loop below would stop here
+                return FetchResult(batch, after, start, end, known[1])
         records: list[Record] = []
         total = 0
         cursor = offset
         while cursor < end and len(records) < max_records:
-            known = self._read_known(cursor, end, max_records - len(records), max_bytes - total)
+            if cursor != offset or records:
+                known = self._read_known(cursor, end, max_records - len(records), max_bytes - total)
             if known is not None:
                 batches, payload = known
                 for batch in batches:
@@ -355,35 +362,20 @@ class Partition:
 
         The run is the batches the decoded cache holds from `offset` on, one after
         another in one segment, as many as fit `room` records and `budget` payload
-        bytes; they are copied with one pread and each must still name its base
-        offset and length and match its CRC. None when the first batch is not
-        such a batch (not cached, starting elsewhere, not fitting) or any check
-        fails: the long way then decides, and reports what is wrong.
+        bytes; they are copied with one pread and each must still be, byte for
+        byte, the batch that passed its CRC when it was decoded (so it still names
+        its base offset and length, and still matches its CRC). None when the
+        first batch is not such a batch (not cached, starting elsewhere, not
+        fitting) or any check fails: the long way then decides, and reports what
+        is wrong.
         """
         cache = self._decoded
         if cache is None:
             return None
-        run: list[tuple[int, Decoded]] = []
-        count = payload = 0
-        at = offset
-        while at < end:
-            hit = cache.get(self._token, at)
-            if hit is None or hit.payload is None:
-                break
-            n = len(hit.records)
-            if count + n > room or payload + hit.payload > budget or at + n > end:
-                break
-            if run:
-                last = run[-1][1]
-                if hit.segment != last.segment or hit.position != last.position + last.size:
-                    break
-            run.append((at, hit))
-            count += n
-            payload += hit.payload
-            at += n
+        run = cache.run(self._token, offset, end, room, budget)
         if not run:
             return None
-        first, last = run[0][1], run[-1][1]
+        first, last = run[0], run[-1]
         span = last.position + last.size - first.position
         with self.lock:
             if offset < self.start_offset:
@@ -392,14 +384,15 @@ class Partition:
             if seg.base_offset != first.segment:
                 return None
             stored = seg.read(first.position, span)
-        if len(stored) != span:
-            return None
-        view = memoryview(stored)
-        for base, hit in run:
-            raw = view[hit.position - first.position : hit.position - first.position + hit.size]
-            if read_prefix(raw) != (base, hit.size) or not crc_matches(raw):
+        if len(run) == 1:
+            if stored != first.raw:
                 return None
-        return [hit.records for _, hit in run], payload
+        else:
+            for hit in run:
+                at = hit.position - first.position
+                if stored[at : at + hit.size] != hit.raw:
+                    return None
+        return [hit.records for hit in run], sum(hit.payload or 0 for hit in run)
 
     def _gather(self, offset: int, stop: int, max_bytes: int) -> list[_Stored]:
         """Raw whole batches covering `offset` up to `stop` / about `max_bytes` (lock held)."""
@@ -492,7 +485,7 @@ class Partition:
         for n, (raw, segment, position) in enumerate(raws):
             base, size = read_prefix(raw)
             hit = None if cache is None else cache.get(self._token, base)
-            if hit is not None and hit[2:] != (segment, position, size):
+            if hit is not None and hit[2:5] != (segment, position, size):
                 hit = None  # not the batch that was cached: decode what is stored
             try:
                 if hit is None:
@@ -514,7 +507,7 @@ class Partition:
                 raise CorruptData(self.number, first, max(last, first + 1), str(exc)) from exc
             if hit is None:
                 # Checked whole (CRC) and in place (its base continues the chain).
-                hit = Decoded.of(decoded, segment, position, size)
+                hit = Decoded.of(decoded, segment, position, bytes(raw))
                 if cache is not None:
                     cache.put(self._token, base, hit)
             whole = hit.records

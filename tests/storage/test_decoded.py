@@ -21,14 +21,14 @@ pytestmark = pytest.mark.anyio
 
 
 def batch(n: int, size: int = 100) -> Decoded:
-    return Decoded.of([Record(i, 0, None, b"v") for i in range(n)], 0, 0, size)
+    return Decoded.of([Record(i, 0, None, b"v") for i in range(n)], 0, 0, bytes(size))
 
 
 def test_a_batch_payload_is_counted_once_and_only_without_headers() -> None:
     assert batch(3).payload == 3
-    keyed = Decoded.of([Record(0, 0, b"key", b"value"), Record(1, 0, None, None)], 0, 0, 90)
+    keyed = Decoded.of([Record(0, 0, b"key", b"value"), Record(1, 0, None, None)], 0, 0, bytes(90))
     assert keyed.payload == 8
-    assert Decoded.of([Record(0, 0, None, b"v", (("h", b"x"),))], 0, 0, 90).payload is None
+    assert Decoded.of([Record(0, 0, None, b"v", (("h", b"x"),))], 0, 0, bytes(90)).payload is None
 
 
 def test_the_cache_forgets_the_least_recently_read_batch_first() -> None:
@@ -214,3 +214,22 @@ async def test_cached_reads_serve_exactly_what_uncached_reads_serve(
     finally:
         await cached.close()
         await plain.close()
+
+
+async def test_damage_to_a_lone_cached_batch_is_detected(tmp_path: Path) -> None:
+    """A read that the cache serves with one batch compares the stored bytes with
+    the bytes that passed the CRC: one flipped bit and the long way reports it."""
+    store = await open_store(tmp_path, 1 << 20)
+    try:
+        await store.create_topic("t", 1, TopicConfig())
+        await store.append("t", 0, [NewRecord(b"value-%d" % i) for i in range(10)])
+        await store.read("t", 0, 0, max_records=100)  # decoded, and kept
+        cached = await store.read("t", 0, 0, max_records=100)
+        again = await store.read("t", 0, 0, max_records=100)
+        assert again.records is cached.records  # both the cache's batch, not decoded again
+        (segment,) = sorted(tmp_path.rglob("*.log"))
+        flip_byte(segment, HEADER_SIZE + 30, 0x04)
+        with pytest.raises(CorruptData):
+            await store.read("t", 0, 0, max_records=100)
+    finally:
+        await store.close()
