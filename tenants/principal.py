@@ -26,6 +26,7 @@ class Scope(StrEnum):
 
 
 ALL_TENANT_SCOPES = frozenset(s for s in Scope if s is not Scope.ADMIN)
+_ADMIN = Scope.ADMIN.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,9 @@ class Principal:
     attributes: dict[str, str] = field(default_factory=dict, compare=False)
 
     def allows(self, scope: Scope | str) -> bool:
-        return Scope.ADMIN.value in self.scopes or str(scope) in self.scopes
+        # A Scope hashes and compares as its value (StrEnum), so it is looked up as is.
+        scopes = self.scopes
+        return scope in scopes or _ADMIN in scopes
 
     def may_use_topic(self, topic: str) -> bool:
         if not self.topics:

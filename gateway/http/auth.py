@@ -27,9 +27,20 @@ class Authenticator(Protocol):
     def authenticate_cached(self, credential: str, *, now_ms: int) -> Principal | None: ...
 
 
+def authorization_of(conn: HTTPConnection) -> str | None:
+    """The first `Authorization` field of the request, as Starlette's `headers.get`
+    gives it (latin-1), read from the scope without building a `Headers` object:
+    every data request asks, and the scan is a third of what building one costs."""
+    for name, value in conn.scope["headers"]:
+        if name == b"authorization":
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def bearer_credential(conn: HTTPConnection) -> str:
     """The credential of `Authorization: Bearer ...`, or 401."""
-    header = conn.headers.get("authorization")
+    header = authorization_of(conn)
     if not header:
         raise GatewayError(
             ProblemType.UNAUTHENTICATED,

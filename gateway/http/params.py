@@ -69,6 +69,8 @@ def _not_utf8(name: str) -> GatewayError:
 
 def parse_int(text: str) -> int | None:
     """A decimal int64, or None. Bounded length, so no huge-int conversion cost."""
+    if len(text) < 19 and text.isdigit() and text.isascii():  # the common case: small, >= 0
+        return int(text)
     body = text[1:] if text.startswith("-") else text
     if not body.isascii() or not body.isdigit() or len(body) > 19:
         return None

@@ -22,6 +22,24 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+_JSON = (b"content-type", b"application/json")
+
+
+class JsonBytes(Response):
+    """A 200 reply of ready JSON bytes, with the head Starlette's `Response` would give
+    it (content-length, content-type), made without Starlette's general header
+    assembly: the hot routes answer every request with one, and that assembly
+    (header mapping, media type and charset rules) was a tenth of a fetch's cost."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON]
+
+
 def invalid_body(exc: ValidationError) -> GatewayError:
     """Pydantic's errors as the API's `errors` list with JSON pointers."""
     errors = []

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from starlette.requests import HTTPConnection
 
@@ -35,9 +35,9 @@ from tenants.tokens import TokenSigner
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class TopicRequest:
-    """A request on one of the caller's topics: who asks, which topic, where it is stored."""
+class TopicRequest(NamedTuple):
+    """A request on one of the caller's topics: who asks, which topic, where it is stored.
+    (A tuple: made on every data request, in a third of a frozen dataclass's time.)"""
 
     principal: Principal
     topic: str  # the tenant's name for it
@@ -145,10 +145,11 @@ class Runtime:
         otherwise. Every verified request is counted and charged to its tenant, also
         one then refused for a scope it lacks: probing costs what a request costs."""
         principal = await authenticate(conn, self.directory)
-        self.usage.traffic[principal.tenant].request()
-        await self.quotas.admit_request(principal.tenant)
-        if scope is not None:
-            require_scope(principal, scope)
+        tenant = principal.tenant
+        self.usage.traffic[tenant].request()
+        await self.quotas.admit_request(tenant)
+        if scope is not None and not principal.allows(scope):
+            require_scope(principal, scope)  # raises the 403
         return principal
 
     async def usage_reader(self, conn: HTTPConnection) -> Principal:

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from gateway.http.params import int_param, parse_int, query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
+from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
 from gateway.records.fastpath import FastPaths
 from gateway.records.rendered import RenderedRecords
@@ -211,8 +212,9 @@ def fetch_reply(
         FORMAT_CODES[fmt],
         lambda records: records_head(records, partition, fmt, fast),
     )
-    body = b'%b,"next_offset":%d,"end_offset":%d}' % (head, result.next_offset, result.end_offset)
-    return Response(body, media_type="application/json")
+    return JsonBytes(
+        b'%b,"next_offset":%d,"end_offset":%d}' % (head, result.next_offset, result.end_offset)
+    )
 
 
 async def fetch(

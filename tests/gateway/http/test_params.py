@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.http.params import decoded_query
+from gateway.http.params import decoded_query, parse_int
 from gateway.http.problems import GatewayError
 
 
@@ -35,3 +37,23 @@ def test_a_parameter_that_is_not_utf8_is_refused_by_name(raw: bytes, named: str)
     problem = info.value.problem
     assert problem.type.status == 400
     assert problem.extensions["parameter"] == named
+
+
+def reference_parse_int(text: str) -> int | None:
+    """The rule parse_int implements, written plainly."""
+    body = text[1:] if text.startswith("-") else text
+    if not body or not all("0" <= c <= "9" for c in body) or len(body) > 19:
+        return None
+    value = int(text)
+    return value if -(2**63) <= value <= 2**63 - 1 else None
+
+
+@given(
+    st.one_of(
+        st.text(max_size=25),
+        st.integers(min_value=-(2**64), max_value=2**64).map(str),
+        st.text(alphabet="0123456789-٣", max_size=21),
+    )
+)
+def test_parse_int_takes_exactly_decimal_int64(text: str) -> None:
+    assert parse_int(text) == reference_parse_int(text)

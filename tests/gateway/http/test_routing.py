@@ -17,7 +17,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.app import create_app
-from gateway.http.routing import HotRoute
+from gateway.http.routing import MATCH_CACHE_ENTRIES, MATCH_CACHE_PATH, FastRouter, HotRoute
 from gateway.http.settings import Settings
 
 KEY = "tg_routing_test_key_0123456789abcdefgh"
@@ -111,3 +111,29 @@ async def test_a_middleware_added_the_ordinary_way_sees_produce_and_fetch(
         ("GET", "/v1/topics/t/partitions/0/records", 200),
         ("POST", "/v1/topics/nope/records", 404),
     ]
+
+
+@given(st.sampled_from(["GET", "POST"]), st.lists(segments, max_size=5))
+def test_the_remembered_match_is_the_match(method: str, parts: list[str]) -> None:
+    routes = [HotRoute(t, endpoint, method=m) for t in TEMPLATES for m in ("GET", "POST")]
+    router = FastRouter(routes)
+    path = "/v1/topics/" + "/".join(parts)
+    for _ in range(2):  # the first is matched, the second remembered
+        found = router.match_hot(method, path)
+        expected = next(
+            (
+                (r, p)
+                for r in routes
+                if r.method == method and (p := r.match_path(path)) is not None
+            ),
+            None,
+        )
+        assert found == expected
+
+
+def test_the_remembered_matches_are_bounded() -> None:
+    router = FastRouter([HotRoute(TEMPLATES[0], endpoint, method="POST")])
+    for i in range(MATCH_CACHE_ENTRIES + 10):
+        router.match_hot("POST", f"/v1/topics/t{i}/records")
+    router.match_hot("GET", "/" + "x" * (MATCH_CACHE_PATH + 1))
+    assert len(router._matched) <= MATCH_CACHE_ENTRIES
