@@ -2,8 +2,8 @@
 
 The package works without a compiler: `setup.py` marks the extension
 optional, and without it (or with `TIDEGATE_FAST_PATHS=false`) every request
-takes the reference paths (`validation`, `rendering`), which say what the
-answer is. When the C paths answer, their answer is byte for byte the
+takes the reference paths (`validation`, `rendering`, `gateway.http.recordjson`),
+which say what the answer is. When the C paths answer, their answer is byte for byte the
 reference's (tests/gateway/records/test_speedups.py); each returns None for
 anything it is not certain about, and the caller then takes the reference path.
 """

@@ -25,13 +25,13 @@ from starlette.responses import Response
 from gateway.http.params import int_param, parse_int, query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
+from gateway.http.recordjson import records_json
+from gateway.http.rendered import RenderedRecords
 from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
+from gateway.http.woken import WokenReads
 from gateway.records.fastpath import FastPaths
-from gateway.records.rendered import RenderedRecords
-from gateway.records.rendering import records_json
 from gateway.records.values import FORMAT_CODES
-from gateway.records.woken import WokenReads
 from storage.backend import LogStore
 from storage.records import FetchResult, Record, ValueFormat
 from tenants.principal import Scope
@@ -200,7 +200,7 @@ def fetch_reply(
     result: FetchResult,
     partition: int,
     runtime: Runtime,
-    rendered: RenderedRecords,
+    rendered: RenderedRecords[bytes],
     fmt: ValueFormat,
     fast: FastPaths | None,
 ) -> Response:
@@ -220,7 +220,7 @@ def fetch_reply(
 async def fetch(
     request: Request,
     runtime: Runtime,
-    rendered: RenderedRecords,
+    rendered: RenderedRecords[bytes],
     fast: FastPaths | None,
     woken: WokenReads,
 ) -> Response:

@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from gateway.http.rendered import RenderedRecords
 from gateway.http.routing import HotRoute
 from gateway.http.runtime import runtime_of
 from gateway.http.settings import Settings
+from gateway.http.woken import WokenReads
 from gateway.records import fastpath, fetch, produce
 from gateway.records.partitioner import RoundRobin
-from gateway.records.rendered import RenderedRecords
-from gateway.records.woken import WokenReads
 
 
 class Records:
@@ -25,7 +25,7 @@ class Records:
 
     def __init__(self, settings: Settings) -> None:
         self.round_robin = RoundRobin()
-        self.rendered = RenderedRecords(settings.fetch_render_cache_bytes)
+        self.rendered: RenderedRecords[bytes] = RenderedRecords(settings.fetch_render_cache_bytes)
         self.fast = fastpath.load(settings.fast_paths)
         self.woken = WokenReads()
 

@@ -17,7 +17,6 @@ import base64
 import binascii
 
 import msgspec
-import orjson
 
 from storage.records import ValueFormat
 
@@ -87,17 +86,6 @@ def raw_body_value(body: bytes, fmt: ValueFormat) -> bytes:
         raise InvalidValue(
             f"the topic's value_format is 'json' and the body is not JSON: {_reason(exc)}", ""
         ) from None
-
-
-def value_json(stored: bytes | None, fmt: ValueFormat) -> bytes:
-    """The JSON text a fetch shows for stored value bytes."""
-    if stored is None:
-        return _NULL
-    if fmt is ValueFormat.JSON:
-        return stored
-    if fmt is ValueFormat.STRING:
-        return orjson.dumps(stored.decode("utf-8", errors="replace"))
-    return orjson.dumps(base64.b64encode(stored).decode("ascii"))
 
 
 def _reason(exc: msgspec.DecodeError) -> str:

@@ -37,11 +37,12 @@ from hypothesis import strategies as st
 
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.problems import GatewayError
+from gateway.http.recordjson import records_json
 from gateway.records.batching import JSON, Appendable, Bounds, checked, scanned
 from gateway.records.fastpath import FastPaths, built
 from gateway.records.fetch import records_head
 from gateway.records.partitioner import RoundRobin, partition_for_key
-from gateway.records.rendering import offsets_json, records_json
+from gateway.records.rendering import offsets_json
 from gateway.records.values import FORMAT_CODES
 from storage.records import Record, TopicConfig, TopicInfo, ValueFormat, unpack_records
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records.values import InvalidValue, raw_body_value, stored_value, value_json
+from gateway.http.recordjson import value_json
+from gateway.records.values import InvalidValue, raw_body_value, stored_value
 from storage.records import ValueFormat
 
 json_values = st.recursive(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.records.woken import WokenReads
+from gateway.http.woken import WokenReads
 from storage.embedded.engine import EmbeddedLogStore
 from storage.records import NewRecord, TopicConfig
 

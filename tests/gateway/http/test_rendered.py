@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.records.rendered import RenderedRecords
+from gateway.http.rendered import RenderedRecords
 from storage.records import Record
 
 

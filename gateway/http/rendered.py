@@ -1,4 +1,5 @@
-"""Fetch replies' records, rendered as JSON once for every reader of the same records.
+"""Records rendered as JSON once for every reader of the same records: the records
+part of fetch replies, and live streams' frames.
 
 Readers of a busy partition read the same recent records: each consumer group,
 each live feed in a browser, each retry. Rendering a hundred records is most of
@@ -20,14 +21,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from storage.records import Record
 
 _Key = tuple[int, int, int, int, int]  # id of first and last record, count, partition, format
+R = TypeVar("R", bytes, str)
 
 
-class RenderedRecords:
-    """An LRU of rendered record runs, bounded by their size in bytes (0 keeps nothing)."""
+class RenderedRecords(Generic[R]):
+    """An LRU of rendered record runs (bytes, or text for WebSocket frames), bounded
+    by their length (0 keeps nothing)."""
 
     def __init__(self, budget_bytes: int) -> None:
         if budget_bytes < 0:
@@ -36,7 +40,7 @@ class RenderedRecords:
         self.held_bytes = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[_Key, tuple[Record, Record, bytes]] = OrderedDict()
+        self._entries: OrderedDict[_Key, tuple[Record, Record, R]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,8 +50,8 @@ class RenderedRecords:
         records: Sequence[Record],
         partition: int,
         fmt: int,
-        render: Callable[[Sequence[Record]], bytes],
-    ) -> bytes:
+        render: Callable[[Sequence[Record]], R],
+    ) -> R:
         """`render(records)`, from the cache when these records were rendered before."""
         if not records or not self.budget_bytes:
             return render(records)

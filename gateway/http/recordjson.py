@@ -1,0 +1,49 @@
+"""Stored records as JSON in the API's record shape: what a fetch reply and a live
+stream show for each record.
+
+One renderer for every reader of records (fetch replies, WebSocket frames,
+Server-Sent Events), and the reference for the C renderer of the records
+feature (`records/fastpath.py`): for everything it renders, it must give these
+bytes exactly. Stored json values are embedded verbatim (they are stored as
+JSON text); keys, strings and headers are escaped by orjson. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import orjson
+
+from storage.records import Record, ValueFormat
+
+_NULL = b"null"
+_RECORD = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
+
+
+def text(raw: bytes) -> str:
+    """Stored key or header bytes as text (they were checked UTF-8 on the way in)."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def value_json(stored: bytes | None, fmt: ValueFormat) -> bytes:
+    """The JSON text a reader is shown for stored value bytes."""
+    if stored is None:
+        return _NULL
+    if fmt is ValueFormat.JSON:
+        return stored
+    if fmt is ValueFormat.STRING:
+        return orjson.dumps(stored.decode("utf-8", errors="replace"))
+    return orjson.dumps(base64.b64encode(stored).decode("ascii"))
+
+
+def record_json(record: Record, partition: int, fmt: ValueFormat) -> bytes:
+    key = _NULL if record.key is None else orjson.dumps(text(record.key))
+    headers = orjson.dumps([[name, text(value)] for name, value in record.headers])
+    value = value_json(record.value, fmt)
+    return _RECORD % (partition, record.offset, record.timestamp, key, value, headers)
+
+
+def records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
+    """The JSON array of `records` in the API's record shape."""
+    return b"[" + b",".join(record_json(r, partition, fmt) for r in records) + b"]"
