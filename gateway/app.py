@@ -29,6 +29,7 @@ from gateway.http.settings import Settings, load_settings
 from gateway.lifespan import lifespan_for
 from gateway.ops import health
 from gateway.records import routes as records
+from gateway.streams import routes as streams
 from gateway.topics import routes as topics
 from storage.errors import StorageError
 from tenants.errors import TenantError
@@ -69,6 +70,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
     """Every feature's routes (the hot ones are found first by the router anyway)."""
     return [
         *records.routes(settings),
+        *streams.routes(settings),
         *health.routes,
         *openapi.routes,
         *topics.routes,

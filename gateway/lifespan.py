@@ -59,6 +59,7 @@ def storage_config(settings: Settings) -> StorageConfig:
         shards=settings.storage_shards,
         idempotency_window_batches=settings.idempotency_window_batches,
         idempotency_window_s=settings.idempotency_ttl_s,
+        retention_interval_s=settings.retention_interval_s,
     )
 
 

@@ -31,9 +31,17 @@ from gateway.http.openapi_parts import PROBLEM, json_body, ref
 from gateway.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
 from gateway.ops import openapi as ops_openapi
 from gateway.records import openapi as records_openapi
+from gateway.streams import openapi as streams_openapi
 from gateway.topics import openapi as topics_openapi
 
-SECTIONS = (ops_openapi, topics_openapi, records_openapi, admin_openapi, console_openapi)
+SECTIONS = (
+    ops_openapi,
+    topics_openapi,
+    records_openapi,
+    streams_openapi,
+    admin_openapi,
+    console_openapi,
+)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

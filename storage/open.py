@@ -29,6 +29,8 @@ class StorageConfig:
     # batches, none older than `idempotency_window_s` (see storage.embedded.producers).
     idempotency_window_batches: int = 10_000
     idempotency_window_s: float = 24 * 3600
+    # How often the embedded engine deletes segments past their topic's retention.
+    retention_interval_s: float = 30.0
 
 
 @dataclass
@@ -65,7 +67,10 @@ async def open_backend(config: StorageConfig) -> Backend:
             max_age_ms=int(config.idempotency_window_s * 1000),
         )
         options = EngineOptions(
-            shards=config.shards, crash_point=config.crash_point, idempotency_window=window
+            shards=config.shards,
+            crash_point=config.crash_point,
+            idempotency_window=window,
+            retention_interval_s=config.retention_interval_s,
         )
         log = await EmbeddedLogStore.open(config.data_dir, options=options)
         try:

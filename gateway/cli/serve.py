@@ -39,6 +39,7 @@ from gateway.http.connlimits import ConnectionLimits, limited_protocol, raise_fd
 from gateway.http.protocol import GatheringHttpProtocol
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings
+from gateway.http.wsprotocol import stream_websocket_protocol
 from storage.errors import StorageError
 from tenants.errors import TenantError
 
@@ -188,6 +189,11 @@ def serve(settings: Settings) -> int:
         app,
         loop="uvloop",
         http=limited_protocol(limits, app.state.metrics),
+        ws=stream_websocket_protocol(settings.stream_send_buffer_bytes),
+        ws_max_size=settings.stream_max_message_bytes,
+        ws_per_message_deflate=settings.stream_compression,
+        ws_ping_interval=settings.stream_ping_interval_s,
+        ws_ping_timeout=settings.stream_ping_timeout_s,
         lifespan="off",  # driven by `_run`, so that its failures are one line
         log_level=settings.log_level,
         access_log=settings.access_log,

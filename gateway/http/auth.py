@@ -58,10 +58,14 @@ def bearer_credential(conn: HTTPConnection) -> str:
     return credential
 
 
-async def authenticate(conn: HTTPConnection, directory: Authenticator) -> Principal:
-    """The principal of the request's credential; 401 problems come from the error table.
-    A key the directory has cached is decided without awaiting the store."""
-    credential = bearer_credential(conn)
+async def authenticate(
+    conn: HTTPConnection, directory: Authenticator, credential: str | None = None
+) -> Principal:
+    """The principal of the request's credential (`credential` when the caller found it
+    elsewhere than the Authorization header: a stream's token); 401 problems come from
+    the error table. A key the directory has cached is decided without awaiting the store."""
+    if credential is None:
+        credential = bearer_credential(conn)
     now_ms = time.time_ns() // 1_000_000
     principal = directory.authenticate_cached(credential, now_ms=now_ms)
     if principal is None:

@@ -61,6 +61,7 @@ class ProblemType(Enum):
     TOO_MANY_RECORDS = ("too-many-records", 413, "Too many records in one request")
     UNSUPPORTED_MEDIA_TYPE = ("unsupported-media-type", 415, "Unsupported media type")
     OFFSET_OUT_OF_RANGE = ("offset-out-of-range", 416, "Offset out of range")
+    UPGRADE_REQUIRED = ("upgrade-required", 426, "Upgrade to WebSocket required")
     INVALID_RECORDS = ("invalid-records", 422, "Invalid records")
     INVALID_BODY = ("invalid-body", 422, "Invalid request body")
     INVALID_CONFIG = ("invalid-config", 422, "Invalid topic configuration")

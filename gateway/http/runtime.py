@@ -140,11 +140,14 @@ class Runtime:
     def now_ms() -> int:
         return time.time_ns() // 1_000_000
 
-    async def principal(self, conn: HTTPConnection, scope: Scope | None) -> Principal:
+    async def principal(
+        self, conn: HTTPConnection, scope: Scope | None, *, credential: str | None = None
+    ) -> Principal:
         """The caller, verified, within its request rate, holding `scope`; 401/429/403
         otherwise. Every verified request is counted and charged to its tenant, also
-        one then refused for a scope it lacks: probing costs what a request costs."""
-        principal = await authenticate(conn, self.directory)
+        one then refused for a scope it lacks: probing costs what a request costs.
+        `credential`: one found elsewhere than the Authorization header (streams)."""
+        principal = await authenticate(conn, self.directory, credential)
         tenant = principal.tenant
         self.usage.traffic[tenant].request()
         await self.quotas.admit_request(tenant)
@@ -160,11 +163,13 @@ class Runtime:
         await self.quotas.admit_usage_read(principal.tenant)
         return principal
 
-    async def topic_request(self, conn: HTTPConnection, scope: Scope) -> TopicRequest:
+    async def topic_request(
+        self, conn: HTTPConnection, scope: Scope, *, credential: str | None = None
+    ) -> TopicRequest:
         """The prelude of every `/v1/topics/{topic}/...` route: the caller holding
         `scope`, the path's topic name checked and allowed by the credential's
         topic patterns, and its tenant-namespaced storage name."""
-        principal = await self.principal(conn, scope)
+        principal = await self.principal(conn, scope, credential=credential)
         topic = checked_topic_name(conn.path_params["topic"])
         require_topic(principal, topic)
         stored = storage_name(principal.namespace, topic)

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     storage_shards: int = Field(
         default=4, ge=1, le=256, description="Writer threads of the file engine."
     )
+    retention_interval_s: float = Field(
+        default=30.0, gt=0, description="How often segments past their retention are deleted."
+    )
 
     # -- credentials ---------------------------------------------------------------
     bootstrap_key: SecretStr | None = Field(
@@ -180,6 +183,55 @@ class Settings(BaseSettings):
     )
     max_long_polls: int = Field(
         default=10_000, ge=1, description="Concurrent waiting fetches; more get 503 + Retry-After."
+    )
+
+    # -- live streams (WebSocket and Server-Sent Events) ------------------------------
+    stream_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host:port) whose pages may open a WebSocket stream "
+        "besides the gateway's own; '*' allows any (JSON list).",
+    )
+    stream_frame_records: int = Field(
+        default=500, ge=1, le=10_000, description="Most records in one stream frame."
+    )
+    stream_frame_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Record bytes one stream frame aims at (a larger single record still goes).",
+    )
+    stream_send_buffer_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="Bytes a stream connection may queue in the server before it stops "
+        "sending to that client (the client falls behind in offsets, nothing is buffered).",
+    )
+    stream_stall_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A stream whose client takes no data for this long while some waits is "
+        "closed (4408).",
+    )
+    stream_max_message_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest WebSocket message a client may send, after decompression (1009).",
+    )
+    stream_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSocket streams (costs CPU and about 40 KB "
+        "per connection; frames are then compressed once per connection).",
+    )
+    stream_ping_interval_s: float = Field(
+        default=20.0, gt=0, description="Seconds between WebSocket pings."
+    )
+    stream_ping_timeout_s: float = Field(
+        default=20.0, gt=0, description="A WebSocket whose pong is this late is closed."
+    )
+    stream_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="Seconds between Server-Sent Events heartbeat comments."
+    )
+    stream_retry_ms: int = Field(
+        default=2000, ge=0, description="The `retry:` a Server-Sent Events stream announces."
     )
 
     # -- idempotency ---------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""uvicorn's WebSocket protocol (the `websockets` library's sans-I/O core) with the
+bounds a live stream needs from below the application.
+
+- a bounded send buffer: the transport pauses the stream's sends once
+  `send_buffer_bytes` are queued (the transport's high-water mark), so a
+  client that does not read stops receiving; what the server holds for it is
+  that buffer and one frame, whatever the produce rate.
+- a way to drop a client that does not read: closing a connection waits for
+  its queued bytes to leave, which they never do for a client that reads
+  nothing, so the stream can `abort()` it through the ASGI scope extension
+  `TRANSPORT_EXTENSION`; a ping that gets no pong in time aborts too.
+
+`tidegate serve` runs it; under plain uvicorn (`--ws websockets-sansio`) streams
+work the same with uvicorn's own buffer limits, and a stalled client is closed
+(its socket lingers until the client goes). It relies on uvicorn internals:
+uvicorn is pinned (`protocol.TESTED_UVICORN`), and tests/gateway/http/
+test_wsprotocol.py fails loudly if they move.
+"""
+
+from __future__ import annotations
+
+from asyncio import BaseTransport, Transport
+from typing import Any, ClassVar, Protocol, cast
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+TRANSPORT_EXTENSION = "tidegate.transport"
+"""Scope extension of WebSocket connections this protocol serves (absent elsewhere)."""
+
+
+class StreamTransport(Protocol):
+    """What a stream may do to its connection below ASGI."""
+
+    def abort(self) -> None:
+        """Drop the connection now, queued bytes and all."""
+
+    def write_buffer_size(self) -> int:
+        """Bytes queued in the server for this connection."""
+
+
+class _Handle:
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+
+class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
+    """The sans-I/O WebSocket protocol with a bounded send buffer and `abort()`.
+    Build with `stream_websocket_protocol`."""
+
+    send_buffer_bytes: ClassVar[int]
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        super().connection_made(transport)
+        # Pause the app's sends past the bound; resume once a quarter of it is left.
+        cast(Transport, transport).set_write_buffer_limits(
+            high=self.send_buffer_bytes, low=self.send_buffer_bytes // 4
+        )
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the handshake went on to the application
+            scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self.transport)
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self.transport.abort()  # a client that answers no ping may read nothing either
+
+
+def stream_websocket_protocol(send_buffer_bytes: int) -> type[StreamWebSocketProtocol]:
+    """The protocol class uvicorn instantiates per WebSocket connection."""
+    return type(
+        "StreamWebSocketProtocol",
+        (StreamWebSocketProtocol,),
+        {"send_buffer_bytes": send_buffer_bytes},
+    )

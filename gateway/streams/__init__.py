@@ -1,0 +1,1 @@
+"""Live streams: a topic followed over WebSocket or Server-Sent Events."""

@@ -1,0 +1,121 @@
+"""A stream's reader of the log: its positions, the next run of records, gaps, waits.
+
+Both transports use it. `poll` reads the next run of records from the followed
+partitions, taking turns so that a busy partition cannot starve the others;
+`wait` sleeps on the log's wake-up (`LogStore.wait_for`, never a polling loop)
+until any followed partition passes its position. Positions move only when
+the caller says a run was delivered (`advance`), so a stream interrupted
+while sending still knows exactly what its client has.
+
+The reads and frames of every stream in a process are shared (`SharedFrames`):
+the subscribers that one append wakes all read at the same position in the
+same event-loop pass, and one read (`WokenReads`) and one rendering of the
+frame (`RenderedRecords`, keyed by the record objects the log hands out)
+serve them all, so fan-out does not re-read or re-encode per connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.http.rendered import RenderedRecords
+from gateway.http.woken import WokenReads
+from gateway.streams.frames import GapEntry, records_frame
+from storage.backend import LogStore
+from storage.errors import OffsetOutOfRange
+from storage.records import Record, ValueFormat
+
+
+class SharedFrames:
+    """The reads and rendered `records` frames that a process's streams share."""
+
+    def __init__(self, render_cache_bytes: int) -> None:
+        self.reads = WokenReads()
+        self.frames: RenderedRecords[str] = RenderedRecords(render_cache_bytes)
+
+    def frame(self, records: Sequence[Record], partition: int, fmt: ValueFormat) -> str:
+        code = _FORMATS[fmt]
+        return self.frames.head(
+            records, partition, code, lambda run: records_frame(run, partition, fmt)
+        )
+
+
+_FORMATS = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A run of one partition's records, and the position right after it."""
+
+    partition: int
+    records: Sequence[Record]
+    next_offset: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Followed positions that the log no longer holds."""
+
+    entries: tuple[GapEntry, ...]
+
+
+class Follower:
+    """Where one stream is in each followed partition, and what comes next."""
+
+    def __init__(
+        self,
+        log: LogStore,
+        name: str,
+        positions: Mapping[int, int],
+        shared: SharedFrames,
+        *,
+        frame_bytes: int,
+    ) -> None:
+        if not positions:
+            raise ValueError("a stream follows at least one partition")
+        self.log = log
+        self.name = name
+        self.positions = dict(positions)
+        self.shared = shared
+        self.frame_bytes = frame_bytes
+        self._order = sorted(positions)
+        self._turn = 0
+
+    async def poll(self, max_records: int) -> Batch | Gap | None:
+        """The next run (at most `max_records`), the gaps found, or None when every
+        followed partition is at its end. Nothing moves until `advance`/`skip`."""
+        gaps: list[GapEntry] = []
+        order, count, frame_bytes = self._order, len(self._order), self.frame_bytes
+        for i in range(count):
+            p = order[(self._turn + i) % count]
+            offset = self.positions[p]
+            try:
+                result = await self.shared.reads.read(
+                    self.log, self.name, p, offset, max_records=max_records, max_bytes=frame_bytes
+                )
+            except OffsetOutOfRange as exc:
+                if exc.requested < exc.earliest:
+                    gaps.append(GapEntry(p, exc.requested, exc.earliest))
+                    continue
+                raise
+            if result.records and not gaps:
+                self._turn = (self._turn + i + 1) % count
+                return Batch(p, result.records, result.next_offset, result.bytes)
+        if gaps:
+            return Gap(tuple(gaps))
+        return None
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Until a followed partition has a record at its position (True) or the timeout."""
+        return await self.log.wait_for(self.name, self.positions, timeout_s)
+
+    def advance(self, batch: Batch) -> None:
+        """`batch` was delivered: read on after it."""
+        self.positions[batch.partition] = batch.next_offset
+
+    def skip(self, gap: Gap) -> None:
+        """Continue each gap's partition from its earliest retained offset."""
+        for entry in gap.entries:
+            self.positions[entry.partition] = entry.earliest

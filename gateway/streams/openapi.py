@@ -1,0 +1,101 @@
+"""The OpenAPI paths of live streams (merged into `gateway.openapi`).
+
+OpenAPI cannot describe a WebSocket's frames; the operation says what the
+upgrade takes and answers, and docs/api.md describes the frames, close codes,
+flow control and resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.http.openapi_parts import TOPIC_PARAM, problems
+
+SCHEMAS: dict[str, Any] = {}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+START_PARAMS = [
+    _query(
+        "from",
+        "earliest, latest (the default), or a position list p:offset,p:offset naming the "
+        "next offset of each partition followed (also a resume token)",
+    ),
+    _query(
+        "timestamp",
+        "start at the first record at or after this time (ms since the epoch)",
+        {"type": "integer", "minimum": 0},
+    ),
+    _query("partitions", "follow only these partitions (comma-separated numbers)"),
+    _query(
+        "on_gap",
+        "when a position is no longer retained: continue (from the earliest) or close",
+        {"type": "string", "enum": ["continue", "close"]},
+    ),
+    _query("access_token", "a short-lived token from POST /v1/tokens (browsers); never a key"),
+]
+
+PATHS: dict[str, Any] = {
+    "/v1/topics/{topic}/stream": {
+        "parameters": [TOPIC_PARAM],
+        "get": {
+            "summary": "Follow a topic live over a WebSocket",
+            "description": "A WebSocket upgrade (subprotocol tidegate.v1; a browser may offer "
+            "bearer.<token> beside it). Server frames: subscribed, records, gap, error, "
+            "closing; client frames: credit. A refused credential, topic or quota is told "
+            "after the upgrade with an error frame and a 44xx close code; a page from an "
+            "origin not allowed is refused with 403 before it. See docs/api.md.",
+            "parameters": [
+                *START_PARAMS,
+                _query(
+                    "credit",
+                    "start in credit mode with this many records of credit",
+                    {"type": "integer", "minimum": 0},
+                ),
+            ],
+            "responses": {
+                "101": {"description": "switching to the WebSocket protocol"},
+                "426": {
+                    "$ref": "#/components/responses/Problem",
+                },
+                **problems(403),
+            },
+        },
+    },
+    "/v1/topics/{topic}/events": {
+        "parameters": [TOPIC_PARAM],
+        "get": {
+            "summary": "Follow a topic live as Server-Sent Events",
+            "description": "One record event per record, its id the position list right after "
+            "it; Last-Event-ID (or last_event_id) resumes right after that event. Events: "
+            "subscribed, record, gap, error; a heartbeat comment keeps idle streams open.",
+            "parameters": [
+                *START_PARAMS,
+                _query("last_event_id", "resume right after this event id (first connect)"),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "resume right after this event id (what EventSource sends)",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "the event stream (it does not end by itself)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **problems(400, 401, 403, 404, 416),
+            },
+        },
+    },
+}

@@ -1,0 +1,352 @@
+"""`GET /v1/topics/{topic}/stream`: a topic followed live over a WebSocket.
+
+One connection is two coroutines: the application's own task reads what the
+client sends (credit, and nothing else outside group mode), and a pump task
+is the only one that sends. The pump polls the log from the stream's
+positions within the credit it has, sends each run of records as one frame,
+and sleeps on the log's wake-up when there is nothing to send. Whatever ends
+a stream (the client, a bad client frame, the drain, the credential expiring,
+a client that stopped reading, a gap with `on_gap=close`) is recorded as its
+`Ending`; the pump then stops and sends the ending's frames and close code,
+so nothing is ever sent after a close.
+
+A send that waits longer than `TIDEGATE_STREAM_STALL_TIMEOUT_S` for the
+bounded send buffer to drain ends the stream (4408); the connection is
+aborted when the protocol allows it (`gateway.http.wsprotocol`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from gateway.http.params import MAX_INT64, parse_int, query_of
+from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
+from gateway.http.runtime import Runtime, open_runtime
+from gateway.http.wsprotocol import TRANSPORT_EXTENSION, StreamTransport
+from gateway.streams.access import origin_allowed, subprotocol_credential, url_credential
+from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
+from gateway.streams.credit import CreditWindow, InvalidCredit
+from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
+from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
+from gateway.streams.positions import format_positions, on_gap_param, resolve, start_of
+from storage.errors import StorageError
+from tenants.errors import QuotaExceeded, TenantError
+from tenants.principal import Scope as Scope_
+
+WAIT_S = 60.0
+"""How long the pump sleeps on the log at a time (any wake-up ends the sleep early)."""
+CLOSE_TIMEOUT_S = 2.0
+"""How long the last frames and the close may take to leave before the connection is dropped."""
+
+
+class Stalled(Exception):
+    """The client took nothing for the stall timeout while a frame waited."""
+
+
+@dataclass(slots=True)
+class Ending:
+    """Why a stream ends: its close code and reason, and the frames sent before them
+    (none when the client has gone)."""
+
+    code: int
+    reason: str
+    frames: list[str] = field(default_factory=list)
+    client_gone: bool = False
+
+
+def credit_param(params: Mapping[str, str]) -> int | None:
+    text = params.get("credit")
+    if text is None:
+        return None
+    value = parse_int(text)
+    if value is None or not 0 <= value <= MAX_INT64:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "credit must be an integer >= 0",
+            parameter="credit",
+        )
+    return value
+
+
+class StreamSession:
+    """One open WebSocket stream."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        receive: Receive,
+        send: Send,
+        runtime: Runtime,
+        follower: Follower,
+        shared: SharedFrames,
+        *,
+        tenant: str,
+        fmt: Any,
+        window: CreditWindow,
+        close_on_gap: bool,
+        expires_at_ms: int | None,
+    ) -> None:
+        self.ws = ws
+        # The raw ASGI channel once accepted: frames go out without wrappers.
+        self.receive = receive
+        self.send = send
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.follower = follower
+        self.shared = shared
+        self.tenant = tenant
+        self.fmt = fmt
+        self.window = window
+        self.close_on_gap = close_on_gap
+        self.expires_at_ms = expires_at_ms
+        self.ending: Ending | None = None
+        self.credit = asyncio.Event()
+        self.pump: asyncio.Task[None] | None = None
+        self.transport: StreamTransport | None = ws.scope.get("extensions", {}).get(
+            TRANSPORT_EXTENSION
+        )
+
+    # -- ending -------------------------------------------------------------------------
+    def end(self, ending: Ending) -> None:
+        """Record why the stream ends (the first reason wins) and stop the pump."""
+        if self.ending is None:
+            self.ending = ending
+        pump = self.pump
+        if pump is not None and pump is not asyncio.current_task() and not pump.done():
+            pump.cancel()
+
+    def _drained(self) -> None:
+        positions = self.follower.positions
+        reason = "server shutting down; resume from=" + format_positions(positions)
+        self.end(
+            Ending(
+                CloseCode.GOING_AWAY,
+                close_reason(reason),
+                [closing_frame(CloseCode.GOING_AWAY, "server shutting down", positions)],
+            )
+        )
+
+    def _expired(self) -> None:
+        problem = Problem(ProblemType.UNAUTHENTICATED, "the token has expired")
+        self.end(Ending(CloseCode.UNAUTHORIZED, "token expired", [error_frame(problem)]))
+
+    # -- the connection -----------------------------------------------------------------
+    async def run(self) -> None:
+        hello = subscribed_frame(self.follower.positions)
+        await self.send({"type": "websocket.send", "text": hello})
+        loop = asyncio.get_running_loop()
+        drain = self.runtime.drain
+        drain.watchers.add(self._drained)
+        expiry = None
+        if self.expires_at_ms is not None:
+            delay = self.expires_at_ms / 1000 - self.runtime.now_ms() / 1000
+            expiry = loop.call_later(max(delay, 0.0), self._expired)
+        self.pump = asyncio.ensure_future(self._pump())
+        try:
+            if drain.started:
+                self._drained()
+            await self._receive()
+        finally:
+            drain.watchers.discard(self._drained)
+            if expiry is not None:
+                expiry.cancel()
+            if not self.pump.done():
+                if self.ending is None:
+                    self.end(Ending(CloseCode.NORMAL, "", client_gone=True))
+                self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pump
+
+    async def _receive(self) -> None:
+        """Read client frames until the connection closes (the pump's close included)."""
+        receive = self.receive
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                self.end(Ending(CloseCode.NORMAL, "", client_gone=True))
+                return
+            if self.ending is not None:
+                continue  # closing: what the client still sends does not matter
+            text = message.get("text")
+            if text is None:
+                self.end(Ending(CloseCode.UNSUPPORTED_DATA, "frames are JSON text"))
+                continue
+            self._client_frame(text)
+
+    def _client_frame(self, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self._bad_frame("a client frame must be a JSON object")
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "credit":
+            try:
+                self.window.grant(frame.get("records"))
+            except InvalidCredit as exc:
+                self._bad_frame(str(exc))
+                return
+            self.credit.set()
+        elif kind == "commit":
+            self._bad_frame("commit frames are for group mode (group=...)")
+        else:
+            self._bad_frame('client frames are {"type": "credit", "records": n}')
+
+    def _bad_frame(self, detail: str) -> None:
+        problem = Problem(ProblemType.BAD_REQUEST, detail)
+        self.end(Ending(CloseCode.BAD_REQUEST, close_reason(detail), [error_frame(problem)]))
+
+    # -- the pump: the only sender -----------------------------------------------------------
+    async def _pump(self) -> None:
+        try:
+            await self._pump_records()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.ending is None or task is None:
+                raise  # not ours: the server is going down under us
+            task.uncancel()
+        except Stalled:
+            timeout = self.settings.stream_stall_timeout_s
+            self.end(Ending(CloseCode.STALLED, f"the client read nothing for {timeout:g} s"))
+        except Exception as exc:  # every failure ends the stream with its code
+            problem = problem_for(exc)
+            code, reason = close_code_for(problem), close_reason(problem.detail)
+            self.end(Ending(code, reason, [error_frame(problem)]))
+        await self._send_ending()
+
+    async def _pump_records(self) -> None:
+        settings, window, follower = self.settings, self.window, self.follower
+        quotas, traffic = self.runtime.quotas, self.runtime.usage.traffic
+        frame_records = settings.stream_frame_records
+        while self.ending is None:
+            allowance = window.allowance(frame_records)
+            if allowance == 0:
+                self.credit.clear()
+                await self.credit.wait()
+                continue
+            try:
+                await quotas.admit_consume(self.tenant)
+            except QuotaExceeded as exc:  # the tenant's consume rate: slow down, do not end
+                await asyncio.sleep(exc.retry_after_s)
+                continue
+            item = await follower.poll(allowance)
+            if item is None:
+                await follower.wait(WAIT_S)
+            elif isinstance(item, Gap):
+                await self._deliver(gap_frame(item.entries))
+                if self.close_on_gap:
+                    self.end(Ending(CloseCode.GAP, "position no longer retained"))
+                    return
+                follower.skip(item)
+            else:
+                await self._deliver_batch(item)
+                traffic[self.tenant].consumed(item.bytes, len(item.records))
+                await quotas.charge_consume(self.tenant, item.bytes)
+
+    async def _deliver_batch(self, batch: Batch) -> None:
+        await self._deliver(self.shared.frame(batch.records, batch.partition, self.fmt))
+        self.window.spend(len(batch.records))
+        self.follower.advance(batch)
+
+    async def _deliver(self, frame: str) -> None:
+        """Send one frame, waiting at most the stall timeout for the send buffer."""
+        try:
+            async with asyncio.timeout(self.settings.stream_stall_timeout_s):
+                await self.send({"type": "websocket.send", "text": frame})
+        except TimeoutError:
+            raise Stalled from None
+
+    async def _send_ending(self) -> None:
+        ending = self.ending
+        if ending is None or ending.client_gone:
+            return
+        if ending.code == CloseCode.STALLED and self.transport is not None:
+            self.transport.abort()  # nothing queued behind the stall would ever leave
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                for frame in ending.frames:
+                    await self.send({"type": "websocket.send", "text": frame})
+                close = {"type": "websocket.close", "code": ending.code, "reason": ending.reason}
+                await self.send(close)
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+        except Exception:  # the client went away meanwhile
+            if self.transport is not None:
+                self.transport.abort()
+
+
+async def refuse(ws: WebSocket, problem: Problem, subprotocol: str | None) -> None:
+    """Accept, say why in an `error` frame, and close with the problem's code: browsers
+    see a close code and reason, never a refused handshake's status."""
+    await ws.accept(subprotocol=subprotocol)
+    await ws.send_text(error_frame(problem))
+    await ws.close(close_code_for(problem), close_reason(problem.detail))
+
+
+async def stream(scope: Scope, receive: Receive, send: Send, shared: SharedFrames) -> None:
+    """The WebSocket endpoint (ASGI): check, accept, follow until something ends it."""
+    ws = WebSocket(scope, receive, send)
+    runtime = open_runtime(ws)
+    if runtime is None or runtime.drain.started:
+        problem = Problem(ProblemType.SHUTTING_DOWN, "the server is not serving streams now")
+        await refuse(ws, problem, None)
+        return
+    settings = runtime.settings
+    if not origin_allowed(ws, settings.stream_allowed_origins):
+        origin = ws.headers.get("origin")
+        denied = Problem(ProblemType.FORBIDDEN, f"pages from {origin!r} may not open streams here")
+        await ws.send_denial_response(denied.response())
+        return
+    subprotocol = None
+    with contextlib.ExitStack() as holding:
+        try:
+            credential, subprotocol = subprotocol_credential(scope.get("subprotocols", []))
+            credential = credential or url_credential(ws)
+            target = await runtime.topic_request(ws, Scope_.TOPICS_READ, credential=credential)
+            params = query_of(ws)
+            start = start_of(params)
+            close_on_gap = on_gap_param(params)
+            window = CreditWindow(credit_param(params))
+            if "group" in params:
+                raise GatewayError(
+                    ProblemType.INVALID_PARAMETER,
+                    "group mode is not available on this server yet",
+                    parameter="group",
+                )
+            info = await target.log.get_topic(target.stored)
+            positions = await resolve(target.log, target.stored, info.partitions, start)
+            tenant = target.principal.tenant
+            limits = await runtime.quotas.limits(tenant)
+            holding.enter_context(runtime.quotas.connection(tenant, limits))
+        except (GatewayError, StorageError, TenantError) as exc:
+            await refuse(ws, problem_for(exc), subprotocol)
+            return
+        await ws.accept(subprotocol=subprotocol)
+        follower = Follower(
+            target.log, target.stored, positions, shared, frame_bytes=settings.stream_frame_bytes
+        )
+        session = StreamSession(
+            ws,
+            receive,
+            send,
+            runtime,
+            follower,
+            shared,
+            tenant=tenant,
+            fmt=info.config.value_format,
+            window=window,
+            close_on_gap=close_on_gap,
+            expires_at_ms=target.principal.expires_at_ms,
+        )
+        await session.run()
