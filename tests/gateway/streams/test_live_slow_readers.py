@@ -89,8 +89,8 @@ async def stalled_readers_hold_bounded_memory(
             batches = produce_mb * 10 // 10  # 10 records of 100 KB a request: 1 MB each
             for _ in range(batches):
                 sent = time.monotonic()
-                body = {"records": [RECORD] * 10}
-                assert (await http.post("/v1/topics/slow/records", json=body)).status_code == 200
+                batch = {"records": [RECORD] * 10}
+                assert (await http.post("/v1/topics/slow/records", json=batch)).status_code == 200
                 got = 0
                 while got < 10:  # the live reader gets each batch while the others stall
                     document = await frame(live, timeout_s=10)

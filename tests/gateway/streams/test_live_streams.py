@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
 from tenants.tokens import TokenSigner
-from tests.gateway.conftest import GatewayProcess
+from tests.gateway.conftest import REPO, GatewayProcess
 from tests.support.streams import (
     frame,
     in_order_once,
@@ -361,3 +364,29 @@ async def test_the_tenants_connection_quota_refuses_one_stream_too_many(
         await frame(two)
         code, error = await closed_with(url, additional_headers=headers)
     assert (code, error["problem"]["limit"]) == (4429, "max_connections")
+
+
+async def test_the_docs_websocket_example_runs(
+    gateway: GatewayProcess, http: httpx.AsyncClient
+) -> None:
+    text = (REPO / "docs" / "api.md").read_text()
+    section = text[text.index("## Live streams") :]
+    script = section[section.index("```python\n") + 10 :]
+    script = script[: script.index("```")]
+    if (await http.get("/v1/topics/orders")).status_code == 404:
+        await create(http, "orders", partitions=3)
+    await produce(http, "orders", [{"n": i} for i in range(30)])
+    env = dict(os.environ, TIDEGATE_URL=gateway.url, TIDEGATE_API_KEY=gateway.bootstrap_key or "")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "'type': 'subscribed'" in lines[0]
+    assert len(lines) >= 2
