@@ -5,6 +5,13 @@ bounds a live stream needs from below the application.
   `send_buffer_bytes` are queued (the transport's high-water mark), so a
   client that does not read stops receiving; what the server holds for it is
   that buffer and one frame, whatever the produce rate.
+- frames written as they are: a stream may hand `write_frame` the bytes of
+  a whole data frame, built once for every subscriber of the same records
+  (exactly what the protocol would write for that text message on a
+  connection without extensions), instead of a message that would be
+  framed again for each connection. Refused (False) when the connection
+  negotiated an extension (permessage-deflate), is closing, or its send
+  buffer is full, so the caller sends by ASGI or waits instead.
 - a way to drop a client that does not read: closing a connection waits for
   its queued bytes to leave, which they never do for a client that reads
   nothing, so the stream can `abort()` it through the ASGI scope extension
@@ -23,6 +30,7 @@ from asyncio import BaseTransport, Transport
 from typing import Any, ClassVar, Protocol, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 TRANSPORT_EXTENSION = "tidegate.transport"
 """Scope extension of WebSocket connections this protocol serves (absent elsewhere)."""
@@ -37,11 +45,15 @@ class StreamTransport(Protocol):
     def write_buffer_size(self) -> int:
         """Bytes queued in the server for this connection."""
 
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a whole unmasked data frame now; False when it cannot go (see module)."""
+
 
 class _Handle:
-    __slots__ = ("_transport",)
+    __slots__ = ("_protocol", "_transport")
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, protocol: StreamWebSocketProtocol, transport: Transport) -> None:
+        self._protocol = protocol
         self._transport = transport
 
     def abort(self) -> None:
@@ -49,6 +61,20 @@ class _Handle:
 
     def write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size()
+
+    def write_frame(self, frame: bytes) -> bool:
+        protocol = self._protocol
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or not protocol.writable.is_set()
+            or protocol.conn.extensions
+            or protocol.conn.state is not State.OPEN
+            or self._transport.is_closing()
+        ):
+            return False
+        self._transport.write(frame)
+        return True
 
 
 class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -68,7 +94,7 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake went on to the application
-            scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self.transport)
+            scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self, self.transport)
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()

@@ -16,7 +16,7 @@ serve them all, so fan-out does not re-read or re-encode per connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.http.rendered import RenderedRecords
@@ -83,13 +83,16 @@ class Follower:
         self._order = sorted(positions)
         self._turn = 0
 
-    async def poll(self, max_records: int) -> Batch | Gap | None:
+    async def poll(self, max_records: int, skip: Container[int] = ()) -> Batch | Gap | None:
         """The next run (at most `max_records`), the gaps found, or None when every
-        followed partition is at its end. Nothing moves until `advance`/`skip`."""
+        followed partition (but those in `skip`) is at its end. Nothing moves until
+        `advance`/`skip`."""
         gaps: list[GapEntry] = []
         order, count, frame_bytes = self._order, len(self._order), self.frame_bytes
         for i in range(count):
             p = order[(self._turn + i) % count]
+            if p in skip:
+                continue
             offset = self.positions[p]
             try:
                 result = await self.shared.reads.read(

@@ -10,6 +10,14 @@ a client that stopped reading, a gap with `on_gap=close`) is recorded as its
 `Ending`; the pump then stops and sends the ending's frames and close code,
 so nothing is ever sent after a close.
 
+A stream that has caught up joins each partition's `Feed` (feeds.py) and its
+task sleeps: the feed writes each new frame to it directly, within the
+stream's credit and only while its send buffer has room; otherwise the
+stream leaves the feed and its task reads on from its own position. Streams
+under a protocol that cannot take such writes (plain uvicorn), and streams of
+a tenant with a consume rate quota (charged per frame by the task), always
+read on their own.
+
 A send that waits longer than `TIDEGATE_STREAM_STALL_TIMEOUT_S` for the
 bounded send buffer to drain ends the stream (4408); the connection is
 aborted when the protocol allows it (`gateway.http.wsprotocol`).
@@ -34,6 +42,7 @@ from gateway.http.wsprotocol import TRANSPORT_EXTENSION, StreamTransport
 from gateway.streams.access import origin_allowed, subprotocol_credential, url_credential
 from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
 from gateway.streams.credit import CreditWindow, InvalidCredit
+from gateway.streams.feeds import Feed, Feeds, Frame
 from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
 from gateway.streams.positions import format_positions, on_gap_param, resolve, start_of
@@ -93,6 +102,7 @@ class StreamSession:
         window: CreditWindow,
         close_on_gap: bool,
         expires_at_ms: int | None,
+        feeds: Feeds | None,
     ) -> None:
         self.ws = ws
         # The raw ASGI channel once accepted: frames go out without wrappers.
@@ -113,12 +123,18 @@ class StreamSession:
         self.transport: StreamTransport | None = ws.scope.get("extensions", {}).get(
             TRANSPORT_EXTENSION
         )
+        self.feeds = feeds if self.transport is not None else None
+        self.joined: dict[int, Feed] = {}
+        self.wake = asyncio.Event()  # a partition left its feed: read on alone
+        self.frame_records = self.settings.stream_frame_records
+        self.traffic = runtime.usage.traffic[tenant]
 
     # -- ending -------------------------------------------------------------------------
     def end(self, ending: Ending) -> None:
         """Record why the stream ends (the first reason wins) and stop the pump."""
         if self.ending is None:
             self.ending = ending
+        self._leave_feeds()  # nothing more is written once an ending is known
         pump = self.pump
         if pump is not None and pump is not asyncio.current_task() and not pump.done():
             pump.cancel()
@@ -155,6 +171,7 @@ class StreamSession:
                 self._drained()
             await self._receive()
         finally:
+            self._leave_feeds()
             drain.watchers.discard(self._drained)
             if expiry is not None:
                 expiry.cancel()
@@ -205,6 +222,54 @@ class StreamSession:
         problem = Problem(ProblemType.BAD_REQUEST, detail)
         self.end(Ending(CloseCode.BAD_REQUEST, close_reason(detail), [error_frame(problem)]))
 
+    # -- feeds: frames pushed while caught up ----------------------------------------------
+    def offer(self, frame: Frame) -> bool:
+        """A feed's new frame: write it now if it follows on, the credit covers it and
+        the send buffer has room; else leave the feed and wake the pump."""
+        positions = self.follower.positions
+        partition = frame.partition
+        position = positions[partition]
+        if frame.next_offset <= position:
+            return True  # already had it (joined ahead of the feed)
+        count = len(frame.records)
+        transport = self.transport
+        if (
+            frame.first_offset != position
+            or self.ending is not None
+            or transport is None
+            or self.window.allowance(self.frame_records) < count
+            or not transport.write_frame(frame.wire)
+        ):
+            self.dropped(partition)
+            return False
+        self.window.spend(count)
+        positions[partition] = frame.next_offset
+        self.traffic.consumed(frame.size, count)
+        return True
+
+    def dropped(self, partition: int) -> None:
+        self.joined.pop(partition, None)
+        self.wake.set()
+
+    def _join_feeds(self) -> bool:
+        """Join the feed of every followed partition not in one; True when all are."""
+        feeds, follower = self.feeds, self.follower
+        if feeds is None:
+            return False
+        for partition, position in follower.positions.items():
+            if partition in self.joined:
+                continue
+            feed = feeds.join(self, follower.log, follower.name, partition, self.fmt, position)
+            if feed is None:
+                return False
+            self.joined[partition] = feed
+        return True
+
+    def _leave_feeds(self) -> None:
+        joined, self.joined = self.joined, {}
+        for feed in joined.values():
+            feed.discard(self)
+
     # -- the pump: the only sender -----------------------------------------------------------
     async def _pump(self) -> None:
         try:
@@ -238,9 +303,14 @@ class StreamSession:
             except QuotaExceeded as exc:  # the tenant's consume rate: slow down, do not end
                 await asyncio.sleep(exc.retry_after_s)
                 continue
-            item = await follower.poll(allowance)
+            item = await follower.poll(allowance, self.joined)
             if item is None:
-                await follower.wait(WAIT_S)
+                if self._join_feeds():
+                    self.wake.clear()
+                    await self.wake.wait()  # the feeds write; a partition that leaves wakes us
+                elif self.feeds is None:
+                    await follower.wait(WAIT_S)
+                # else a feed is past this stream's position there: read on to it
             elif isinstance(item, Gap):
                 await self._deliver(gap_frame(item.entries))
                 if self.close_on_gap:
@@ -294,7 +364,9 @@ async def refuse(ws: WebSocket, problem: Problem, subprotocol: str | None) -> No
     await ws.close(close_code_for(problem), close_reason(problem.detail))
 
 
-async def stream(scope: Scope, receive: Receive, send: Send, shared: SharedFrames) -> None:
+async def stream(
+    scope: Scope, receive: Receive, send: Send, shared: SharedFrames, feeds: Feeds
+) -> None:
     """The WebSocket endpoint (ASGI): check, accept, follow until something ends it."""
     ws = WebSocket(scope, receive, send)
     runtime = open_runtime(ws)
@@ -348,5 +420,7 @@ async def stream(scope: Scope, receive: Receive, send: Send, shared: SharedFrame
             window=window,
             close_on_gap=close_on_gap,
             expires_at_ms=target.principal.expires_at_ms,
+            # A consume rate is charged per frame by the pump: such streams read alone.
+            feeds=feeds if limits.consume_bytes_per_second is None else None,
         )
         await session.run()

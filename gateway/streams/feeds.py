@@ -1,0 +1,183 @@
+"""Live tails shared by a process's WebSocket streams: one read and one frame per append
+of a partition, pushed to every subscriber at the tail without waking its task.
+
+A subscriber that has caught up with a partition joins that partition's `Feed`.
+The feed is one task asleep on the log's wake-up at the tail; when records
+arrive it reads them once, renders the `records` frame once (its JSON text and
+the same as a whole WebSocket frame on the wire), and offers it to each
+subscriber in turn, in the same call: the subscriber writes the bytes to its
+connection if its credit and its send buffer allow, and otherwise leaves the
+feed and wakes its own task, which reads on from its own position (as every
+subscriber that is behind does). So the cost of a delivery to a caught-up
+subscriber is a credit check and a write; fan-out neither re-reads, re-encodes
+nor wakes a task per connection. Used on the event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.streams.follower import SharedFrames
+from storage.backend import LogStore
+from storage.errors import StorageError
+from storage.records import Record, ValueFormat
+
+WAIT_S = 60.0
+"""How long a feed sleeps on the log at a time (any append wakes it first)."""
+
+
+def wire_frame(payload: bytes) -> bytes:
+    """`payload` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2): what
+    a server sends for a text message on a connection without extensions."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One run of a partition's records, rendered once for every subscriber."""
+
+    partition: int
+    records: Sequence[Record]
+    first_offset: int
+    next_offset: int
+    size: int  # stored bytes of the records
+    wire: bytes  # the whole WebSocket frame
+
+
+class Subscriber(Protocol):
+    def offer(self, frame: Frame) -> bool:
+        """Take `frame` (True), or leave the feed (False) and catch up on its own."""
+        ...
+
+    def dropped(self, partition: int) -> None:
+        """The feed stopped: read on alone from the current position."""
+        ...
+
+
+_Key = tuple[int, str, int, ValueFormat]
+
+
+class Feed:
+    """The live tail of one partition in this process, and who is at it."""
+
+    def __init__(
+        self,
+        feeds: Feeds,
+        key: _Key,
+        log: LogStore,
+        tail: int,
+    ) -> None:
+        self.feeds = feeds
+        self.key = key
+        self.log = log
+        self.name = key[1]
+        self.partition = key[2]
+        self.fmt = key[3]
+        self.tail = tail  # the next offset this feed reads
+        self.subscribers: dict[Subscriber, None] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def discard(self, subscriber: Subscriber) -> None:
+        self.subscribers.pop(subscriber, None)
+        if not self.subscribers:
+            self.feeds.forget(self)
+
+    async def run(self) -> None:
+        shared, settings = self.feeds.shared, self.feeds
+        try:
+            while self.subscribers:
+                if not await self.log.wait_for(self.name, {self.partition: self.tail}, WAIT_S):
+                    continue
+                result = await shared.reads.read(
+                    self.log,
+                    self.name,
+                    self.partition,
+                    self.tail,
+                    max_records=settings.frame_records,
+                    max_bytes=settings.frame_bytes,
+                )
+                if not result.records:
+                    continue
+                text = shared.frame(result.records, self.partition, self.fmt)
+                frame = Frame(
+                    self.partition,
+                    result.records,
+                    result.records[0].offset,
+                    result.next_offset,
+                    result.bytes,
+                    wire_frame(text.encode()),
+                )
+                self.tail = result.next_offset
+                for subscriber in list(self.subscribers):
+                    if not subscriber.offer(frame):
+                        self.subscribers.pop(subscriber, None)
+        except StorageError:
+            pass  # the topic went, or the tail is gone: each subscriber finds out alone
+        finally:
+            left, self.subscribers = list(self.subscribers), {}
+            self.feeds.forget(self)
+            for subscriber in left:
+                subscriber.dropped(self.partition)
+
+
+class Feeds:
+    """The feeds of a process, one per (log, topic, partition, value format)."""
+
+    def __init__(self, shared: SharedFrames, *, frame_records: int, frame_bytes: int) -> None:
+        self.shared = shared
+        self.frame_records = frame_records
+        self.frame_bytes = frame_bytes
+        self._feeds: dict[_Key, Feed] = {}
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def join(
+        self,
+        subscriber: Subscriber,
+        log: LogStore,
+        name: str,
+        partition: int,
+        fmt: ValueFormat,
+        position: int,
+    ) -> Feed | None:
+        """Add `subscriber`, at `position`, to the partition's feed (made if needed); None
+        when the feed is past that position (the subscriber is behind: it reads alone)."""
+        key = (id(log), name, partition, fmt)
+        feed = self._feeds.get(key)
+        if feed is None:
+            feed = self._feeds[key] = Feed(self, key, log, position)
+            feed.subscribers[subscriber] = None
+            feed.task = asyncio.ensure_future(feed.run())
+            return feed
+        if position < feed.tail:
+            return None
+        feed.subscribers[subscriber] = None
+        return feed
+
+    def forget(self, feed: Feed) -> None:
+        if self._feeds.get(feed.key) is feed:
+            del self._feeds[feed.key]
+        task = feed.task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self._feeds.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
