@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan deps clean screenshots
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams deps clean screenshots
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -77,6 +77,16 @@ bench-storage: $(STAMP)
 
 bench-scan: $(STAMP)
 	$(BIN)/python -m loadtests.bench_scan
+
+# WebSocket fan-out next to Nchan (Debian's nginx with libnginx-mod-nchan, installed here
+# for the bench only), and idle subscribers' memory.
+bench-streams: $(STAMP)
+	@if ! dpkg -s libnginx-mod-nchan >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-nchan; \
+	  else echo "Nchan is not installed (nginx libnginx-mod-nchan): Tidegate alone"; fi; \
+	fi
+	$(BIN)/python -m loadtests.bench_streams
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway

@@ -45,6 +45,20 @@ START_PARAMS = [
 ]
 
 PATHS: dict[str, Any] = {
+    "/streams/viewer": {
+        "get": {
+            "summary": "A page that follows a topic live over WebSocket and EventSource",
+            "description": "Open as /streams/viewer#topic=NAME&token=TOKEN (a token from "
+            "POST /v1/tokens; the fragment never reaches the server).",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "the page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/v1/topics/{topic}/stream": {
         "parameters": [TOPIC_PARAM],
         "get": {
@@ -67,7 +81,7 @@ PATHS: dict[str, Any] = {
                 "426": {
                     "$ref": "#/components/responses/Problem",
                 },
-                **problems(403),
+                **problems(401, 403, 404),
             },
         },
     },
