@@ -24,9 +24,10 @@ RECORD = {"value": {"pad": "x" * 100_000}}  # about 100 KB a record
 
 # The server's bounded caches may fill with what was produced: the decoded-batch LRU
 # (64 MiB of stored batches, each held twice: its checked bytes and its records) and
-# the rendered frames (TIDEGATE_FETCH_RENDER_CACHE_BYTES, 1 MiB here). Past them, each stalled connection may hold its send buffer (64 KiB)
-# and one frame (about TIDEGATE_STREAM_FRAME_BYTES, 256 KiB) plus its own objects;
-# and the allocator keeps some of what request bodies used.
+# the rendered frames (TIDEGATE_FETCH_RENDER_CACHE_BYTES, 1 MiB here). Past them, each
+# stalled connection may hold its send buffer (64 KiB) and one frame (about
+# TIDEGATE_STREAM_FRAME_BYTES, 256 KiB) plus its own objects; and the allocator keeps
+# some of what request bodies used.
 CACHES_MB = 2 * 64 + 1
 SLACK_MB = 16
 PER_CONNECTION_MB = 1.0
