@@ -23,6 +23,7 @@ from gateway.admin import tenants, tokens, usage
 from gateway.console import routes as console
 from gateway.http.metrics import Metrics
 from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
+from gateway.http.request_metrics import RequestMetrics
 from gateway.http.routing import GatewayApp
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings, load_settings
@@ -32,23 +33,26 @@ from gateway.records import routes as records
 from gateway.streams import routes as streams
 from gateway.topics import routes as topics
 from storage.errors import StorageError
-from tenants.errors import TenantError
+from tenants.errors import LimitReached, QuotaExceeded, TenantError
 
 
-def _count_problem(request: Request) -> None:
+def _count_problem(request: Request, problem: Problem, exc: Exception | None = None) -> None:
+    """A problem response by type; a quota's refusal by its limit too."""
     metrics: Metrics = request.app.state.metrics
-    metrics.problems += 1
+    metrics.problem(problem.type.slug)
+    if isinstance(exc, QuotaExceeded | LimitReached):
+        metrics.quota_rejection(exc.limit)
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
-    _count_problem(request)
-    return problem_for(exc).response()
+    problem = problem_for(exc)
+    _count_problem(request, problem, exc)
+    return problem.response()
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
     """Routing's own errors (no such path, wrong method) in the problem shape."""
     assert isinstance(exc, HTTPException)
-    _count_problem(request)
     if exc.status_code == 405:
         problem = Problem(
             ProblemType.METHOD_NOT_ALLOWED,
@@ -59,11 +63,14 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
         problem = Problem(ProblemType.NOT_FOUND, f"no such resource: {request.url.path}")
     else:
         problem = Problem(ProblemType.BAD_REQUEST, str(exc.detail))
+    _count_problem(request, problem)
     return problem.response()
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
-    return problem_for(exc).response()
+    problem = problem_for(exc)
+    _count_problem(request, problem)
+    return problem.response()
 
 
 def all_routes(settings: Settings) -> list[BaseRoute]:
@@ -93,10 +100,11 @@ def create_app(
     the app is all the process serves (the CLI, the uvicorn factory), so start-up
     may tune the process (see `lifespan.freeze_startup_heap`)."""
     drain = Drain()
-    metrics = Metrics()
+    metrics = Metrics(max_topic_series=settings.metrics_max_topics)
     app = GatewayApp(
         routes=all_routes(settings),
-        middleware=list(middleware),
+        # Counts every request, produce and fetch included, by route and status.
+        middleware=[Middleware(RequestMetrics, metrics=metrics), *middleware],
         exception_handlers={
             GatewayError: _problem,
             StorageError: _problem,
@@ -111,7 +119,13 @@ def create_app(
     app.state.drain = drain
     app.state.metrics = metrics
     app.state.runtime = None
+    metrics.is_ready = lambda: _ready(app)
     return app
+
+
+def _ready(app: Starlette) -> bool:
+    runtime = app.state.runtime
+    return runtime is not None and bool(runtime.ready)
 
 
 def app_from_environment() -> Starlette:

@@ -213,7 +213,7 @@ def lifespan_for(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         drain.loop = asyncio.get_running_loop()
-        backend = await open_backend(storage_config(settings))
+        backend = await open_backend(storage_config(settings), observer=metrics)
         directory: TenantDirectory | None = None
         verifier: JwtVerifier | None = None
         redis_client: Any = None
@@ -241,16 +241,19 @@ def lifespan_for(
                 stream = out if out is not None else sys.stdout
                 stream.write(text + "\n")
                 stream.flush()
+            usage = TenantUsage()
+            quotas = QuotaService(directory.limits, limiter)
+            metrics.watch_tenants(usage, quotas.throttled, quotas.connections)
             app.state.runtime = Runtime(
                 settings=settings,
                 log=backend.log,
                 state=backend.state,
                 directory=directory,
-                quotas=QuotaService(directory.limits, limiter),
+                quotas=quotas,
                 signer=signer,
                 json_limits=json_limits(settings),
                 metrics=metrics,
-                usage=TenantUsage(),
+                usage=usage,
                 drain=drain,
                 schemas=backend.schemas,
             )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from storage.backend import LogStore, StateStore
 from storage.errors import InvalidConfig
+from storage.observer import NO_OBSERVER, StorageObserver
 from storage.schemas import SchemaStore
 
 KINDS = ("file", "redis")
@@ -53,8 +54,11 @@ class Backend:
             await self.log.close()
 
 
-async def open_backend(config: StorageConfig) -> Backend:
-    """Open the engine `config.kind` names; raises InvalidConfig for an unknown kind."""
+async def open_backend(
+    config: StorageConfig, *, observer: StorageObserver = NO_OBSERVER
+) -> Backend:
+    """Open the engine `config.kind` names; raises InvalidConfig for an unknown kind.
+    The engine reports its append and sync timings and its failures to `observer`."""
     if config.kind == "file":
         from storage.embedded.engine import EmbeddedLogStore
         from storage.embedded.options import EngineOptions
@@ -71,6 +75,7 @@ async def open_backend(config: StorageConfig) -> Backend:
             crash_point=config.crash_point,
             idempotency_window=window,
             retention_interval_s=config.retention_interval_s,
+            observer=observer,
         )
         log = await EmbeddedLogStore.open(config.data_dir, options=options)
         try:

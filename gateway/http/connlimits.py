@@ -262,8 +262,7 @@ class LimitedHttpProtocol(GatheringHttpProtocol):
         self.transport.close()
 
     def _count(self, reason: str) -> None:
-        refused = self.metrics.connections_refused
-        refused[reason] = refused.get(reason, 0) + 1
+        self.metrics.connection_closed(reason)
 
 
 def limited_protocol(limits: ConnectionLimits, metrics: Metrics) -> type[LimitedHttpProtocol]:

@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         default="info", description="Log level of the server."
     )
     access_log: bool = Field(default=False, description="Log every request (uvicorn access log).")
+    metrics_max_topics: int = Field(
+        default=1000,
+        ge=1,
+        description="Topics with series of their own at /metrics; the rest count as `other`.",
+    )
 
     @classmethod
     def settings_customise_sources(

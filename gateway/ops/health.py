@@ -12,12 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.http.metrics import render_tenants
+from gateway.http.metrics import PROMETHEUS_TEXT
 from gateway.http.problems import Problem, ProblemType
 from gateway.http.runtime import DRAINING_HEADERS, drain_of, open_runtime, runtime_of
 from tenants.principal import Scope
-
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def healthz(request: Request) -> Response:
@@ -45,12 +43,10 @@ async def metrics(request: Request) -> Response:
     """Process figures for anyone; per-tenant series only for an operator credential,
     since tenant names are not public (scrape with `authorization: credentials`)."""
     runtime = runtime_of(request)
-    text = runtime.metrics.render(ready=runtime.ready)
-    if "authorization" in request.headers:
+    operator = "authorization" in request.headers
+    if operator:
         await runtime.principal(request, Scope.ADMIN)
-        quotas = runtime.quotas
-        text += render_tenants(runtime.usage, quotas.throttled, quotas.connections)
-    return Response(text, media_type=PROMETHEUS_TEXT)
+    return Response(runtime.metrics.render(operator=operator), media_type=PROMETHEUS_TEXT)
 
 
 routes = [

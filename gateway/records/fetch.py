@@ -204,8 +204,9 @@ def fetch_reply(
     fmt: ValueFormat,
     fast: FastPaths | None,
 ) -> Response:
-    runtime.metrics.fetched_records += len(result.records)
-    runtime.metrics.fetch_requests += 1
+    metrics = runtime.metrics
+    metrics.fetched_records.inc(len(result.records))
+    metrics.fetch_requests.inc()
     head = rendered.head(
         result.records,
         partition,
@@ -263,4 +264,7 @@ async def fetch(
             )
     await quotas.charge_consume(tenant, result.bytes)
     runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))
+    series = runtime.metrics.topic(name, tenant, target.topic)
+    series.fetched_records.inc(len(result.records))
+    series.fetched_bytes.inc(result.bytes)
     return fetch_reply(result, partition, runtime, rendered, info.config.value_format, fast)

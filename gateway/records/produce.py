@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.bodies import read_body
+from gateway.http.metrics import TopicSeries
 from gateway.http.params import query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.runtime import Runtime
@@ -148,11 +149,13 @@ async def produce(
         check_count("max_storage_bytes", stored.bytes, len(body), limits.max_storage_bytes)
     await quotas.admit_produce(tenant, len(body))
     runtime.usage.traffic[tenant].produced(len(body), batch.count)
+    topic_series = runtime.metrics.topic(name, tenant, topic)
 
     if idem is None:
         # Every batch is handed to the log before the first suspension, so a
         # cancelled caller abandons the reply, never the appends.
         reply = await runtime.drain.appending(_append(runtime, name, batch, fast))
+        _count(topic_series, batch.count, len(body))
         return Response(reply, media_type="application/json")
 
     store = IdempotencyStore(
@@ -172,7 +175,7 @@ async def produce(
         )
     if claim.verdict is Verdict.REPLAY:
         assert claim.reply is not None
-        runtime.metrics.idempotent_replays += 1
+        runtime.metrics.idempotent_replays.inc()
         return Response(
             claim.reply.body,
             status_code=claim.reply.status,
@@ -182,7 +185,13 @@ async def produce(
     reply = await runtime.drain.run_to_completion(
         _append_once(runtime, store, key, fp, name, batch, fast, identity)
     )
+    _count(topic_series, batch.count, len(body))
     return Response(reply, media_type="application/json")
+
+
+def _count(series: TopicSeries, records: int, nbytes: int) -> None:
+    series.produced_records.inc(records)
+    series.produced_bytes.inc(nbytes)
 
 
 async def _append(
@@ -197,8 +206,9 @@ async def _append(
         offsets = await append_groups(runtime.log, name, batch, fast, identity)
     finally:
         runtime.metrics.inflight_appends -= 1
-    runtime.metrics.produced_records += batch.count
-    runtime.metrics.produced_requests += 1
+    metrics = runtime.metrics
+    metrics.produced_records.inc(batch.count)
+    metrics.produce_requests.inc()
     return b'{"offsets":' + offsets + b"}"
 
 

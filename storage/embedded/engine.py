@@ -132,7 +132,14 @@ class EmbeddedLogStore:
             DecodedBatches(options.decoded_cache_bytes) if options.decoded_cache_bytes else None
         )
         self._shards = [
-            Shard(i, loop=loop, max_queued=options.max_queued_appends, crash=crash, fio=fio)
+            Shard(
+                i,
+                loop=loop,
+                max_queued=options.max_queued_appends,
+                crash=crash,
+                fio=fio,
+                observer=options.observer,
+            )
             for i in range(options.shards)
         ]
         self._admin = asyncio.Lock()
@@ -483,10 +490,19 @@ class EmbeddedLogStore:
         target = self._partition(topic, partition)
         _check_identity(identity)
         future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._shard_of(target).submit(self._request(topic, target, packed, future, identity))
-        # If the caller is cancelled, the writer still completes or fails the
-        # append on its own; the result is then dropped.
-        return await future
+        request = self._request(topic, target, packed, future, identity)
+        observer = self.options.observer
+        started = time.perf_counter()
+        try:
+            self._shard_of(target).submit(request)
+            # If the caller is cancelled, the writer still completes or fails the
+            # append on its own; the result is then dropped.
+            result = await future
+        except StorageError as exc:
+            observer.failed(exc)
+            raise
+        observer.appended(time.perf_counter() - started)
+        return result
 
     async def append_batches(
         self,
@@ -507,9 +523,24 @@ class EmbeddedLogStore:
             self._request(topic, self._partition(topic, p), packed, joined.slot(i), identity)
             for i, (p, packed) in enumerate(batches)
         ]
-        for request in requests:
-            self._shard_of(request.partition).submit(request)
-        return await joined.future
+        observer = self.options.observer
+        started = time.perf_counter()
+        try:
+            for request in requests:
+                self._shard_of(request.partition).submit(request)
+        except StorageError as exc:
+            # Those handed over before the refusal are written; their outcomes are
+            # still collected (`joined`), nobody awaits them.
+            observer.failed(exc)
+            raise
+        results = await joined.future
+        elapsed = time.perf_counter() - started
+        for result in results:
+            if isinstance(result, StorageError):
+                observer.failed(result)
+            else:
+                observer.appended(elapsed)
+        return results
 
     def _request(
         self,

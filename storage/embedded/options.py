@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from storage.embedded.decoded import DEFAULT_BUDGET_BYTES
 from storage.embedded.producers import Window
+from storage.observer import NO_OBSERVER, StorageObserver
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,8 @@ class EngineOptions:
     idempotency_window: how many idempotent batches, appended how recently, each
         partition remembers by identity (`producers`): a retry within it
         appends nothing.
+    observer: told how long appends and syncs take and which appends failed
+        (`storage.observer`); by default nobody is.
     """
 
     shards: int = 4
@@ -36,6 +39,7 @@ class EngineOptions:
     retention_interval_s: float = 30.0
     decoded_cache_bytes: int = DEFAULT_BUDGET_BYTES
     idempotency_window: Window = field(default_factory=Window)
+    observer: StorageObserver = NO_OBSERVER
 
     def __post_init__(self) -> None:
         if self.shards < 1:

@@ -56,6 +56,7 @@ from storage.errors import (
     StorageError,
     TopicNotFound,
 )
+from storage.observer import NO_OBSERVER, StorageObserver
 from storage.records import AppendResult, Durability
 
 log = logging.getLogger(__name__)
@@ -216,9 +217,11 @@ class Shard:
         max_queued: int,
         crash: CrashPoints,
         fio: FileIO | None = None,
+        observer: StorageObserver = NO_OBSERVER,
     ) -> None:
         self.number = number
         self._fio = fio if fio is not None else FileIO()
+        self._observer = observer
         self.partitions: set[Partition] = set()  # writer-owned once started
         self._loop = loop
         self._max_queued = max_queued
@@ -409,10 +412,13 @@ class Shard:
         if not run:
             return
         durable = durable and p.config.durability == Durability.FSYNC
+        started = time.perf_counter()
         try:
             bases = p.write_many(
                 [(r.batch, r.count, r.max_timestamp) for r in run], durable=durable
             )
+            if durable:
+                self._observer.synced(time.perf_counter() - started, "durable-write")
         except OSError as exc:
             error: StorageError
             if durable and exc.errno not in _SPACE_ERRNOS:
@@ -472,7 +478,9 @@ class Shard:
             if p.config.durability == Durability.FSYNC and not all(r.durable for r in requests):
                 groups.setdefault(p.device, []).append(p)
         for partitions in groups.values():
+            started = time.perf_counter()
             errors = self._fio.sync_files([p.active.fileno() for p in partitions])
+            self._observer.synced(time.perf_counter() - started, "syncfs")
             for p, exc in zip(partitions, errors, strict=True):
                 requests = pending[p]
                 if exc is None:
@@ -489,11 +497,13 @@ class Shard:
 
     def _sync(self, p: Partition) -> bool:
         """fdatasync the active segment once; on failure fence the partition for good."""
+        started = time.perf_counter()
         try:
             p.sync()
         except OSError as exc:
             self._fence(p, "fsync", exc)
             return False
+        self._observer.synced(time.perf_counter() - started, "fdatasync")
         self._crash.hit("after-fsync")
         self._unsynced.pop(p, None)
         return True

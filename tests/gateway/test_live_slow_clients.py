@@ -48,7 +48,7 @@ def closed_by(server: GatewayProcess, reason: str) -> int:
     text = httpx.get(f"{server.url}/metrics", timeout=5.0).text
     prefix = f'tidegate_connections_closed_total{{reason="{reason}"}} '
     lines = [line for line in text.splitlines() if line.startswith(prefix)]
-    return int(lines[0].removeprefix(prefix)) if lines else 0
+    return int(float(lines[0].removeprefix(prefix))) if lines else 0
 
 
 def connect(server: GatewayProcess, timeout_s: float = 10.0) -> socket.socket:

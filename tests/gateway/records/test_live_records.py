@@ -229,7 +229,7 @@ def test_long_poll_without_data_returns_empty_at_the_deadline(
 def longpoll_waiters(api: httpx.Client) -> int:
     for line in api.get("/metrics").text.splitlines():
         if line.startswith("tidegate_longpoll_waiters "):
-            return int(line.split()[1])
+            return int(float(line.split()[1]))
     raise AssertionError("gauge missing")
 
 
