@@ -205,8 +205,8 @@ def fetch_reply(
     fast: FastPaths | None,
 ) -> Response:
     metrics = runtime.metrics
-    metrics.fetched_records.inc(len(result.records))
-    metrics.fetch_requests.inc()
+    metrics.fetched_records += len(result.records)
+    metrics.fetch_requests += 1
     head = rendered.head(
         result.records,
         partition,
@@ -265,6 +265,6 @@ async def fetch(
     await quotas.charge_consume(tenant, result.bytes)
     runtime.usage.traffic[tenant].consumed(result.bytes, len(result.records))
     series = runtime.metrics.topic(name, tenant, target.topic)
-    series.fetched_records.inc(len(result.records))
-    series.fetched_bytes.inc(result.bytes)
+    series.fetched_records += len(result.records)
+    series.fetched_bytes += result.bytes
     return fetch_reply(result, partition, runtime, rendered, info.config.value_format, fast)
