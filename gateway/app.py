@@ -22,8 +22,9 @@ from gateway import openapi
 from gateway.admin import tenants, tokens, usage
 from gateway.console import routes as console
 from gateway.http.metrics import Metrics
+from gateway.http.observe import RequestObserver
 from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
-from gateway.http.request_metrics import RequestMetrics
+from gateway.http.request_ids import HEADER, SCOPE_KEY
 from gateway.http.routing import GatewayApp
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings, load_settings
@@ -68,9 +69,14 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
+    """An unhandled error's 500, answered outside the middleware: its request id here."""
     problem = problem_for(exc)
     _count_problem(request, problem)
-    return problem.response()
+    response = problem.response()
+    request_id = request.scope.get(SCOPE_KEY)
+    if isinstance(request_id, bytes):
+        response.raw_headers.append((HEADER, request_id))
+    return response
 
 
 def all_routes(settings: Settings) -> list[BaseRoute]:
@@ -103,8 +109,11 @@ def create_app(
     metrics = Metrics(max_topic_series=settings.metrics_max_topics)
     app = GatewayApp(
         routes=all_routes(settings),
-        # Counts every request, produce and fetch included, by route and status.
-        middleware=[Middleware(RequestMetrics, metrics=metrics), *middleware],
+        # Every request, produce and fetch included: its id, its count, its log line.
+        middleware=[
+            Middleware(RequestObserver, metrics=metrics, log_requests=settings.access_log),
+            *middleware,
+        ],
         exception_handlers={
             GatewayError: _problem,
             StorageError: _problem,

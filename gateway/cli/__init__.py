@@ -9,7 +9,6 @@ start a drain at once in which every accepted request is answered (serve.py).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from gateway.cli import admin as admin_cli
 from gateway.cli.serve import EXIT_OK, EXIT_SETTINGS, serve
+from gateway.http.logs import configure_logging
 from gateway.http.settings import ConfigFileError, describe_settings, load_settings
 
 DESCRIPTION = "Tidegate: a multi-tenant HTTP gateway in front of a Kafka-style log."
@@ -83,5 +83,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, ConfigFileError) as exc:
         print(f"tidegate: invalid settings:\n{exc}", file=sys.stderr)
         return EXIT_SETTINGS
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    configure_logging(settings)
     return serve(settings)

@@ -196,7 +196,10 @@ def serve(settings: Settings) -> int:
         ws_ping_timeout=settings.stream_ping_timeout_s,
         lifespan="off",  # driven by `_run`, so that its failures are one line
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        # The root handler (gateway.http.logs) writes uvicorn's records too, and the
+        # app's own access log (`tidegate.access`) replaces uvicorn's.
+        log_config=None,
+        access_log=False,
         server_header=False,
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
     )

@@ -23,6 +23,7 @@ from gateway.http.jsonlimits import JsonLimits
 from gateway.http.metrics import Metrics
 from gateway.http.names import checked_topic_name, storage_name
 from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.request_ids import TENANT_SCOPE_KEY
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
 from storage.backend import LogStore, StateStore
@@ -149,6 +150,7 @@ class Runtime:
         `credential`: one found elsewhere than the Authorization header (streams)."""
         principal = await authenticate(conn, self.directory, credential)
         tenant = principal.tenant
+        conn.scope[TENANT_SCOPE_KEY] = tenant  # for the access log
         self.usage.traffic[tenant].request()
         await self.quotas.admit_request(tenant)
         if scope is not None and not principal.allows(scope):
@@ -160,6 +162,7 @@ class Runtime:
         Not counted or charged against `requests_per_second`, so a throttled tenant
         can still see why (GitHub's `/rate_limit` does the same)."""
         principal = await authenticate(conn, self.directory)
+        conn.scope[TENANT_SCOPE_KEY] = principal.tenant
         await self.quotas.admit_usage_read(principal.tenant)
         return principal
 

@@ -275,7 +275,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the server."
     )
-    access_log: bool = Field(default=False, description="Log every request (uvicorn access log).")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines for people (text) or one JSON event a line (json)."
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log every request: request id, tenant, route, status, duration.",
+    )
     metrics_max_topics: int = Field(
         default=1000,
         ge=1,
