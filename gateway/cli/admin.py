@@ -22,11 +22,7 @@ from typing import Any
 
 import httpx
 
-from gateway.http.settings import load_settings
-from gateway.lifespan import TENANTS_DB, key_pepper
-from tenants.directory import TenantDirectory
 from tenants.errors import TenantError
-from tenants.plans import plans_from_config
 
 EXIT_FAILED = 1
 
@@ -125,6 +121,13 @@ def _remote(url: str, args: argparse.Namespace) -> Any:
 
 
 async def _local(args: argparse.Namespace) -> Any:
+    # Loaded here, not at import: the client commands share this module's helpers
+    # and should not pay for the server's modules.
+    from gateway.http.settings import load_settings
+    from gateway.lifespan import TENANTS_DB, key_pepper
+    from tenants.directory import TenantDirectory
+    from tenants.plans import plans_from_config
+
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     settings = load_settings(overrides)
     path = Path(settings.data_dir)
