@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams deps clean screenshots
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams loadtest deps clean screenshots
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -90,6 +90,15 @@ bench-streams: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway
+
+# locust headless against an embedded server (or LOADTEST_HOST, key in TIDEGATE_API_KEY):
+# CSV files and the HTML report in loadtests/results/.
+LOADTEST_SECONDS ?= 60
+LOADTEST_USERS ?= 20
+LOADTEST_HOST ?=
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run_locust --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) \
+	  $(if $(LOADTEST_HOST),--host $(LOADTEST_HOST))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
