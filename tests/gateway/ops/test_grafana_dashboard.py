@@ -1,4 +1,5 @@
-"""docs/grafana/tidegate.json queries only metrics that a live server's /metrics serves."""
+"""docs/grafana/tidegate.json, and the alerts of docs/operations.md, query only metrics
+that a live server's /metrics serves."""
 
 from __future__ import annotations
 
@@ -84,3 +85,12 @@ def test_every_metric_the_dashboard_queries_is_served(scrape: str) -> None:
     missing = sorted(queried - served_names(scrape))
     assert missing == [], f"the dashboard queries metrics /metrics does not serve: {missing}"
 
+
+def test_every_metric_the_alerts_in_operations_md_use_is_served(scrape: str) -> None:
+    text = (REPO / "docs" / "operations.md").read_text()
+    alerts = text[text.index("## What to alert on") :]
+    alerts = alerts[: alerts.index("\n## ", 1)]
+    used = set(METRIC.findall(alerts))
+    assert len(used) >= 8
+    missing = sorted(used - served_names(scrape))
+    assert missing == [], f"docs/operations.md alerts on metrics /metrics does not serve: {missing}"
