@@ -254,16 +254,20 @@ class TopicDescription:
 IDENTITY_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Offsets `base_offset .. base_offset + count - 1` now hold the batch, in order.
 
     `duplicate`: the partition already held a batch with the append's identity, so
-    nothing was appended and these are that batch's offsets."""
+    nothing was appended and these are that batch's offsets.
+
+    A NamedTuple, as the records are: one is made for every partition an append
+    writes, and a frozen dataclass costs several times as much to build (0.57 µs
+    against 0.23). The `count` field hides tuple's `count` method, which nothing
+    calls on a result."""
 
     partition: int
     base_offset: int
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count (see above)
     timestamp: int
     duplicate: bool = False
 

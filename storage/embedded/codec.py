@@ -63,6 +63,9 @@ _HEADER_VALUE = struct.Struct(">i")
 _BASE_OFFSET = struct.Struct(">Q")
 _TAIL = struct.Struct(">BBIqq")  # the header after the CRC: version .. max_timestamp
 _CRC = struct.Struct(">I")
+_PLAIN_LENGTH = (
+    HEADER_SIZE - LENGTH_START
+)  # batch_length of a batch without identity, less its records
 
 
 class BatchHeader(NamedTuple):
@@ -114,20 +117,27 @@ def frame_batch(
 
     With `identity` (16 bytes) the batch carries it and `appended_ms`, under the CRC.
     """
-    if packed.record_count < 1:
-        raise ValueError("a batch holds at least one record")
     count, first, last = packed.record_count, packed.first_timestamp, packed.max_timestamp
+    if count < 1:
+        raise ValueError("a batch holds at least one record")
+    data = packed.data
     if identity is None:
+        # One pack for the whole header, the CRC from the tail's bytes: this runs
+        # once per partition a request writes, so every call counts.
         tail = _TAIL.pack(FORMAT_VERSION, 0, count, first, last)
-    else:
-        if len(identity) != IDENTITY_SIZE:
-            raise ValueError(f"a batch identity is {IDENTITY_SIZE} bytes, not {len(identity)}")
-        tail = _TAIL.pack(FORMAT_VERSION, HAS_IDENTITY, count, first, last) + _IDENTITY.pack(
-            identity, appended_ms
+        crc = crc32(data, crc32(tail))
+        head = BATCH_HEADER.pack(
+            base_offset, _PLAIN_LENGTH + len(data), crc, FORMAT_VERSION, 0, count, first, last
         )
-    crc = crc32(packed.data, crc32(tail))
-    prefix = PREFIX.pack(base_offset, len(tail) + len(packed.data) + 4)
-    return b"".join((prefix, _CRC.pack(crc), tail, packed.data))
+        return head + data
+    if len(identity) != IDENTITY_SIZE:
+        raise ValueError(f"a batch identity is {IDENTITY_SIZE} bytes, not {len(identity)}")
+    tail = _TAIL.pack(FORMAT_VERSION, HAS_IDENTITY, count, first, last) + _IDENTITY.pack(
+        identity, appended_ms
+    )
+    crc = crc32(data, crc32(tail))
+    prefix = PREFIX.pack(base_offset, len(tail) + len(data) + 4)
+    return b"".join((prefix, _CRC.pack(crc), tail, data))
 
 
 def with_base_offset(batch: bytes, base_offset: int) -> bytes:

@@ -91,6 +91,25 @@ def _check_identity(identity: bytes | None) -> None:
         raise InvalidConfig(f"an append identity is {IDENTITY_BYTES} bytes, not {len(identity)}")
 
 
+def _framed(packed: PackedRecords, limit: int, identity: bytes | None, appended_ms: int) -> bytes:
+    """`packed` checked against the topic's record limit and framed as one batch."""
+    if packed.record_count < 1:
+        raise InvalidConfig("an append needs at least one record")
+    if len(packed.data) > limit:  # the bytes bound each record: measure only when they must
+        try:
+            records = unpack_records(packed)
+        except ValueError as exc:
+            raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+        for i, record in enumerate(records):
+            size = record.size()
+            if size > limit:
+                raise RecordTooLarge(size, limit, i)
+    try:
+        return frame_batch(packed, identity=identity, appended_ms=appended_ms)
+    except (ValueError, struct.error) as exc:
+        raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+
+
 @dataclass
 class RecoveryStats:
     """What the last open found; tests and operators read it."""
@@ -105,6 +124,7 @@ class RecoveryStats:
 class _Topic:
     info: TopicInfo
     partitions: list[Partition]
+    shards: list[Shard]  # each partition's writer, by number (looked up once, not per append)
 
 
 class EmbeddedLogStore:
@@ -194,9 +214,10 @@ class EmbeddedLogStore:
             partitions = [
                 self._open_partition(info, p, clean=clean) for p in range(info.partitions)
             ]
-            for partition in partitions:
-                self._shard_of(partition).attach(partition)  # the writers are not running yet
-            self._topics[info.name] = _Topic(info, partitions)
+            shards = [self._shard_of(partition) for partition in partitions]
+            for shard, partition in zip(shards, partitions, strict=True):
+                shard.attach(partition)  # the writers are not running yet
+            self._topics[info.name] = _Topic(info, partitions, shards)
         if clean:
             # From here on a crash must be followed by a full scan again.
             fio.unlink(marker)
@@ -367,7 +388,7 @@ class EmbeddedLogStore:
                 self._build, info, lambda open_range: self._catalog.create(info, open_range)
             )
             await self._attach(created)
-            self._topics[name] = _Topic(info, created)
+            self._topics[name] = _Topic(info, created, [self._shard_of(p) for p in created])
             return info
 
     @staticmethod
@@ -446,6 +467,7 @@ class EmbeddedLogStore:
             )
             await self._attach(added)
             topic.partitions = [*topic.partitions, *added]
+            topic.shards = [*topic.shards, *(self._shard_of(p) for p in added)]
             topic.info = info
             return info
 
@@ -494,7 +516,7 @@ class EmbeddedLogStore:
         observer = self.options.observer
         started = time.perf_counter()
         try:
-            self._shard_of(target).submit(request)
+            topic.shards[partition].submit(request)
             # If the caller is cancelled, the writer still completes or fails the
             # append on its own; the result is then dropped.
             result = await future
@@ -513,21 +535,39 @@ class EmbeddedLogStore:
     ) -> list[AppendResult | StorageError]:
         self._check_open()
         topic = self._topic(name)
-        if len({p for p, _ in batches}) != len(batches):
-            raise InvalidConfig("append_batches takes one batch per partition")
         _check_identity(identity)
         joined = Joined(self._loop, len(batches))
         # Every batch is checked and framed before any is handed over: a refusal
-        # here appends nothing at all.
-        requests = [
-            self._request(topic, self._partition(topic, p), packed, joined.slot(i), identity)
-            for i, (p, packed) in enumerate(batches)
-        ]
+        # here appends nothing at all. This loop runs once per partition a request
+        # writes (a keyed batch spans most of a topic's), so it does each thing once.
+        partitions, shards = topic.partitions, topic.shards
+        appended_ms = _now_ms() if identity is not None else 0
+        limit = topic.info.config.max_record_bytes
+        taken: set[int] = set()
+        requests: list[AppendRequest] = []
+        for i, (p, packed) in enumerate(batches):
+            if p in taken:
+                raise InvalidConfig("append_batches takes one batch per partition")
+            taken.add(p)
+            target = partitions[p] if 0 <= p < len(partitions) else self._partition(topic, p)
+            batch = _framed(packed, limit, identity, appended_ms)
+            requests.append(
+                AppendRequest(
+                    target,
+                    batch,
+                    packed.record_count,
+                    packed.first_timestamp,
+                    packed.max_timestamp,
+                    joined.slot(i),
+                    identity=identity,
+                    appended_ms=appended_ms,
+                )
+            )
         observer = self.options.observer
         started = time.perf_counter()
         try:
-            for request in requests:
-                self._shard_of(request.partition).submit(request)
+            for (p, _), request in zip(batches, requests, strict=True):
+                shards[p].submit(request)
         except StorageError as exc:
             # Those handed over before the refusal are written; their outcomes are
             # still collected (`joined`), nobody awaits them.
@@ -551,23 +591,8 @@ class EmbeddedLogStore:
         identity: bytes | None = None,
     ) -> AppendRequest:
         """A checked, framed batch for `target`'s writer, reporting to `sink`."""
-        if packed.record_count < 1:
-            raise InvalidConfig("an append needs at least one record")
-        limit = topic.info.config.max_record_bytes
-        if len(packed.data) > limit:  # the bytes bound each record: measure only when they must
-            try:
-                records = unpack_records(packed)
-            except ValueError as exc:
-                raise InvalidConfig(f"records cannot be stored: {exc}") from exc
-            for i, record in enumerate(records):
-                size = record.size()
-                if size > limit:
-                    raise RecordTooLarge(size, limit, i)
         appended_ms = _now_ms() if identity is not None else 0
-        try:
-            batch = frame_batch(packed, identity=identity, appended_ms=appended_ms)
-        except (ValueError, struct.error) as exc:
-            raise InvalidConfig(f"records cannot be stored: {exc}") from exc
+        batch = _framed(packed, topic.info.config.max_record_bytes, identity, appended_ms)
         return AppendRequest(
             target,
             batch,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import logging
 import queue
@@ -142,7 +141,7 @@ class AppendRequest:
         if self.followers:
             again = result
             if isinstance(result, AppendResult):
-                again = dataclasses.replace(result, duplicate=True)
+                again = result._replace(duplicate=True)
             outcome.results.extend((f, again) for f in self.followers)
 
 
@@ -307,17 +306,23 @@ class Shard:
     def _process(self, items: list[AppendRequest | _Call | _Stop]) -> _Stop | None:
         now_ms = time.time_ns() // 1_000_000
         outcome = _Outcome()
-        outcome.taken = sum(1 for item in items if isinstance(item, AppendRequest))
         arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
+        taken = 0
         for item in items:
-            if isinstance(item, _Stop):
+            if isinstance(item, AppendRequest):
+                taken += 1
+                queued = arrived.get(item.partition)
+                if queued is None:
+                    arrived[item.partition] = [item]
+                else:
+                    queued.append(item)
+            elif isinstance(item, _Stop):
                 stop = item
-            elif isinstance(item, _Call):
-                calls.append(item)
             else:
-                arrived.setdefault(item.partition, []).append(item)
+                calls.append(item)
+        outcome.taken = taken
         pending: dict[Partition, list[AppendRequest]] = {}
         synced = sum(1 for p in arrived if p.config.durability == Durability.FSYNC)
         together = synced >= SYNC_TOGETHER_AT and self._fio.syncs_together()
@@ -351,6 +356,11 @@ class Shard:
         interpreter back, so one write for many batches keeps both threads moving.
         `durable`: an `fsync` topic's writes are durable writes (else the pass syncs
         them together afterwards)."""
+        if self._plain_run(p, requests, now_ms):
+            # The common case, checked once for the lot: nothing to deduplicate, no
+            # roll on the way, the partition writable: one write, no per-batch checks.
+            self._write_run(p, requests, pending, outcome, durable=durable)
+            return
         run: list[AppendRequest] = []
         unwritten = 0
         leaders: dict[bytes, AppendRequest] = {}  # this pass's appends with an identity
@@ -392,6 +402,24 @@ class Shard:
             run.append(req)
             unwritten += len(req.batch)
         self._write_run(p, run, pending, outcome, durable=durable)
+
+    @staticmethod
+    def _plain_run(p: Partition, requests: list[AppendRequest], now_ms: int) -> bool:
+        """Whether `requests` go to `p`'s active segment as they are: none carries an
+        identity, the partition is writable, and they fit before a roll is due (by
+        size and by age), so that `_write_all`'s checks would pass each one."""
+        if p.detached or p.fenced is not None:
+            return False
+        total = 0
+        for r in requests:
+            if r.identity is not None:
+                return False
+            total += len(r.batch)
+        seg = p.active
+        config = p.config
+        return (
+            seg.size + total <= config.segment_bytes and now_ms - seg.created_ms < config.segment_ms
+        )
 
     def _write_run(
         self,
@@ -451,8 +479,7 @@ class Shard:
     ) -> None:
         """Make a partition's written batches as durable as asked, then acknowledge them."""
         durability = p.config.durability
-        written_durably = all(r.durable for r in requests)
-        if (durability == Durability.FSYNC and not written_durably) or force_sync:
+        if force_sync or (durability == Durability.FSYNC and not all(r.durable for r in requests)):
             if not self._sync(p):
                 error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
                 for r in requests:
@@ -464,8 +491,13 @@ class Shard:
         if not requests:
             return
         p.publish()
+        number, results = p.number, outcome.results
         for r in requests:
-            r.answer(outcome, AppendResult(p.number, r.base_offset, r.count, r.first_timestamp))
+            result = AppendResult(number, r.base_offset, r.count, r.first_timestamp)
+            if r.followers:
+                r.answer(outcome, result)
+            else:
+                results.append((r.future, result))
         outcome.woken.add(p)
 
     def _sync_together(
