@@ -31,7 +31,7 @@ from storage.embedded.lock import DataDirLock
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
 from storage.embedded.recovery import recover_partition, recover_producers
-from storage.embedded.shard import AppendRequest, Joined, ResultSink, Shard
+from storage.embedded.shard import AppendRequest, Joined, ResultSink, Shard, SpreadAppend
 from storage.errors import (
     InvalidConfig,
     InvalidTopicName,
@@ -544,30 +544,49 @@ class EmbeddedLogStore:
         appended_ms = _now_ms() if identity is not None else 0
         limit = topic.info.config.max_record_bytes
         taken: set[int] = set()
-        requests: list[AppendRequest] = []
+        # Without an identity, one item per shard holds the request's batches for it;
+        # with one, each batch is a request of its own (the writer deduplicates those).
+        spreads: dict[Shard, SpreadAppend] | None = {} if identity is None else None
+        requests: list[tuple[Shard, AppendRequest]] = []
         for i, (p, packed) in enumerate(batches):
             if p in taken:
                 raise InvalidConfig("append_batches takes one batch per partition")
             taken.add(p)
             target = partitions[p] if 0 <= p < len(partitions) else self._partition(topic, p)
             batch = _framed(packed, limit, identity, appended_ms)
-            requests.append(
-                AppendRequest(
+            shard = shards[p]
+            if spreads is not None:
+                spread = spreads.get(shard)
+                if spread is None:
+                    spread = spreads[shard] = SpreadAppend(joined)
+                spread.add(
                     target,
                     batch,
                     packed.record_count,
                     packed.first_timestamp,
                     packed.max_timestamp,
-                    joined.slot(i),
-                    identity=identity,
-                    appended_ms=appended_ms,
+                    i,
                 )
+                continue
+            request = AppendRequest(
+                target,
+                batch,
+                packed.record_count,
+                packed.first_timestamp,
+                packed.max_timestamp,
+                joined.slot(i),
+                identity=identity,
+                appended_ms=appended_ms,
             )
+            requests.append((shard, request))
         observer = self.options.observer
         started = time.perf_counter()
         try:
-            for (p, _), request in zip(batches, requests, strict=True):
-                shards[p].submit(request)
+            if spreads is not None:
+                for shard, spread in spreads.items():
+                    shard.submit(spread)
+            for shard, request in requests:
+                shard.submit(request)
         except StorageError as exc:
             # Those handed over before the refusal are written; their outcomes are
             # still collected (`joined`), nobody awaits them.

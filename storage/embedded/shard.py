@@ -23,6 +23,14 @@ offsets, or, when that batch was written in the same pass and is not yet
 acknowledged, with that batch's outcome. The check and the write happen in
 this one thread, so two appends of one identity can never both be written.
 
+An append that spans several partitions without an identity (a keyed batch)
+reaches each shard as one `SpreadAppend`: one queue item for the request's
+partitions of that shard, however many. A pass writes each of its entries with
+the partition's other batches and answers them into the request's `Joined`,
+with no per-partition request object; an entry whose partition needs more than
+a plain write in that pass (a roll, a fence, a deleted topic, or other appends
+of its own to order with) becomes an `AppendRequest` and takes the path above.
+
 A pass that writes to many `fsync` partitions (`SYNC_TOGETHER_AT` or more)
 writes them all first and then makes them durable together
 (`FileIO.sync_files`: one syncfs for the lot) instead of one durable write
@@ -146,6 +154,56 @@ class AppendRequest:
 
 
 @dataclass(slots=True, eq=False)
+class SpreadAppend:
+    """One request's batches for the partitions of one shard, without an identity:
+    entry `i` is `batches[i]` (framed) for `partitions[i]`, answered into `joined`
+    at `slots[i]`. Lists side by side rather than an object per entry: a keyed
+    batch has an entry for most of a topic's partitions."""
+
+    joined: Joined
+    partitions: list[Partition] = field(default_factory=list)
+    batches: list[bytes] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    first_timestamps: list[int] = field(default_factory=list)
+    max_timestamps: list[int] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
+
+    def add(
+        self, partition: Partition, batch: bytes, count: int, first: int, last: int, slot: int
+    ) -> None:
+        self.partitions.append(partition)
+        self.batches.append(batch)
+        self.counts.append(count)
+        self.first_timestamps.append(first)
+        self.max_timestamps.append(last)
+        self.slots.append(slot)
+
+    def request(self, i: int) -> AppendRequest:
+        """Entry `i` as a request of its own, for the general path."""
+        return AppendRequest(
+            self.partitions[i],
+            self.batches[i],
+            self.counts[i],
+            self.first_timestamps[i],
+            self.max_timestamps[i],
+            self.joined.slot(self.slots[i]),
+        )
+
+
+# A partition's spread entries in a pass: (the spread, the entry's index in it).
+_Entries = list[tuple[SpreadAppend, int]]
+
+
+@dataclass(slots=True, eq=False)
+class _Written:
+    """A partition's spread entries written in this pass, waiting for their commit."""
+
+    entries: _Entries
+    bases: list[int]
+    durable: bool
+
+
+@dataclass(slots=True, eq=False)
 class _Call:
     """Work that must run in the writer thread, after everything queued before it."""
 
@@ -163,6 +221,8 @@ class _Outcome:
     """What to hand back to the event loop after one pass of the writer."""
 
     results: list[tuple[ResultSink, AppendResult | StorageError]] = field(default_factory=list)
+    # Spread entries' outcomes: the request's Joined, the entry's slot in it, the outcome.
+    placed: list[tuple[Joined, int, AppendResult | StorageError]] = field(default_factory=list)
     calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)
     woken: set[Partition] = field(default_factory=set)
     taken: int = 0  # appends this pass took from the queue (their outcome is in `results`)
@@ -177,6 +237,8 @@ def _deliver(outcome: _Outcome) -> None:
             fut.set_exception(result)
         else:
             fut.set_result(result)
+    for joined, slot, placed in outcome.placed:
+        joined.put(slot, placed)
     for call_fut, error in outcome.calls:
         if not call_fut.done():
             if error is None:
@@ -187,9 +249,10 @@ def _deliver(outcome: _Outcome) -> None:
         partition.wake()
 
 
-def _take(
-    item: list[AppendRequest] | _Call | _Stop, items: list[AppendRequest | _Call | _Stop]
-) -> None:
+_Item = AppendRequest | SpreadAppend | _Call | _Stop
+
+
+def _take(item: list[AppendRequest | SpreadAppend] | _Call | _Stop, items: list[_Item]) -> None:
     """Writer thread: one queue item onto the pass's list (a loop pass's appends come as one)."""
     if isinstance(item, list):
         items.extend(item)
@@ -226,10 +289,12 @@ class Shard:
         self._max_queued = max_queued
         self._crash = crash
         # A loop pass's appends travel as one list: one put, one wake-up of the writer.
-        self._queue: queue.SimpleQueue[list[AppendRequest] | _Call | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[AppendRequest | SpreadAppend] | _Call | _Stop] = (
+            queue.SimpleQueue()
+        )
         self._queued = 0  # appends handed over whose outcome is not back yet (loop thread only)
         self._unsynced: dict[Partition, float] = {}  # interval durability: flush deadline
-        self._held: list[AppendRequest] = []  # submitted in this loop pass (loop thread only)
+        self._held: list[AppendRequest | SpreadAppend] = []  # submitted in this loop pass
         self._thread = threading.Thread(
             target=self._run, name=f"tidegate-shard-{number}", daemon=True
         )
@@ -237,7 +302,7 @@ class Shard:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, request: AppendRequest) -> None:
+    def submit(self, request: AppendRequest | SpreadAppend) -> None:
         """Queue an append; refuses (backpressure) when the writer is too far behind.
 
         Appends submitted while the event loop runs one pass are handed to the
@@ -286,7 +351,7 @@ class Shard:
             except queue.Empty:
                 self._flush_due(force=False)
                 continue
-            items: list[AppendRequest | _Call | _Stop] = []
+            items: list[_Item] = []
             _take(first, items)
             with contextlib.suppress(queue.Empty):
                 while len(items) < self._max_queued:
@@ -303,15 +368,24 @@ class Shard:
                     self._flush_due(force=True)
                 return
 
-    def _process(self, items: list[AppendRequest | _Call | _Stop]) -> _Stop | None:
+    def _process(self, items: list[_Item]) -> _Stop | None:
         now_ms = time.time_ns() // 1_000_000
         outcome = _Outcome()
         arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
+        spread: dict[Partition, _Entries] = {}
         taken = 0
         for item in items:
-            if isinstance(item, AppendRequest):
+            if isinstance(item, SpreadAppend):
+                taken += 1
+                for i, partition in enumerate(item.partitions):
+                    entries = spread.get(partition)
+                    if entries is None:
+                        spread[partition] = [(item, i)]
+                    else:
+                        entries.append((item, i))
+            elif isinstance(item, AppendRequest):
                 taken += 1
                 queued = arrived.get(item.partition)
                 if queued is None:
@@ -323,15 +397,23 @@ class Shard:
             else:
                 calls.append(item)
         outcome.taken = taken
+        if spread:
+            self._plain_or_general(spread, arrived, now_ms)
         pending: dict[Partition, list[AppendRequest]] = {}
+        written: dict[Partition, _Written] = {}
         synced = sum(1 for p in arrived if p.config.durability == Durability.FSYNC)
+        synced += sum(1 for p in spread if p.config.durability == Durability.FSYNC)
         together = synced >= SYNC_TOGETHER_AT and self._fio.syncs_together()
         for partition, requests in arrived.items():
             self._write_all(partition, requests, pending, outcome, now_ms, durable=not together)
+        for partition, entries in spread.items():
+            self._write_spread(partition, entries, written, outcome, durable=not together)
         if together:
-            self._sync_together(pending, outcome)
+            self._sync_together(pending, written, outcome)
         for partition, requests in pending.items():
             self._commit(partition, requests, outcome, force_sync=False)
+        for partition, done in written.items():
+            self._commit_spread(partition, done, outcome)
         for call in calls:
             try:
                 call.fn()
@@ -421,6 +503,96 @@ class Shard:
             seg.size + total <= config.segment_bytes and now_ms - seg.created_ms < config.segment_ms
         )
 
+    def _plain_or_general(
+        self,
+        spread: dict[Partition, _Entries],
+        arrived: dict[Partition, list[AppendRequest]],
+        now_ms: int,
+    ) -> None:
+        """Leave in `spread` the partitions whose entries are written plainly in this
+        pass (`_plain_run`'s conditions, and no other appends to order them with);
+        the others' entries become requests, after the partition's own, in `arrived`."""
+        general = [
+            p
+            for p, entries in spread.items()
+            if p in arrived or not self._plain_spread(p, entries, now_ms)
+        ]
+        for p in general:
+            requests = [item.request(i) for item, i in spread.pop(p)]
+            queued = arrived.get(p)
+            if queued is None:
+                arrived[p] = requests
+            else:
+                queued.extend(requests)
+
+    @staticmethod
+    def _plain_spread(p: Partition, entries: _Entries, now_ms: int) -> bool:
+        """`_plain_run` for spread entries (which never carry an identity)."""
+        if p.detached or p.fenced is not None:
+            return False
+        total = 0
+        for item, i in entries:
+            total += len(item.batches[i])
+        seg = p.active
+        config = p.config
+        return (
+            seg.size + total <= config.segment_bytes and now_ms - seg.created_ms < config.segment_ms
+        )
+
+    def _write_spread(
+        self,
+        p: Partition,
+        entries: _Entries,
+        written: dict[Partition, _Written],
+        outcome: _Outcome,
+        *,
+        durable: bool,
+    ) -> None:
+        """`_write_run` for a partition's plain spread entries: one write for them all;
+        on an OSError every entry fails and none is kept."""
+        durable = durable and p.config.durability == Durability.FSYNC
+        started = time.perf_counter()
+        try:
+            bases = p.write_many(
+                [(item.batches[i], item.counts[i], item.max_timestamps[i]) for item, i in entries],
+                durable=durable,
+            )
+            if durable:
+                self._observer.synced(time.perf_counter() - started, "durable-write")
+        except OSError as exc:
+            error: StorageError
+            if durable and exc.errno not in _SPACE_ERRNOS:
+                self._fence(p, "durable write", exc)
+                error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
+            else:
+                error = write_error(p, exc)
+            outcome.placed.extend((item.joined, item.slots[i], error) for item, i in entries)
+            return
+        self._crash.hit("after-write")
+        if durable:
+            self._crash.hit("after-fsync")
+        written[p] = _Written(entries, bases, durable)
+
+    def _commit_spread(self, p: Partition, done: _Written, outcome: _Outcome) -> None:
+        """`_commit` for a partition's written spread entries."""
+        durability = p.config.durability
+        if durability == Durability.FSYNC and not done.durable:
+            if not self._sync(p):
+                error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
+                outcome.placed.extend(
+                    (item.joined, item.slots[i], error) for item, i in done.entries
+                )
+                return
+        elif durability == Durability.INTERVAL:
+            deadline = time.monotonic() + p.config.flush_interval_ms / 1000
+            self._unsynced.setdefault(p, deadline)
+        p.publish()
+        number, placed = p.number, outcome.placed
+        for (item, i), base in zip(done.entries, done.bases, strict=True):
+            result = AppendResult(number, base, item.counts[i], item.first_timestamps[i])
+            placed.append((item.joined, item.slots[i], result))
+        outcome.woken.add(p)
+
     def _write_run(
         self,
         p: Partition,
@@ -501,7 +673,10 @@ class Shard:
         outcome.woken.add(p)
 
     def _sync_together(
-        self, pending: dict[Partition, list[AppendRequest]], outcome: _Outcome
+        self,
+        pending: dict[Partition, list[AppendRequest]],
+        written: dict[Partition, _Written],
+        outcome: _Outcome,
     ) -> None:
         """Sync the pass's written `fsync` partitions together, one call per file
         system; a partition whose sync failed is fenced and its appends fail."""
@@ -509,23 +684,33 @@ class Shard:
         for p, requests in pending.items():
             if p.config.durability == Durability.FSYNC and not all(r.durable for r in requests):
                 groups.setdefault(p.device, []).append(p)
+        for p, done in written.items():
+            if p.config.durability == Durability.FSYNC and not done.durable:
+                groups.setdefault(p.device, []).append(p)
         for partitions in groups.values():
             started = time.perf_counter()
             errors = self._fio.sync_files([p.active.fileno() for p in partitions])
             self._observer.synced(time.perf_counter() - started, "syncfs")
             for p, exc in zip(partitions, errors, strict=True):
-                requests = pending[p]
                 if exc is None:
                     self._crash.hit("after-fsync")
                     self._unsynced.pop(p, None)
-                    for r in requests:
-                        r.durable = True
+                    if p in written:
+                        written[p].durable = True
+                    else:
+                        for r in pending[p]:
+                            r.durable = True
                     continue
                 self._fence(p, "fsync", exc)
                 error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
-                for r in requests:
-                    r.answer(outcome, error)
-                del pending[p]
+                if p in written:
+                    entries = written.pop(p).entries
+                    outcome.placed.extend(
+                        (item.joined, item.slots[i], error) for item, i in entries
+                    )
+                else:
+                    for r in pending.pop(p):
+                        r.answer(outcome, error)
 
     def _sync(self, p: Partition) -> bool:
         """fdatasync the active segment once; on failure fence the partition for good."""
@@ -570,12 +755,14 @@ class Shard:
         self.partitions.discard(p)
         self._unsynced.pop(p, None)
 
-    def _fail_all(self, items: list[AppendRequest | _Call | _Stop], error: StorageError) -> None:
+    def _fail_all(self, items: list[_Item], error: StorageError) -> None:
         outcome = _Outcome()
-        outcome.taken = sum(1 for item in items if isinstance(item, AppendRequest))
+        outcome.taken = sum(1 for item in items if isinstance(item, AppendRequest | SpreadAppend))
         for item in items:
             if isinstance(item, AppendRequest):
                 outcome.results.append((item.future, error))
+            elif isinstance(item, SpreadAppend):
+                outcome.placed.extend((item.joined, slot, error) for slot in item.slots)
             elif isinstance(item, _Call):
                 outcome.calls.append((item.future, error))
         self._hand_back(outcome)

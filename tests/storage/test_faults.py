@@ -21,7 +21,7 @@ from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
 from storage.embedded.segment import Segment
 from storage.errors import CorruptData, DiskFull, PartitionFenced, StorageError
-from storage.records import Durability, NewRecord, TopicConfig
+from storage.records import Durability, NewRecord, TopicConfig, pack_records
 from tests.storage.faults import (
     DiskQuota,
     FailingFsync,
@@ -56,6 +56,31 @@ async def append_acked(
     for i, rec in enumerate(records):
         assert rec.value is not None
         acked[(partition, result.base_offset + i)] = rec.value
+
+
+async def spread_acked(
+    store: EmbeddedLogStore,
+    partitions: list[int],
+    records: Sequence[NewRecord],
+    history: PowerCutHistory,
+) -> None:
+    """`records` split over `partitions` in one `append_batches`; each partition's part
+    joins the acknowledged records when its result says it is appended. Raises the
+    first failure (after noting what was acknowledged), as a caller would see it."""
+    cut = max(1, len(records) // 2)
+    halves = (records[:cut], records[cut:])
+    parts = [(p, half) for p, half in zip(partitions, halves, strict=True) if half]
+    results = await store.append_batches(TOPIC, [(p, pack_records(r, now_ms=1)) for p, r in parts])
+    failure = None
+    for (p, part), result in zip(parts, results, strict=True):
+        if isinstance(result, StorageError):
+            failure = failure or result
+            continue
+        for i, rec in enumerate(part):
+            assert rec.value is not None
+            history.acked[(p, result.base_offset + i)] = rec.value
+    if failure is not None:
+        raise failure
 
 
 async def read_all(store: EmbeddedLogStore, partition: int) -> dict[int, bytes | None]:
@@ -313,7 +338,10 @@ async def power_cut_cycle(path: Path, seed: int, history: PowerCutHistory, parti
             history.attempted.update(r.value for r in records if r.value is not None)
             in_flight += 1
             try:
-                await append_acked(store, rng.randrange(partitions), records, history.acked)
+                if worker % 2:  # a keyed produce's shape: batches for several partitions at once
+                    await spread_acked(store, rng.sample(range(partitions), 2), records, history)
+                else:
+                    await append_acked(store, rng.randrange(partitions), records, history.acked)
             except StorageError:
                 return  # the power is off
             finally:
