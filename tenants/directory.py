@@ -7,7 +7,10 @@ the store off the hot path; revoking a key or suspending a tenant through this
 directory drops the cache entry at once, so it takes effect on the next request
 (through another process sharing the store, within the cache's 5 s). A token
 the gateway minted from a key is held to the same: it is refused once its key
-is revoked or expired or its tenant suspended, by the same cached key record.
+is revoked or expired or its tenant suspended, by the same cached key record,
+and once it is revoked on its own (by its `jti`, RFC 7009): the revocation is a
+row in the store, so every process sharing the store refuses the token, this
+one at once and the others within the same 5 s.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ DEFAULT_TENANT = "default"
 OPERATOR_PLAN = "unlimited"
 _BAD_KEY = "unknown, revoked or expired API key"
 _REVOKED_ORIGIN = "the API key the token was minted from is revoked or expired"
+_REVOKED_TOKEN = "the token is revoked"  # noqa: S105 (a message)
+# A revoked token's row outlives its `exp` by more than any clock-skew leeway (≤ 60 s).
+_REVOCATION_KEPT_PAST_EXPIRY_MS = 120_000
 
 
 class TokenVerifier(Protocol):
@@ -72,6 +78,17 @@ class _Cached:
             namespace=tenant.uid,
         )
         return cls(record, tenant.status, fetched_at, principal)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedKey:
+    """An API key's stored record, loaded ahead so that a presented secret can be
+    checked against it without awaiting anything (`TenantDirectory.check_loaded_key`):
+    what a synchronous caller such as an OAuth2 library's client check needs."""
+
+    key_id: str
+    tenant: str
+    entry: _Cached
 
 
 def _now_ms() -> int:
@@ -121,6 +138,8 @@ class TenantDirectory:
         # against): a key presented again skips parsing and the HMAC while that hash
         # still stands. Fingerprints, not secrets: as hard to reverse as the stored hash.
         self._verified: dict[bytes, tuple[str, str]] = {}
+        # jti -> (revoked, when read): a token's revocation as last read from the store.
+        self._revocations: dict[str, tuple[bool, float]] = {}
         self.token_verifier = token_verifier
 
     @classmethod
@@ -210,6 +229,8 @@ class TenantDirectory:
             principal = await self.token_verifier.verify(credential, now_ms=now_ms)
             if principal.minted_from is not None:
                 namespace = await self._check_minting_key(principal, now_ms)
+                if principal.token_id is not None and await self._revoked(principal.token_id):
+                    raise Unauthenticated(_REVOKED_TOKEN)
             else:
                 namespace = (await self._check_tenant_active(principal.tenant)).uid
             return dataclasses.replace(principal, namespace=namespace)
@@ -320,6 +341,56 @@ class TenantDirectory:
         if cached.status != "active":
             raise TenantSuspended(record.tenant)
         return cached.principal.namespace
+
+    async def _revoked(self, token_id: str) -> bool:
+        hit = self._revocations.get(token_id)
+        if hit is not None and time.monotonic() - hit[1] < self._cache_ttl_s:
+            return hit[0]
+        revoked = await self._store.is_token_revoked(token_id)
+        if len(self._revocations) > 100_000:
+            self._revocations.clear()  # bounded; the store stays the source of truth
+        self._revocations[token_id] = (revoked, time.monotonic())
+        return revoked
+
+    async def revoke_token(self, principal: Principal, *, now_ms: int) -> bool:
+        """Revoke one gateway token (a principal `authenticate` returned for it): from
+        now on it is refused everywhere, also by other processes sharing the store.
+        False, and nothing recorded, for a token that cannot be revoked on its own (an
+        external issuer's, or one without `jti`)."""
+        if principal.minted_from is None or principal.token_id is None:
+            return False
+        expires_ms = principal.expires_at_ms if principal.expires_at_ms is not None else now_ms
+        await self._store.revoke_token(
+            principal.token_id,
+            principal.tenant,
+            expires_ms + _REVOCATION_KEPT_PAST_EXPIRY_MS,
+            now_ms,
+        )
+        self._revocations[principal.token_id] = (True, time.monotonic())
+        return True
+
+    # -- keys as OAuth2 clients ----------------------------------------------------------
+
+    async def load_key(self, key_id: str) -> LoadedKey | None:
+        """The key `key_id` as stored (cached as for `authenticate`), or None."""
+        cached = await self._lookup(key_id)
+        if cached is None:
+            return None
+        return LoadedKey(key_id, cached.record.tenant, cached)
+
+    def check_loaded_key(self, loaded: LoadedKey, credential: str, *, now_ms: int) -> Principal:
+        """The principal of `credential` if it is the loaded key itself (its own id, its
+        secret) and the key stands; Unauthenticated or TenantSuspended otherwise."""
+        key_id, secret = self._split_key(credential)
+        if key_id != loaded.key_id:
+            raise Unauthenticated(_BAD_KEY)
+        return self._verify_key(loaded.entry, secret, now_ms)
+
+    async def record_use(self, loaded: LoadedKey, *, now_ms: int) -> None:
+        """Note the key's use (`last_used_ms`) as `authenticate` does, when due."""
+        if self._touch_due(loaded.entry.record, now_ms):
+            await self._store.touch_key(loaded.key_id, now_ms)
+            self._cache.pop(loaded.key_id, None)
 
     async def _check_tenant_active(self, tenant: str) -> TenantRecord:
         record = await self._store.get_tenant(tenant)

@@ -82,6 +82,24 @@ class OperatorScopeOnly(InvalidScopes):
         self.scopes = ["admin"]
 
 
+class ScopesNotHeld(TenantError):
+    """Scopes asked of a token that the credential it is minted from does not hold."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__(f"the key does not hold the scopes {sorted(set(scopes))}")
+        self.scopes = scopes
+
+
+class ClientAuthThrottled(TenantError):
+    """Too many failed authentications as one client id: refused unchecked for now."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(
+            f"too many failed authentications for this client id; retry in {retry_after_s:.3f} s"
+        )
+        self.retry_after_s = retry_after_s
+
+
 class QuotaExceeded(TenantError):
     """A rate limit refused the request; nothing was done. Retry after `retry_after_s`."""
 

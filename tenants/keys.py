@@ -25,6 +25,8 @@ PREFIX = "tg_"
 BOOTSTRAP_KEY_ID = "bootstrap"
 MIN_BOOTSTRAP_LENGTH = 32
 _KEY = re.compile(r"^tg_([a-z2-7]{12})_([A-Za-z0-9_-]{43})_([0-9a-f]{6})$")
+#: The shape of a minted key's id (the public part, also an OAuth2 client id).
+KEY_ID = re.compile(r"[a-z2-7]{12}")
 
 
 def _checksum(body: str) -> str:

@@ -48,6 +48,9 @@ class Principal:
     # The tenant's immutable id, under which its data is stored; set by the
     # directory when it verifies the credential (see tenants.store.TenantRecord.uid).
     namespace: str = ""
+    # A JWT's `jti` and `iat`: what revoking one token names, and what introspection shows.
+    token_id: str | None = None
+    issued_at_ms: int | None = None
     attributes: dict[str, str] = field(default_factory=dict, compare=False)
 
     def allows(self, scope: Scope | str) -> bool:

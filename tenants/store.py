@@ -1,9 +1,11 @@
-"""The tenants metadata store: tenants and their API keys, on SQLite.
+"""The tenants metadata store: tenants, their API keys and revoked tokens, on SQLite.
 
 Durable (WAL, `synchronous=FULL`) because a revoked key must stay revoked after
-a crash. Every call runs in a worker thread behind one lock, so the event loop
-never blocks on the disk. Only peppered secret hashes are stored. A write that
-finds the disk full raises DirectoryFull and changes nothing.
+a crash (and a revoked token too: a row per token revoked by its `jti`, kept
+until the token could no longer be accepted anyway). Every call runs in a
+worker thread behind one lock, so the event loop never blocks on the disk.
+Only peppered secret hashes are stored. A write that finds the disk full
+raises DirectoryFull and changes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     last_used_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys(tenant);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    token_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_tokens_expiry ON revoked_tokens(expires_ms);
 """
 
 
@@ -333,3 +341,35 @@ class TenantStore:
                 "UPDATE api_keys SET last_used_ms = ? WHERE key_id = ?", (now_ms, key_id)
             )
         )
+
+    # -- revoked tokens ------------------------------------------------------------------
+
+    async def revoke_token(self, token_id: str, tenant: str, expires_ms: int, now_ms: int) -> None:
+        """Record the token `token_id` as revoked until `expires_ms` (after which it is
+        refused as expired anyway), and drop the rows whose tokens have all expired, so
+        the table holds only tokens that could still be presented."""
+
+        def revoke(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM revoked_tokens WHERE expires_ms < ?", (now_ms,))
+                c.execute(
+                    "INSERT OR REPLACE INTO revoked_tokens (token_id, tenant, expires_ms)"
+                    " VALUES (?, ?, ?)",
+                    (token_id, tenant, expires_ms),
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+        await self._run(revoke)
+
+    async def is_token_revoked(self, token_id: str) -> bool:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT 1 FROM revoked_tokens WHERE token_id = ?", (token_id,)
+            ).fetchone()
+        )
+        return row is not None

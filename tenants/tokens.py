@@ -531,6 +531,8 @@ class JwtVerifier:
             minted_from = claims.get("key_id")
             if not isinstance(minted_from, str) or not minted_from:
                 raise InvalidToken("the token names no key")
+        token_id = claims.get("jti")
+        issued = _time(claims.get("iat"))
         return Principal(
             tenant=TenantId(tenant),
             credential_id=f"jwt:{trust.issuer}:{subject}",
@@ -539,4 +541,6 @@ class JwtVerifier:
             expires_at_ms=int(exp * 1000),
             via="jwt",
             minted_from=minted_from,
+            token_id=token_id if isinstance(token_id, str) and token_id else None,
+            issued_at_ms=None if issued is None else int(issued * 1000),
         )

@@ -24,8 +24,8 @@ from gateway.http.bodies import parse_json, read_body, require_json_media
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import json_response, validated
 from gateway.http.runtime import runtime_of
-from tenants.directory import check_scopes
-from tenants.principal import Principal, Scope
+from tenants.minting import mint_access_token, narrowed_scopes, token_lifetime
+from tenants.principal import Principal
 
 TOKEN_BODY_LIMIT = 16 * 1024
 WILDCARDS = frozenset("*?[")
@@ -64,22 +64,6 @@ def pattern_within(requested: str, granted: tuple[str, ...]) -> bool:
     return False
 
 
-def narrowed_scopes(principal: Principal, requested: list[str] | None) -> tuple[str, ...]:
-    if requested is None:
-        return tuple(sorted(principal.scopes))
-    scopes = check_scopes(requested)
-    extra = [s for s in scopes if not principal.allows(s)]
-    if Scope.ADMIN.value in scopes and Scope.ADMIN.value not in principal.scopes:
-        extra.append(Scope.ADMIN.value)
-    if extra:
-        raise GatewayError(
-            ProblemType.FORBIDDEN,
-            f"the key does not hold the scopes {sorted(set(extra))}",
-            errors=[{"pointer": "/scopes", "message": f"not held: {s}"} for s in extra],
-        )
-    return scopes
-
-
 def narrowed_topics(principal: Principal, requested: list[str] | None) -> tuple[str, ...]:
     if requested is None:
         return principal.topics
@@ -115,25 +99,11 @@ async def create_token(request: Request) -> Response:
             errors=[{"pointer": "/ttl_seconds", "message": "too long"}],
         )
     now_s = int(time.time())
-    if principal.expires_at_ms is not None:
-        ttl = min(ttl, principal.expires_at_ms // 1000 - now_s)
-        if ttl <= 0:
-            raise GatewayError(ProblemType.UNAUTHENTICATED, "the key has expired")
+    ttl = token_lifetime(principal, ttl, now_s=now_s)
     scopes = narrowed_scopes(principal, body.scopes)
     topics = narrowed_topics(principal, body.topics)
-    signer = runtime.signer
-    if signer.needs_rotation(now_s):
-        # On the loop on purpose: a key and its published half change together, so no
-        # token is signed by a key that is not yet published. A few ms, once a day.
-        signer.rotate(now_s=now_s)
-    token = signer.sign(
-        tenant=principal.tenant,
-        key_id=principal.credential_id,
-        subject=principal.credential_id,
-        scopes=scopes,
-        topics=topics,
-        ttl_s=ttl,
-        now_s=now_s,
+    token = mint_access_token(
+        runtime.signer, principal, scopes=scopes, topics=topics, ttl_s=ttl, now_s=now_s
     )
     reply = {
         "access_token": token,

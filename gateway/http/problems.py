@@ -317,6 +317,26 @@ def _quota_exceeded(exc: te.QuotaExceeded) -> Problem:
     )
 
 
+def _client_auth_throttled(exc: te.ClientAuthThrottled) -> Problem:
+    return Problem(
+        ProblemType.TOO_MANY_REQUESTS,
+        str(exc),
+        {
+            "limit": "client_auth_failures",
+            "retry_after_ms": math.ceil(exc.retry_after_s * 1000),
+        },
+        {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))},
+    )
+
+
+def _scopes_not_held(exc: te.ScopesNotHeld) -> Problem:
+    return Problem(
+        ProblemType.FORBIDDEN,
+        str(exc),
+        {"errors": [{"pointer": "/scopes", "message": f"not held: {s}"} for s in exc.scopes]},
+    )
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
@@ -398,6 +418,8 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     te.InvalidToken: _invalid_token,
     te.TenantSuspended: _suspended,
     te.QuotaExceeded: _quota_exceeded,
+    te.ClientAuthThrottled: _client_auth_throttled,
+    te.ScopesNotHeld: _scopes_not_held,
     te.LimitReached: _limit_reached,
     te.LimiterUnavailable: _limiter_unavailable,
     te.TenantNotFound: _tenant_not_found,

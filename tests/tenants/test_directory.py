@@ -1,7 +1,9 @@
 """The tenant directory: bootstrap, key authentication, revocation, suspension."""
 
+import functools
 import hashlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from tenants.errors import (
     Unauthenticated,
     UnknownPlan,
 )
+from tenants.minting import mint_access_token
+from tenants.store import TenantStore
+from tenants.tokens import JwtVerifier, TokenSigner
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +238,85 @@ async def test_a_store_from_before_ids_gives_its_tenants_their_names_as_ids(
         assert (await directory.create_tenant("newer")).uid.startswith("T")
     finally:
         await directory.close()
+
+
+async def _minting_directories(
+    tmp_path: Path,
+) -> tuple[TenantDirectory, TenantDirectory, TokenSigner, str]:
+    """Two directories on one store (two gateway processes) verifying one signer's
+    tokens, and a key of tenant acme; the second one re-reads the store every time."""
+    signer = TokenSigner.load_or_create(tmp_path / "token-keys.json")
+    path = str(tmp_path / "tenants.db")
+    first = await TenantDirectory.open(
+        path, pepper=PEPPER, token_verifier=JwtVerifier([], signer=signer)
+    )
+    store = await TenantStore.open(path)
+    second = TenantDirectory(
+        store, pepper=PEPPER, cache_ttl_s=0.0, token_verifier=JwtVerifier([], signer=signer)
+    )
+    await first.create_tenant("acme")
+    _, key = await first.create_key("acme", ["topics:read"])
+    return first, second, signer, key
+
+
+async def test_a_revoked_token_is_refused_by_every_directory_sharing_the_store(
+    tmp_path: Path,
+) -> None:
+    first, second, signer, key = await _minting_directories(tmp_path)
+    try:
+        now_s = int(time.time())
+        principal = await first.authenticate(key, now_ms=now_s * 1000)
+        mint = functools.partial(
+            mint_access_token,
+            signer,
+            principal,
+            scopes=["topics:read"],
+            topics=[],
+            ttl_s=60,
+            now_s=now_s,
+        )
+        revoked, kept = mint(), mint()
+        token = await first.authenticate(revoked, now_ms=now_s * 1000)
+        assert token.token_id
+        assert token.issued_at_ms == now_s * 1000
+        assert (await second.authenticate(revoked, now_ms=now_s * 1000)).token_id
+        assert await first.revoke_token(token, now_ms=now_s * 1000)
+        for directory in (first, second):
+            with pytest.raises(Unauthenticated):
+                await directory.authenticate(revoked, now_ms=now_s * 1000)
+            assert (await directory.authenticate(kept, now_ms=now_s * 1000)).tenant == "acme"
+        # An API key's principal is no token: nothing to revoke on its own.
+        assert not await first.revoke_token(principal, now_ms=now_s * 1000)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_revoked_token_rows_are_dropped_once_their_tokens_expired(tmp_path: Path) -> None:
+    store = await TenantStore.open(str(tmp_path / "tenants.db"))
+    try:
+        await store.revoke_token("old", "acme", expires_ms=NOW + 1_000, now_ms=NOW)
+        await store.revoke_token("new", "acme", expires_ms=NOW + 10_000, now_ms=NOW + 5_000)
+        assert not await store.is_token_revoked("old")
+        assert await store.is_token_revoked("new")
+    finally:
+        await store.close()
+
+
+async def test_a_loaded_key_checks_only_its_own_secret(directory: TenantDirectory) -> None:
+    await directory.create_tenant("acme")
+    key_id, key = await directory.create_key("acme", ["topics:read"])
+    _, other = await directory.create_key("acme", ["topics:read"])
+    loaded = await directory.load_key(key_id)
+    assert loaded is not None
+    assert loaded.tenant == "acme"
+    assert directory.check_loaded_key(loaded, key, now_ms=NOW).credential_id == key_id
+    for wrong in (other, key[:-1] + "0", "tg_" + "x" * 40):
+        with pytest.raises(Unauthenticated):
+            directory.check_loaded_key(loaded, wrong, now_ms=NOW)
+    assert await directory.load_key("aaaaaaaaaaaa") is None
+    await directory.set_status("acme", "suspended")
+    loaded = await directory.load_key(key_id)
+    assert loaded is not None
+    with pytest.raises(TenantSuspended):
+        directory.check_loaded_key(loaded, key, now_ms=NOW)
