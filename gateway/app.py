@@ -29,6 +29,7 @@ from gateway.http.routing import GatewayApp
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings, load_settings
 from gateway.lifespan import lifespan_for
+from gateway.oauth import routes as oauth
 from gateway.ops import health
 from gateway.records import routes as records
 from gateway.streams import routes as streams
@@ -91,6 +92,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *tokens.routes,
         *usage.routes,
         *console.routes,
+        *oauth.routes,
     ]
 
 

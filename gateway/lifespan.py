@@ -35,6 +35,7 @@ from gateway.http.runtime import Drain, Runtime
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
 from storage.open import StorageConfig, open_backend
+from tenants.auth_throttle import ClientAuthThrottle
 from tenants.directory import TenantDirectory
 from tenants.plans import plans_from_config
 from tenants.quotas import QuotaService
@@ -251,6 +252,11 @@ def lifespan_for(
                 directory=directory,
                 quotas=quotas,
                 signer=signer,
+                auth_throttle=ClientAuthThrottle(
+                    limiter,
+                    burst=settings.oauth_failed_auth_burst,
+                    per_second=settings.oauth_failed_auth_per_s,
+                ),
                 json_limits=json_limits(settings),
                 metrics=metrics,
                 usage=usage,

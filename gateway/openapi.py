@@ -29,6 +29,7 @@ from gateway.admin import openapi as admin_openapi
 from gateway.console import openapi as console_openapi
 from gateway.http.openapi_parts import PROBLEM, json_body, ref
 from gateway.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
+from gateway.oauth import openapi as oauth_openapi
 from gateway.ops import openapi as ops_openapi
 from gateway.records import openapi as records_openapi
 from gateway.streams import openapi as streams_openapi
@@ -41,6 +42,7 @@ SECTIONS = (
     streams_openapi,
     admin_openapi,
     console_openapi,
+    oauth_openapi,
 )
 
 
@@ -119,9 +121,11 @@ def document() -> bytes:
     """The whole document, serialized once: every feature's section and this one's."""
     paths: dict[str, Any] = dict(OWN_PATHS)
     schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    security_schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for section in SECTIONS:
         paths |= section.PATHS
         schemas |= section.SCHEMAS
+        security_schemes |= getattr(section, "SECURITY_SCHEMES", {})
     doc = {
         "openapi": "3.1.0",
         "info": {
@@ -133,7 +137,7 @@ def document() -> bytes:
         "security": [{"bearer": []}],
         "paths": with_shared_problems(paths),
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": security_schemes,
             "schemas": schemas,
             "responses": {
                 "Problem": {

@@ -102,6 +102,23 @@ class Settings(BaseSettings):
         default="tidegate", min_length=1, description="`iss` of the gateway's own tokens."
     )
 
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="The URL clients reach the gateway on (https://... behind a TLS proxy): "
+        "the OAuth2 metadata's issuer and endpoints; unset: each request's own base URL.",
+    )
+    oauth_failed_auth_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Failed OAuth2 client authentications per client id before it is throttled.",
+    )
+    oauth_failed_auth_per_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Attempts per second a throttled client id regains (429 + Retry-After).",
+    )
+
     # -- quotas --------------------------------------------------------------------
     plans: dict[str, dict[str, float | int | None]] = Field(
         default_factory=dict,
