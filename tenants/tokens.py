@@ -26,6 +26,8 @@ Design:
 * A gateway token names the API key it was minted from (claim `key_id`): the
   directory refuses it once that key is revoked or expired or its tenant is
   suspended, so a token never outlives its key.
+  Its `jti` lets it be revoked on its own (RFC 7009), which the directory also
+  checks.
 * Claims: `exp` is required; `exp`/`nbf`/`iat` are checked with a leeway of at
   most 60 s; `iss` must match; `aud` must contain the configured audience; `sub`
   is required. The tenant comes only from the verified tenant claim; scopes the

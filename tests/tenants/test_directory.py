@@ -311,7 +311,8 @@ async def test_a_loaded_key_checks_only_its_own_secret(directory: TenantDirector
     assert loaded is not None
     assert loaded.tenant == "acme"
     assert directory.check_loaded_key(loaded, key, now_ms=NOW).credential_id == key_id
-    for wrong in (other, key[:-1] + "0", "tg_" + "x" * 40):
+    typo = key[:-1] + ("1" if key[-1] == "0" else "0")  # fails its checksum
+    for wrong in (other, typo, "tg_" + "x" * 40):
         with pytest.raises(Unauthenticated):
             directory.check_loaded_key(loaded, wrong, now_ms=NOW)
     assert await directory.load_key("aaaaaaaaaaaa") is None
