@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.streams.filters import RecordFilter
 from gateway.streams.follower import SharedFrames
 from storage.backend import LogStore
 from storage.errors import StorageError
@@ -46,7 +47,8 @@ def wire_frame(payload: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One run of a partition's records, rendered once for every subscriber."""
+    """One run of a partition's records, rendered once for every subscriber (of a
+    filtered feed: the run's records that match, maybe none)."""
 
     partition: int
     records: Sequence[Record]
@@ -66,7 +68,7 @@ class Subscriber(Protocol):
         ...
 
 
-_Key = tuple[int, str, int, ValueFormat]
+_Key = tuple[int, str, int, ValueFormat, RecordFilter | None]
 
 
 class Feed:
@@ -85,6 +87,7 @@ class Feed:
         self.name = key[1]
         self.partition = key[2]
         self.fmt = key[3]
+        self.only = key[4]
         self.tail = tail  # the next offset this feed reads
         self.subscribers: dict[Subscriber, None] = {}
         self.task: asyncio.Task[None] | None = None
@@ -110,14 +113,17 @@ class Feed:
                 )
                 if not result.records:
                     continue
-                text = shared.frame(result.records, self.partition, self.fmt)
+                records: Sequence[Record] = result.records
+                if self.only is not None:
+                    records = self.only.apply(records)
+                text = shared.frame(records, self.partition, self.fmt, self.only is not None)
                 frame = Frame(
                     self.partition,
-                    result.records,
+                    records,
                     result.records[0].offset,
                     result.next_offset,
                     result.bytes,
-                    wire_frame(text.encode()),
+                    wire_frame(text.encode()) if records else b"",
                 )
                 self.tail = result.next_offset
                 for subscriber in list(self.subscribers):
@@ -133,7 +139,7 @@ class Feed:
 
 
 class Feeds:
-    """The feeds of a process, one per (log, topic, partition, value format)."""
+    """The feeds of a process, one per (log, topic, partition, value format, filter)."""
 
     def __init__(self, shared: SharedFrames, *, frame_records: int, frame_bytes: int) -> None:
         self.shared = shared
@@ -152,10 +158,11 @@ class Feeds:
         partition: int,
         fmt: ValueFormat,
         position: int,
+        only: RecordFilter | None = None,
     ) -> Feed | None:
         """Add `subscriber`, at `position`, to the partition's feed (made if needed); None
         when the feed is past that position (the subscriber is behind: it reads alone)."""
-        key = (id(log), name, partition, fmt)
+        key = (id(log), name, partition, fmt, only)
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = Feed(self, key, log, position)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from gateway.http.rendered import RenderedRecords
 from gateway.http.woken import WokenReads
+from gateway.streams.filters import RecordFilter
 from gateway.streams.frames import GapEntry, records_frame
 from storage.backend import LogStore
 from storage.errors import OffsetOutOfRange
@@ -34,7 +35,13 @@ class SharedFrames:
         self.reads = WokenReads()
         self.frames: RenderedRecords[str] = RenderedRecords(render_cache_bytes)
 
-    def frame(self, records: Sequence[Record], partition: int, fmt: ValueFormat) -> str:
+    def frame(
+        self, records: Sequence[Record], partition: int, fmt: ValueFormat, filtered: bool = False
+    ) -> str:
+        """The `records` frame of a run: from the cache, unless the run was filtered (two
+        filters can keep different records with the same first, last and count)."""
+        if filtered:
+            return records_frame(records, partition, fmt)
         code = _FORMATS[fmt]
         return self.frames.head(
             records, partition, code, lambda run: records_frame(run, partition, fmt)
@@ -46,7 +53,8 @@ _FORMATS = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A run of one partition's records, and the position right after it."""
+    """A run of one partition's records, and the position right after it (a filtered
+    stream's run may hold none: the position moves on all the same)."""
 
     partition: int
     records: Sequence[Record]
@@ -72,6 +80,7 @@ class Follower:
         shared: SharedFrames,
         *,
         frame_bytes: int,
+        only: RecordFilter | None = None,
     ) -> None:
         if not positions:
             raise ValueError("a stream follows at least one partition")
@@ -80,6 +89,7 @@ class Follower:
         self.positions = dict(positions)
         self.shared = shared
         self.frame_bytes = frame_bytes
+        self.only = only
         self._order = sorted(positions)
         self._turn = 0
 
@@ -105,7 +115,8 @@ class Follower:
                 raise
             if result.records and not gaps:
                 self._turn = (self._turn + i + 1) % count
-                return Batch(p, result.records, result.next_offset, result.bytes)
+                records = result.records if self.only is None else self.only.apply(result.records)
+                return Batch(p, records, result.next_offset, result.bytes)
         if gaps:
             return Gap(tuple(gaps))
         return None

@@ -42,6 +42,8 @@ START_PARAMS = [
         {"type": "string", "enum": ["continue", "close"]},
     ),
     _query("access_token", "a short-lived token from POST /v1/tokens (browsers); never a key"),
+    _query("key", "only records with exactly this key"),
+    _query("header", "only records with this header value (name:value)"),
 ]
 
 PATHS: dict[str, Any] = {

@@ -35,6 +35,7 @@ from gateway.http.problems import GatewayError, Problem, ProblemType, problem_fo
 from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
 from gateway.http.runtime import Runtime, runtime_of
 from gateway.streams.access import url_credential
+from gateway.streams.filters import filter_of
 from gateway.streams.follower import Follower, Gap, SharedFrames
 from gateway.streams.frames import (
     HEARTBEAT,
@@ -203,8 +204,9 @@ class EventStream(Response):
                 follower.skip(item)
                 await self._send(send, sse_event("gap", data, format_positions(follower.positions)))
             else:
-                body = sse_records(item.records, item.partition, self.fmt, follower.positions)
-                await self._send(send, body)
+                if item.records:  # a filtered run may keep none: then only the position moves
+                    body = sse_records(item.records, item.partition, self.fmt, follower.positions)
+                    await self._send(send, body)
                 follower.advance(item)
                 traffic[self.tenant].consumed(item.bytes, len(item.records))
                 await quotas.charge_consume(self.tenant, item.bytes)
@@ -223,6 +225,7 @@ async def events(request: Request, shared: SharedFrames) -> Response:
         params, resume=resume, resume_name="Last-Event-ID" if header else "last_event_id"
     )
     close_on_gap = on_gap_param(params)
+    only = filter_of(params)
     info = await target.log.get_topic(target.stored)
     positions = await resolve(target.log, target.stored, info.partitions, start)
     follower = Follower(
@@ -231,6 +234,7 @@ async def events(request: Request, shared: SharedFrames) -> Response:
         positions,
         shared,
         frame_bytes=runtime.settings.stream_frame_bytes,
+        only=only,
     )
     return EventStream(
         runtime,

@@ -11,9 +11,11 @@ a client that stopped reading, a gap with `on_gap=close`) is recorded as its
 so nothing is ever sent after a close.
 
 A stream that has caught up joins each partition's `Feed` (feeds.py) and its
-task sleeps: the feed writes each new frame to it directly, within the
+pump ends (parks): the feed writes each new frame to it directly, within the
 stream's credit and only while its send buffer has room; otherwise the
-stream leaves the feed and its task reads on from its own position. Streams
+stream leaves the feed and a pump starts again and reads on from the
+stream's own position. An idle subscriber thus holds one task, its
+connection's. Streams
 under a protocol that cannot take such writes (plain uvicorn), and streams of
 a tenant with a consume rate quota (charged per frame by the task), always
 read on their own.
@@ -43,6 +45,7 @@ from gateway.streams.access import origin_allowed, subprotocol_credential, url_c
 from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
 from gateway.streams.credit import CreditWindow, InvalidCredit
 from gateway.streams.feeds import Feed, Feeds, Frame
+from gateway.streams.filters import filter_of
 from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
 from gateway.streams.positions import format_positions, on_gap_param, resolve, start_of
@@ -125,7 +128,6 @@ class StreamSession:
         )
         self.feeds = feeds if self.transport is not None else None
         self.joined: dict[int, Feed] = {}
-        self.wake = asyncio.Event()  # a partition left its feed: read on alone
         self.frame_records = self.settings.stream_frame_records
         self.traffic = runtime.usage.traffic[tenant]
 
@@ -136,8 +138,18 @@ class StreamSession:
             self.ending = ending
         self._leave_feeds()  # nothing more is written once an ending is known
         pump = self.pump
-        if pump is not None and pump is not asyncio.current_task() and not pump.done():
+        if pump is None or pump.done():
+            if not self.ending.client_gone:
+                self._start_pump()  # parked: it goes straight to the close
+        elif pump is not asyncio.current_task():
             pump.cancel()
+
+    def _start_pump(self) -> None:
+        """Run the pump unless it runs: a stream whose partitions are all in feeds parks
+        it (the task ends), so an idle subscriber holds no task of its own but the
+        connection's."""
+        if self.pump is None or self.pump.done():
+            self.pump = asyncio.ensure_future(self._pump())
 
     def _drained(self) -> None:
         positions = self.follower.positions
@@ -165,7 +177,7 @@ class StreamSession:
         if self.expires_at_ms is not None:
             delay = self.expires_at_ms / 1000 - self.runtime.now_ms() / 1000
             expiry = loop.call_later(max(delay, 0.0), self._expired)
-        self.pump = asyncio.ensure_future(self._pump())
+        self._start_pump()
         try:
             if drain.started:
                 self._drained()
@@ -175,12 +187,13 @@ class StreamSession:
             drain.watchers.discard(self._drained)
             if expiry is not None:
                 expiry.cancel()
-            if not self.pump.done():
-                if self.ending is None:
-                    self.end(Ending(CloseCode.NORMAL, "", client_gone=True))
-                self.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pump
+            if self.ending is None:
+                self.end(Ending(CloseCode.NORMAL, "", client_gone=True))
+            pump = self.pump
+            if pump is not None and not pump.done():
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
 
     async def _receive(self) -> None:
         """Read client frames until the connection closes (the pump's close included)."""
@@ -238,7 +251,7 @@ class StreamSession:
             or self.ending is not None
             or transport is None
             or self.window.allowance(self.frame_records) < count
-            or not transport.write_frame(frame.wire)
+            or (count and not transport.write_frame(frame.wire))
         ):
             self.dropped(partition)
             return False
@@ -248,8 +261,10 @@ class StreamSession:
         return True
 
     def dropped(self, partition: int) -> None:
+        """Out of a feed: the pump reads on alone from this partition's position."""
         self.joined.pop(partition, None)
-        self.wake.set()
+        if self.ending is None:
+            self._start_pump()
 
     def _join_feeds(self) -> bool:
         """Join the feed of every followed partition not in one; True when all are."""
@@ -259,7 +274,9 @@ class StreamSession:
         for partition, position in follower.positions.items():
             if partition in self.joined:
                 continue
-            feed = feeds.join(self, follower.log, follower.name, partition, self.fmt, position)
+            feed = feeds.join(
+                self, follower.log, follower.name, partition, self.fmt, position, follower.only
+            )
             if feed is None:
                 return False
             self.joined[partition] = feed
@@ -306,9 +323,8 @@ class StreamSession:
             item = await follower.poll(allowance, self.joined)
             if item is None:
                 if self._join_feeds():
-                    self.wake.clear()
-                    await self.wake.wait()  # the feeds write; a partition that leaves wakes us
-                elif self.feeds is None:
+                    return  # parked: the feeds write; a partition that leaves restarts it
+                if self.feeds is None:
                     await follower.wait(WAIT_S)
                 # else a feed is past this stream's position there: read on to it
             elif isinstance(item, Gap):
@@ -323,8 +339,11 @@ class StreamSession:
                 await quotas.charge_consume(self.tenant, item.bytes)
 
     async def _deliver_batch(self, batch: Batch) -> None:
-        await self._deliver(self.shared.frame(batch.records, batch.partition, self.fmt))
-        self.window.spend(len(batch.records))
+        if batch.records:  # a filtered run may keep none: then only the position moves
+            filtered = self.follower.only is not None
+            frame = self.shared.frame(batch.records, batch.partition, self.fmt, filtered)
+            await self._deliver(frame)
+            self.window.spend(len(batch.records))
         self.follower.advance(batch)
 
     async def _deliver(self, frame: str) -> None:
@@ -389,6 +408,7 @@ async def stream(
             params = query_of(ws)
             start = start_of(params)
             close_on_gap = on_gap_param(params)
+            only = filter_of(params)
             window = CreditWindow(credit_param(params))
             if "group" in params:
                 raise GatewayError(
@@ -406,7 +426,12 @@ async def stream(
             return
         await ws.accept(subprotocol=subprotocol)
         follower = Follower(
-            target.log, target.stored, positions, shared, frame_bytes=settings.stream_frame_bytes
+            target.log,
+            target.stored,
+            positions,
+            shared,
+            frame_bytes=settings.stream_frame_bytes,
+            only=only,
         )
         session = StreamSession(
             ws,

@@ -390,3 +390,33 @@ async def test_the_docs_websocket_example_runs(
     lines = done.stdout.splitlines()
     assert "'type': 'subscribed'" in lines[0]
     assert len(lines) >= 2
+
+
+async def test_a_filtered_stream_gets_only_its_records_and_resumes_exactly(
+    gateway: GatewayProcess, http: httpx.AsyncClient, topic_name: str
+) -> None:
+    await create(http, topic_name, partitions=2)
+    batch = [
+        {"key": f"user-{i % 3}", "value": i, "headers": {"trace": "t1" if i % 2 else "t2"}}
+        for i in range(60)
+    ]
+    reply = await http.post(f"/v1/topics/{topic_name}/records", json={"records": batch})
+    assert reply.status_code == 200
+    mine = sorted(i for i in range(60) if i % 3 == 1)
+    url = ws_url(gateway, topic_name, "from=earliest&key=user-1")
+    async with connect(url, additional_headers=gateway.headers) as ws:
+        await frame(ws)
+        seen = await ws_records(ws, len(mine))
+        with pytest.raises(TimeoutError):
+            await frame(ws, timeout_s=0.3)  # nothing else
+    assert sorted(v for _p, _o, v in seen) == mine
+    path = f"/v1/topics/{topic_name}/events"
+    params = {"from": "earliest", "header": "trace:t1", "key": "user-1"}
+    both = sorted(i for i in mine if i % 2)
+    async with aconnect_sse(http, "GET", path, params=params) as source:
+        first, last_id = await sse_records(source.aiter_sse(), 3)
+    async with aconnect_sse(
+        http, "GET", path, params=params, headers={"Last-Event-ID": last_id}
+    ) as source:
+        rest, _ = await sse_records(source.aiter_sse(), len(both) - 3)
+    assert sorted(v for _p, _o, v in first + rest) == both
