@@ -67,7 +67,7 @@ sanitize: $(STAMP)
 
 # The console's pictures in docs/img/ (the README shows them), taken again by its browser tests.
 screenshots: $(STAMP)
-	CONSOLE_SCREENSHOTS=update $(BIN)/pytest -q tests/gateway/console/test_browser_console.py
+	CONSOLE_SCREENSHOTS=update $(BIN)/pytest -q tests/gateway/console
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow

@@ -10,22 +10,18 @@ message and no page error beyond the HTTP errors it provoked on purpose.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.gateway.conftest import BOOTSTRAP_KEY, REPO, GatewayProcess
-from tests.support.browser import LAPTOP, PHONE, ConsoleWatch
+from tests.gateway.conftest import BOOTSTRAP_KEY, GatewayProcess
+from tests.gateway.console.pages import nav, open_page, shot, sign_in
+from tests.support.browser import PHONE, ConsoleWatch
 from tests.support.redis_server import RedisServer
 
-SCREENSHOTS = REPO / "docs" / "img"
-SHOTS_ELSEWHERE = Path(tempfile.gettempdir()) / "tidegate-console-screenshots"
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -51,35 +47,6 @@ def gateway(
 def api(gateway: GatewayProcess) -> Iterator[httpx.Client]:
     with gateway.client() as client:
         yield client
-
-
-def open_page(browser: Browser, watch: ConsoleWatch, viewport: dict[str, int] = LAPTOP) -> Page:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
-    return watch.watch(context.new_page())
-
-
-def sign_in(page: Page, gateway: GatewayProcess, key: str = BOOTSTRAP_KEY) -> None:
-    page.goto(f"{gateway.url}/console/")
-    page.get_by_label("API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Topics", level=1, exact=True)).to_be_visible()
-
-
-def nav(page: Page, name: str) -> Locator:
-    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
-
-
-def shot(page: Page, name: str) -> None:
-    """Photograph the page as docs/img/console-<name>.png when that picture is missing or
-    `make screenshots` asks (CONSOLE_SCREENSHOTS=update); otherwise into the test's own
-    directory, so that a test run never leaves the tree changed (every run differs in
-    timestamps and ids)."""
-    target = SCREENSHOTS / f"console-{name}.png"
-    if target.exists() and os.environ.get("CONSOLE_SCREENSHOTS") != "update":
-        target = SHOTS_ELSEWHERE / target.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=True)
 
 
 def tenant_key(api: httpx.Client, tenant: str, scopes: list[str] | None = None) -> str:
