@@ -117,6 +117,7 @@ def banner(settings: Settings, key: str | None) -> str:
         "",
         "Tidegate is ready for its first use.",
         f"  URL:          {url}",
+        f"  Console:      {url}/console/",
     ]
     if key is not None:
         lines.append(f"  Operator key: {key}")

@@ -163,3 +163,10 @@ def test_every_module_import_names_a_file_the_console_serves() -> None:
 
 def test_the_console_is_found_from_a_source_checkout() -> None:
     assert web_root() == WEB
+
+
+def test_the_first_start_banner_names_the_console(tmp_path: Path) -> None:
+    from gateway.lifespan import banner
+
+    settings = Settings(data_dir=tmp_path)
+    assert f"Console:      {settings.base_url}/console/\n" in banner(settings, None)
