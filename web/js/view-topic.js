@@ -1,5 +1,5 @@
 // One topic: its partitions (start and end offsets, sizes), its config (changed in place),
-// a record browser by partition and offset or time, a produce form that shows the API's
+// a live tail over the WebSocket stream, a record browser by partition and offset or time, a produce form that shows the API's
 // validation errors where they point, and delete with confirmation.
 
 import { del, get, patch, request, seg } from "./api.js";
@@ -9,6 +9,7 @@ import { bytes, count, duration, time } from "./format.js";
 import { clearProblem, showProblem } from "./problems.js";
 import { recordsTable } from "./records.js";
 import { empty, failed, loading } from "./states.js";
+import { liveTail } from "./tail.js";
 
 const PAGE = 20;
 
@@ -318,6 +319,7 @@ export async function render(main, [name], view) {
       refresh();
       records.show(first.partition, first.offset);
     }),
+    liveTail(topic, view),
     records.form);
   view.every(5000, refresh);
 }
