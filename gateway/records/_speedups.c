@@ -184,6 +184,20 @@ static inline long hex4(const unsigned char *p) {
     return v;
 }
 
+/* The bytes of the word `v` that are a quote, a backslash, a control character or not
+ * ASCII, each marked by its top bit: the bytes scan_string must look at one by one
+ * (the rest it skips 8 at a time). The lowest marked byte is always such a byte
+ * (bit-twiddling's haszero and hasless, n <= 128: a borrow only runs past a byte
+ * that is marked itself), so on a little-endian machine it is the first of them. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline uint64_t specials(uint64_t v) {
+    uint64_t quote = v ^ (ONES * '"'), backslash = v ^ (ONES * '\\');
+    uint64_t zero_q = (quote - ONES) & ~quote, zero_b = (backslash - ONES) & ~backslash;
+    uint64_t control = (v - ONES * 0x20) & ~v;
+    return (zero_q | zero_b | control | v) & HIGHS;
+}
+
 /* A string at s->p (on its quote): `raw` is its text between the quotes, checked:
  * valid UTF-8, no raw control character, escapes as JSON defines them, surrogate
  * escapes in pairs. `escaped`: whether it holds an escape (its text then needs
@@ -193,6 +207,19 @@ static int scan_string(Scan *s, Text *raw, int *escaped) {
     const unsigned char *p = start, *end = s->end;
     int any = 0;
     while (p < end) {
+        while (end - p >= 8) { /* plain ASCII text, a word at a time */
+            uint64_t v;
+            memcpy(&v, p, 8);
+            uint64_t marked = specials(v);
+            if (marked) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += __builtin_ctzll(marked) >> 3; /* straight to the first of them */
+#endif
+                break;
+            }
+            p += 8;
+        }
+        if (p >= end) break;
         unsigned char c = *p;
         if (c == '"') {
             if (p - start > s->max_string) return -1;

@@ -811,3 +811,35 @@ def test_a_reply_from_a_kept_head_is_the_whole_reply(
     for fast in (_speedups, None):
         head = records_head(records, partition, fmt, fast)
         assert b'%b,"next_offset":%d,"end_offset":%d}' % (head, end // 2, end) == whole
+
+
+# What the scanner must look at byte by byte inside a string (it skips plain ASCII
+# eight bytes at a time): each at every position of strings around that width.
+IN_STRINGS = [
+    b'\\"',
+    b"\\\\",
+    b"\\n",
+    b"\\u00e9",
+    b"\\ud83d\\ude00",
+    b"\\ud83d",
+    b"\xc3\xa9",
+    b"\xf0\x9f\x98\x80",
+    b"\xff",
+    b"\xc3",
+    b"\x1f",
+    b"\x00",
+    b"\x7f",
+    b" ",
+    b"~",
+]
+
+
+@pytest.mark.parametrize("special", IN_STRINGS)
+def test_every_position_of_a_string_reads_as_the_reference_reads_it(special: bytes) -> None:
+    for length in range(0, 20):
+        for at in range(length + 1):
+            text = b"a" * at + special + b"b" * (length - at)
+            for record in (b'{"value":"%b"}', b'{"key":"%b","value":1}', b'{"value":{"%b":1}}'):
+                body = b'{"records":[' + record % text + b"]}"
+                for info in (topic(), topic(fmt=ValueFormat.STRING)):
+                    agree(body, info, exactly=True)
