@@ -4,16 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# redis-server for the tests; gcc and python3-dev build the C fast paths (gateway/records/_speedups.c); wrk drives `make bench`;
+# redis-server for the tests; gcc, python3-dev and zlib1g-dev build the C fast paths
+# (gateway/records/_speedups.c, storage/embedded/_framing.c); wrk drives `make bench`;
 # chromium runs the console's browser tests (tests/gateway/console/)
-DEB_PACKAGES := redis-server gcc python3-dev wrk chromium
+DEB_PACKAGES := redis-server gcc python3-dev zlib1g-dev wrk chromium
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
 .PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams loadtest deps clean screenshots
 
-$(STAMP): pyproject.toml setup.py gateway/records/_speedups.c
+$(STAMP): pyproject.toml setup.py gateway/records/_speedups.c storage/embedded/_framing.c
 	@for pkg in $(DEB_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || NEED="$$NEED $$pkg"; \
 	done; \
@@ -42,7 +43,7 @@ unit: $(STAMP)
 
 test: lint unit sanitize
 
-# The C fast paths' differential tests again, with the extension built under
+# The C fast paths' differential tests again, with the extensions built under
 # AddressSanitizer and UBSan in a copy of the tree (the in-place build is left
 # alone); any report fails the run. PYTHONMALLOC=malloc puts every Python
 # allocation where ASan watches it. The import check makes sure the tests ran
@@ -54,16 +55,19 @@ sanitize: $(STAMP)
 	cp -r gateway storage tenants tests pyproject.toml "$$dir"; \
 	include=$$($$python -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
 	suffix=$$($$python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'); \
-	rm -f "$$dir"/gateway/records/_speedups*.so; \
+	rm -f "$$dir"/gateway/records/_speedups*.so "$$dir"/storage/embedded/_framing*.so; \
 	gcc -shared -fPIC $(SANITIZE_CFLAGS) -Wall -Wextra -Wno-unused-parameter -I"$$include" \
 	  gateway/records/_speedups.c -o "$$dir/gateway/records/_speedups$$suffix"; \
+	gcc -shared -fPIC $(SANITIZE_CFLAGS) -Wall -Wextra -Wno-unused-parameter -I"$$include" \
+	  storage/embedded/_framing.c -lz -o "$$dir/storage/embedded/_framing$$suffix"; \
 	cd "$$dir"; \
 	export LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYTHONMALLOC=malloc; \
-	$$python -c 'import sys, gateway.records._speedups as m; \
-	  sys.exit(0 if m.__file__.startswith(sys.argv[1]) else f"imported {m.__file__}")' "$$dir"; \
+	$$python -c 'import sys, gateway.records._speedups as m, storage.embedded._framing as f; \
+	  bad = [x.__file__ for x in (m, f) if not x.__file__.startswith(sys.argv[1])]; \
+	  sys.exit(f"imported {bad}" if bad else 0)' "$$dir"; \
 	$$python -m pytest -q -p no:cacheprovider --capture=sys --hypothesis-profile=sanitize \
-	  tests/gateway/records/test_speedups.py
+	  tests/gateway/records/test_speedups.py tests/storage/test_framing.py
 
 # The console's pictures in docs/img/ (the README shows them), taken again by its browser tests.
 screenshots: $(STAMP)

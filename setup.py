@@ -1,5 +1,6 @@
-"""Builds the gateway's C fast paths and puts the console's files into the package;
-everything else about the package is in pyproject.toml."""
+"""Builds the C fast paths (the gateway's, and the embedded log's batch framing) and
+puts the console's files into the package; everything else about the package is in
+pyproject.toml."""
 
 import shutil
 from pathlib import Path
@@ -31,6 +32,14 @@ setup(
             extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"],
             # Without a compiler the package still installs: the reference paths serve.
             optional=True,
-        )
+        ),
+        Extension(
+            "storage.embedded._framing",
+            sources=["storage/embedded/_framing.c"],
+            libraries=["z"],
+            extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"],
+            # Without it codec.frame_batch, the reference, frames every batch.
+            optional=True,
+        ),
     ],
 )

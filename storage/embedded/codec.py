@@ -37,7 +37,7 @@ offset instead. Offsets of records are implicit: base_offset + index.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from storage.embedded.checksum import crc32
@@ -138,6 +138,29 @@ def frame_batch(
     crc = crc32(data, crc32(tail))
     prefix = PREFIX.pack(base_offset, len(tail) + len(data) + 4)
     return b"".join((prefix, _CRC.pack(crc), tail, data))
+
+
+def _frame_reference(
+    data: bytes, count: int, first: int, last: int, identity: bytes | None, appended_ms: int, /
+) -> bytes:
+    return frame_batch(
+        PackedRecords(data, count, first, last), identity=identity, appended_ms=appended_ms
+    )
+
+
+Frame = Callable[[bytes, int, int, int, bytes | None, int], bytes]
+
+try:
+    from storage.embedded._framing import frame as _frame_in_c
+except ImportError:  # installed without a compiler: the reference frames every batch
+    frame: Frame = _frame_reference
+else:
+    frame = _frame_in_c
+"""`frame(data, count, first_timestamp, max_timestamp, identity, appended_ms)`: the
+packed records `(data, count, first, max)` framed as one batch with base offset 0,
+as `frame_batch` frames them; by its C twin (`_framing.c`) when that is built. It
+runs once for every partition an append writes; ValueError (or struct.error, from
+the reference) for anything `frame_batch` refuses."""
 
 
 def with_base_offset(batch: bytes, base_offset: int) -> bytes:

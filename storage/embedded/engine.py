@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from storage.embedded.catalog import Catalog, new_topic_id
-from storage.embedded.codec import frame_batch
+from storage.embedded.codec import frame
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import DecodedBatches
 from storage.embedded.fileio import FileIO
@@ -105,7 +105,7 @@ def _framed(packed: PackedRecords, limit: int, identity: bytes | None, appended_
             if size > limit:
                 raise RecordTooLarge(size, limit, i)
     try:
-        return frame_batch(packed, identity=identity, appended_ms=appended_ms)
+        return frame(*packed, identity, appended_ms)
     except (ValueError, struct.error) as exc:
         raise InvalidConfig(f"records cannot be stored: {exc}") from exc
 
