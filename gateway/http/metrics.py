@@ -30,6 +30,7 @@ children are cached too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ DEFAULT_MAX_TOPIC_SERIES = 1000
 OTHER_TOPIC = "other"
 UNMATCHED_ROUTE = "unmatched"
 CLOSE_REASONS = ("head-timeout", "body-timeout", "head-too-large", "displaced", "over-cap")
+STREAM_KINDS = ("websocket", "sse")
 
 # Seconds. Requests include long-polls, which may wait up to TIDEGATE_MAX_WAIT_MS.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -144,6 +146,12 @@ class _LoopCounts(Collector):
             ["limit"],
             (([limit], c) for limit, c in sorted(m.quota_rejections.items())),
         )
+        streams = GaugeMetricFamily(
+            "tidegate_streams_open", "live streams open now, by kind", labels=["kind"]
+        )
+        for kind, count in sorted(m.streams_open.items()):
+            streams.add_metric([kind], count)
+        yield streams
         yield _counter(
             "tidegate_connections_closed",
             "connections closed by a bound, by reason (head-timeout, body-timeout, "
@@ -228,6 +236,7 @@ class Metrics:
         self.problems: dict[str, int] = {}
         self.quota_rejections: dict[str, int] = {}
         self.connections_closed: dict[str, int] = dict.fromkeys(CLOSE_REASONS, 0)
+        self.streams_open: dict[str, int] = dict.fromkeys(STREAM_KINDS, 0)
         self.routes: dict[str, dict[str, RequestSeries]] = {}
         self.topic_labels: dict[tuple[str, str], TopicSeries] = {}
         self._topics: dict[str, TopicSeries] = {}  # by storage name
@@ -319,6 +328,15 @@ class Metrics:
             other = self._others[tenant] = TopicSeries()
             self.topic_labels[(tenant, OTHER_TOPIC)] = other
         return other
+
+    @contextlib.contextmanager
+    def stream_open(self, kind: str) -> Iterator[None]:
+        """Count a live stream (`websocket` or `sse`) as open while the block runs."""
+        self.streams_open[kind] = self.streams_open.get(kind, 0) + 1
+        try:
+            yield
+        finally:
+            self.streams_open[kind] -= 1
 
     def problem(self, problem_type: str) -> None:
         self.problems[problem_type] = self.problems.get(problem_type, 0) + 1

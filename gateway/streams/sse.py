@@ -102,7 +102,8 @@ class EventStream(Response):
             await problem_for(exc).response()(scope, receive, send)
             return
         try:
-            await self._stream(scope, receive, send)
+            with self.runtime.metrics.stream_open("sse"):
+                await self._stream(scope, receive, send)
         finally:
             holding.__exit__(None, None, None)
 

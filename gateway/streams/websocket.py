@@ -448,4 +448,5 @@ async def stream(
             # A consume rate is charged per frame by the pump: such streams read alone.
             feeds=feeds if limits.consume_bytes_per_second is None else None,
         )
-        await session.run()
+        with runtime.metrics.stream_open("websocket"):
+            await session.run()
