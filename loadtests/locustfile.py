@@ -15,6 +15,10 @@ Users (their mix is weighted by `--tidegate-*-weight`):
   `--tidegate-keyed-share` of them, with an `Idempotency-Key` for
   `--tidegate-idempotent-share`; values of about `--tidegate-record-bytes`.
   Paced at `--tidegate-producer-rate` requests/s a user (0: closed loop).
+* `WebSocketSubscriber` (`websockets` client) and `SseSubscriber` (httpx-sse):
+  follow a topic live from `latest`; each record is reported as
+  `record latency (websocket)` / `(sse)` (type `RECV`), from its timestamp to
+  its arrival, and each connection as `connect` (type `WS` / `SSE`).
 * `LongPollConsumer`: long-polls one partition from its end
   (`max_wait_ms=--tidegate-wait-ms`) and reads on; besides each fetch it
   reports `record latency` (type `RECV`): the time from the newest record's
@@ -36,10 +40,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import httpx
-from locust import FastHttpUser, constant, constant_throughput, events, task
+from httpx_sse import connect_sse
+from locust import FastHttpUser, User, constant, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
+from websockets.sync.client import connect as ws_connect
 
 SETUP_TIMEOUT_S = 30.0
 
@@ -60,6 +67,8 @@ def _options(parser: Any) -> None:
         ("wait-ms", int, 5000, "max_wait_ms of a consumer's long-poll"),
         ("producer-weight", int, 3, "weight of the producer user"),
         ("consumer-weight", int, 1, "weight of the long-poll consumer user"),
+        ("websocket-weight", int, 1, "weight of the WebSocket subscriber user"),
+        ("sse-weight", int, 1, "weight of the SSE subscriber user"),
     ):
         env = "TIDEGATE_" + name.upper().replace("-", "_")
         group.add_argument(
@@ -151,6 +160,8 @@ def _weights(environment: Environment, **_: Any) -> None:
     if options is not None:
         Producer.weight = options.tidegate_producer_weight
         LongPollConsumer.weight = options.tidegate_consumer_weight
+        WebSocketSubscriber.weight = options.tidegate_websocket_weight
+        SseSubscriber.weight = options.tidegate_sse_weight
 
 
 @events.test_stop.add_listener
@@ -260,3 +271,98 @@ class LongPollConsumer(FastHttpUser):
                 exception=None,
                 context={},
             )
+
+
+def _report(environment: Environment, kind: str, name: str, started: float, exc: Exception | None,
+            length: int = 0) -> None:  # fmt: skip
+    environment.events.request.fire(
+        request_type=kind,
+        name=name,
+        response_time=(time.perf_counter() - started) * 1000,
+        response_length=length,
+        exception=exc,
+        context={},
+    )
+
+
+def _record_latency(environment: Environment, name: str, records: list[dict[str, Any]]) -> None:
+    """Each record's age on arrival, from its timestamp, as a RECV request event."""
+    now_ms = time.time() * 1000
+    for record in records:
+        environment.events.request.fire(
+            request_type="RECV",
+            name=name,
+            response_time=max(0.0, now_ms - record["timestamp"]),
+            response_length=0,
+            exception=None,
+            context={},
+        )
+
+
+class WebSocketSubscriber(User):
+    """Follows a topic over WebSocket from `latest`; reports each record's latency."""
+
+    weight = 1
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        assert PLAN is not None, "set-up did not run"
+        tenant, topic = PLAN.pick()
+        host = (self.environment.host or "").rstrip("/")
+        self.url = host.replace("http", "ws", 1) + f"/v1/topics/{topic}/stream?from=latest"
+        self.headers = {"Authorization": f"Bearer {tenant.key}"}
+
+    @task
+    def follow(self) -> None:
+        started = time.perf_counter()
+        try:
+            ws = ws_connect(self.url, additional_headers=self.headers, open_timeout=10)
+        except Exception as exc:
+            _report(self.environment, "WS", "connect", started, exc)
+            return
+        _report(self.environment, "WS", "connect", started, None)
+        try:
+            while True:  # until the test stops this user (GreenletExit) or the server closes
+                document = json.loads(ws.recv())
+                if document.get("type") == "records":
+                    _record_latency(self.environment, "record latency (websocket)",
+                                    document["records"])  # fmt: skip
+        except gevent.GreenletExit:
+            raise
+        except Exception as exc:
+            _report(self.environment, "WS", "stream", started, exc)
+        finally:
+            ws.close()
+
+
+class SseSubscriber(User):
+    """Follows a topic over Server-Sent Events from `latest`; reports each record's latency."""
+
+    weight = 1
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        assert PLAN is not None, "set-up did not run"
+        tenant, self.topic = PLAN.pick()
+        self.client = _admin(self.environment, tenant.key)
+        self.client.timeout = httpx.Timeout(30.0, read=None)
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    @task
+    def follow(self) -> None:
+        started = time.perf_counter()
+        path = f"/v1/topics/{self.topic}/events?from=latest"
+        try:
+            with connect_sse(self.client, "GET", path) as source:
+                source.response.raise_for_status()
+                _report(self.environment, "SSE", "connect", started, None)
+                for event in source.iter_sse():
+                    if event.event == "record":
+                        _record_latency(self.environment, "record latency (sse)",
+                                        [json.loads(event.data)])  # fmt: skip
+        except gevent.GreenletExit:
+            raise
+        except Exception as exc:
+            _report(self.environment, "SSE", "connect", started, exc)
