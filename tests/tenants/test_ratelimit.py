@@ -276,7 +276,9 @@ async def test_redis_two_gateways_share_one_limit(redis_url: str) -> None:  # no
 
 @pytest.mark.redis
 async def test_redis_admitted_rate(client: redis.asyncio.Redis[bytes]) -> None:
-    """Looping against rate 50/s, burst 5 for ~2 s admits rate * T + burst, within 5%."""
+    """Looping against rate 50/s, burst 5 for ~2 s never admits more than rate * T + burst
+    (the limiter's promise, whatever the machine's load) and not far fewer (the client
+    sleeps only as told, but a loaded machine may wake it late)."""
     limiter = RedisGcra(client)
     rate, burst, duration = 50.0, 5.0, 2.0
     admitted = calls = 0
@@ -292,7 +294,8 @@ async def test_redis_admitted_rate(client: redis.asyncio.Redis[bytes]) -> None:
     elapsed = time.monotonic() - start
     expected = rate * elapsed + burst
     print(f"admitted {admitted} in {elapsed:.3f} s ({calls} calls); rate*T+burst = {expected:.1f}")
-    assert abs(admitted - expected) <= 0.05 * expected
+    assert admitted <= expected + 1
+    assert admitted >= 0.75 * expected
 
 
 @pytest.mark.redis
