@@ -58,6 +58,7 @@ def storage_config(settings: Settings) -> StorageConfig:
         redis_url=settings.redis_url,
         redis_cluster=settings.redis_cluster,
         shards=settings.storage_shards,
+        max_open_files=settings.max_open_files,
         idempotency_window_batches=settings.idempotency_window_batches,
         idempotency_window_s=settings.idempotency_ttl_s,
         retention_interval_s=settings.retention_interval_s,

@@ -25,6 +25,8 @@ class StorageConfig:
     redis_url: str | None = None
     redis_cluster: bool = False
     shards: int = 4
+    # Segment files the file engine keeps open (storage.embedded.openfiles).
+    max_open_files: int = 1024
     crash_point: str | None = None
     # Each partition remembers its newest `idempotency_window_batches` idempotent
     # batches, none older than `idempotency_window_s` (see storage.embedded.producers).
@@ -76,6 +78,7 @@ async def open_backend(
             idempotency_window=window,
             retention_interval_s=config.retention_interval_s,
             observer=observer,
+            max_open_files=config.max_open_files,
         )
         log = await EmbeddedLogStore.open(config.data_dir, options=options)
         try:

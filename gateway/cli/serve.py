@@ -136,6 +136,12 @@ class _DrainingServer(uvicorn.Server):
                 await asyncio.wait_for(self._forced.wait(), seconds)
 
 
+def open_files_bound(settings: Settings) -> int:
+    """Descriptors the file engine's segment files may take at most: its bound,
+    and half as much again while its writers sync (storage.embedded.openfiles)."""
+    return settings.max_open_files * 3 // 2 if settings.storage == "file" else 0
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on `host:port`; OSError if it cannot be had."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -183,7 +189,9 @@ def serve(settings: Settings) -> int:
         body_timeout_s=settings.body_timeout_s,
         body_min_bytes_per_s=settings.body_min_bytes_per_s,
         max_header_bytes=settings.max_header_bytes,
-        max_connections=raise_fd_limit(settings.max_connections),
+        max_connections=raise_fd_limit(
+            settings.max_connections, reserved=open_files_bound(settings)
+        ),
     )
     config = uvicorn.Config(
         app,

@@ -49,8 +49,9 @@ from gateway.http.protocol import GatheringHttpProtocol
 log = logging.getLogger("tidegate.connections")
 
 FD_HEADROOM = 256
-"""File descriptors kept free of client connections: log segments, indexes, the
-state database, the listening socket, a `/healthz` or two."""
+"""File descriptors kept free of client connections besides the storage's segment
+files (`raise_fd_limit`'s `reserved`): index and snapshot files opened for a
+moment, the state database, the listening socket, a `/healthz` or two."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +273,10 @@ def limited_protocol(limits: ConnectionLimits, metrics: Metrics) -> type[Limited
     return type("LimitedHttpProtocol", (LimitedHttpProtocol,), attributes)
 
 
-def raise_fd_limit(max_connections: int) -> int:
+def raise_fd_limit(max_connections: int, reserved: int = 0) -> int:
     """Raise the soft `RLIMIT_NOFILE` to the hard limit, and return how many client
-    connections fit below it with `FD_HEADROOM` to spare (at most `max_connections`)."""
+    connections fit below it with `FD_HEADROOM` and `reserved` (the storage's own
+    bound on open files) to spare (at most `max_connections`)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
@@ -283,7 +285,7 @@ def raise_fd_limit(max_connections: int) -> int:
             soft = target
         except (ValueError, OSError):
             pass
-    fits = max(16, soft - FD_HEADROOM)
+    fits = max(16, soft - FD_HEADROOM - reserved)
     if fits < max_connections:
         log.warning(
             "the file descriptor limit (%d) leaves room for %d client connections, "

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         default=30.0, gt=0, description="How often segments past their retention are deleted."
     )
+    max_open_files: int = Field(
+        default=1024,
+        ge=16,
+        description="Segment files the file engine keeps open (least recently used closed "
+        "first, reopened when read; a file holding unsynced data is kept open until its "
+        "sync); briefly up to 1.5 times this while writers sync.",
+    )
 
     # -- credentials ---------------------------------------------------------------
     bootstrap_key: SecretStr | None = Field(

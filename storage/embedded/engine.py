@@ -28,6 +28,7 @@ from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import DecodedBatches
 from storage.embedded.fileio import FileIO
 from storage.embedded.lock import DataDirLock
+from storage.embedded.openfiles import OpenFiles
 from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
 from storage.embedded.recovery import recover_partition, recover_producers
@@ -144,6 +145,7 @@ class EmbeddedLogStore:
         self.options = options
         self.recovery = RecoveryStats()
         self._fio = fio
+        self.files = OpenFiles(fio, options.max_open_files)
         self._loop = loop
         self._catalog = catalog
         self._crash = crash
@@ -159,6 +161,8 @@ class EmbeddedLogStore:
                 crash=crash,
                 fio=fio,
                 observer=options.observer,
+                files=self.files,
+                sync_group=options.max_open_files // (2 * options.shards),
             )
             for i in range(options.shards)
         ]
@@ -226,7 +230,7 @@ class EmbeddedLogStore:
     def _open_partition(self, info: TopicInfo, number: int, *, clean: bool) -> Partition:
         directory = self._catalog.partition_dir(info.topic_id, number)
         recovered = recover_partition(
-            self._fio,
+            self.files,
             directory,
             clean=clean,
             index_interval_bytes=self.options.index_interval_bytes,
@@ -259,6 +263,7 @@ class EmbeddedLogStore:
             number,
             directory,
             fio=self._fio,
+            files=self.files,
             config=info.config,
             recovered=recovered,
             index_interval_bytes=self.options.index_interval_bytes,

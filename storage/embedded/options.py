@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storage.embedded.decoded import DEFAULT_BUDGET_BYTES
+from storage.embedded.openfiles import DEFAULT_MAX_OPEN_FILES
 from storage.embedded.producers import Window
 from storage.observer import NO_OBSERVER, StorageObserver
 
@@ -30,6 +31,9 @@ class EngineOptions:
         appends nothing.
     observer: told how long appends and syncs take and which appends failed
         (`storage.observer`); by default nobody is.
+    max_open_files: segment files kept open at most, besides those in use or
+        holding unsynced data (`openfiles`); the others are closed, least
+        recently used first, and reopened when next read or written.
     """
 
     shards: int = 4
@@ -40,6 +44,7 @@ class EngineOptions:
     decoded_cache_bytes: int = DEFAULT_BUDGET_BYTES
     idempotency_window: Window = field(default_factory=Window)
     observer: StorageObserver = NO_OBSERVER
+    max_open_files: int = DEFAULT_MAX_OPEN_FILES
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -50,5 +55,7 @@ class EngineOptions:
             raise ValueError("max_queued_appends must be at least 1")
         if self.decoded_cache_bytes < 0:
             raise ValueError("decoded_cache_bytes must not be negative")
+        if self.max_open_files < 1:
+            raise ValueError("max_open_files must be at least 1")
         if self.retention_interval_s <= 0:
             raise ValueError("retention_interval_s must be positive")

@@ -39,6 +39,7 @@ from storage.embedded.codec import (
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.decoded import Decoded, DecodedBatches, partition_token, payload_of
 from storage.embedded.fileio import FileIO
+from storage.embedded.openfiles import OpenFiles
 from storage.embedded.producers import (
     ProducerState,
     Window,
@@ -123,6 +124,7 @@ class Partition:
         directory: str,
         *,
         fio: FileIO,
+        files: OpenFiles,
         config: TopicConfig,
         recovered: RecoveredLog,
         index_interval_bytes: int,
@@ -152,6 +154,7 @@ class Partition:
         # only. Keyed by the future, so a reader that stops waiting leaves in O(1).
         self.waiters: dict[asyncio.Future[bool], int] = {}
         self._fio = fio
+        self._files = files
         self.device = fio.device(directory)  # which file system: syncs are shared per one
         self._interval = index_interval_bytes
         self._crash = crash
@@ -208,7 +211,7 @@ class Partition:
         if self.producers_dirty:
             self.write_producer_snapshot()
         new = Segment.create(
-            self._fio,
+            self._files,
             self.directory,
             self.next_offset,
             index_interval_bytes=self._interval,
@@ -263,8 +266,8 @@ class Partition:
         with self.lock:
             seg, keep, end = self.active, self.visible_size, self.end_offset
         try:
-            if seg.fd is not None:
-                self._fio.ftruncate(seg.fd, keep)
+            if not seg.closed:
+                seg.cut_back(keep)
         except OSError:
             pass
         try:

@@ -38,6 +38,7 @@ from storage.embedded.codec import (
     validate_batch,
 )
 from storage.embedded.fileio import FileIO
+from storage.embedded.openfiles import OpenFiles
 from storage.embedded.producers import (
     Held,
     ProducerState,
@@ -180,9 +181,11 @@ def _remove_strays(fio: FileIO, directory: str, names: list[str]) -> None:
 
 
 def recover_partition(
-    fio: FileIO, directory: str, *, clean: bool, index_interval_bytes: int, now_ms: int
+    files: OpenFiles, directory: str, *, clean: bool, index_interval_bytes: int, now_ms: int
 ) -> RecoveredLog:
-    """Open every segment of the partition in `directory`, validating as described above."""
+    """Open every segment of the partition in `directory`, validating as described above
+    (the segments' files in `files`, which keeps at most its bound of them open)."""
+    fio = files.fio
     names = fio.listdir(directory)
     _remove_strays(fio, directory, names)
     bases = sorted(b for b in (parse_segment_name(n) for n in names) if b is not None)
@@ -191,13 +194,13 @@ def recover_partition(
         for base in bases:
             result.segments.append(
                 Segment.open(
-                    fio, directory, base, index_interval_bytes=index_interval_bytes, now_ms=now_ms
+                    files, directory, base, index_interval_bytes=index_interval_bytes, now_ms=now_ms
                 )
             )
         if not result.segments:
             result.segments.append(
                 Segment.create(
-                    fio, directory, 0, index_interval_bytes=index_interval_bytes, now_ms=now_ms
+                    files, directory, 0, index_interval_bytes=index_interval_bytes, now_ms=now_ms
                 )
             )
             fio.fsync_dir(directory)

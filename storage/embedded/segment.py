@@ -5,14 +5,20 @@ directory listing sorts them in log order. The log file is opened O_APPEND:
 after a failed write is cut back with ftruncate, the next write lands exactly
 at the new end. Only the partition's writer thread appends; readers use pread
 on the same descriptor, under the partition lock.
+
+The descriptor belongs to the engine's `OpenFiles`, which may close it while
+the segment is idle and reopens it on the next use: every use holds a lease
+for the length of its call, and a write that leaves unsynced data keeps the
+file open until its sync (see `openfiles.py` for why).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
-from storage.embedded.fileio import FileIO
 from storage.embedded.index import MIN_TIMESTAMP, IndexCorrupt, OffsetIndex, TimeIndex
+from storage.embedded.openfiles import OpenFiles, SegmentFile
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -36,19 +42,20 @@ class Segment:
 
     def __init__(
         self,
-        fio: FileIO,
+        files: OpenFiles,
         directory: str,
         base_offset: int,
-        fd: int,
+        file: SegmentFile,
         *,
         size: int,
         index_interval_bytes: int,
         created_ms: int,
     ) -> None:
-        self.fio = fio
+        self.files = files
+        self.fio = files.fio
         self.directory = directory
         self.base_offset = base_offset
-        self.fd: int | None = fd
+        self.file = file
         self.size = size
         self.created_ms = created_ms
         self.next_offset = base_offset
@@ -66,7 +73,7 @@ class Segment:
     @classmethod
     def create(
         cls,
-        fio: FileIO,
+        files: OpenFiles,
         directory: str,
         base_offset: int,
         *,
@@ -74,8 +81,10 @@ class Segment:
         now_ms: int,
     ) -> Segment:
         """Create an empty segment file (the caller fsyncs the directory)."""
+        fio = files.fio
         path = os.path.join(directory, segment_file_stem(base_offset) + LOG_SUFFIX)
-        fd = fio.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        fd = fio.open(path, flags)
         try:
             if fio.size(fd):
                 fio.ftruncate(fd, 0)
@@ -83,10 +92,10 @@ class Segment:
             fio.close(fd)
             raise
         return cls(
-            fio,
+            files,
             directory,
             base_offset,
-            fd,
+            files.adopt(path, flags, fd),
             size=0,
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
@@ -95,7 +104,7 @@ class Segment:
     @classmethod
     def open(
         cls,
-        fio: FileIO,
+        files: OpenFiles,
         directory: str,
         base_offset: int,
         *,
@@ -103,18 +112,20 @@ class Segment:
         now_ms: int,
     ) -> Segment:
         """Open an existing segment; its indexes are empty until loaded or rebuilt."""
+        fio = files.fio
         path = os.path.join(directory, segment_file_stem(base_offset) + LOG_SUFFIX)
-        fd = fio.open(path, os.O_RDWR | os.O_APPEND)
+        flags = os.O_RDWR | os.O_APPEND
+        fd = fio.open(path, flags)
         try:
             size = fio.size(fd)
         except BaseException:
             fio.close(fd)
             raise
         return cls(
-            fio,
+            files,
             directory,
             base_offset,
-            fd,
+            files.adopt(path, flags, fd),
             size=size,
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
@@ -131,11 +142,6 @@ class Segment:
     @property
     def timeindex_path(self) -> str:
         return os.path.join(self.directory, segment_file_stem(self.base_offset) + TIMEINDEX_SUFFIX)
-
-    def _fd(self) -> int:
-        if self.fd is None:
-            raise ValueError(f"segment {self.base_offset} is closed")
-        return self.fd
 
     # -- indexes ------------------------------------------------------------------------
 
@@ -215,27 +221,34 @@ class Segment:
         """Write whole batches, back to back in `data`, with one write; `batches` holds
         each one's (base offset, record count, max timestamp, size). Returns the
         position of the first. `durable`: the write returns once the data is on
-        disk (`FileIO.write_all_durable`), and no `sync` is needed for it.
+        disk (`FileIO.write_all_durable`), and no `sync` is needed for it; else
+        the file stays open until `sync` (it holds unsynced data).
 
         On any OSError the file is cut back to where the first batch started, so
         a half-written batch is never left behind, and the error is re-raised.
         """
-        fd = self._fd()
-        position = self.size
-        if self._tail_dirty:
-            self.fio.ftruncate(fd, position)
-            self._tail_dirty = False
+        files, file = self.files, self.file
+        fd = files.acquire(file)
         try:
-            if durable:
-                self.fio.write_all_durable(fd, data)
-            else:
-                self.fio.write_all(fd, data)
-        except OSError:
-            try:
+            position = self.size
+            if self._tail_dirty:
                 self.fio.ftruncate(fd, position)
+                self._tail_dirty = False
+            if not durable:
+                files.mark_dirty(file)  # before the write: its pages may fail write-back
+            try:
+                if durable:
+                    self.fio.write_all_durable(fd, data)
+                else:
+                    self.fio.write_all(fd, data)
             except OSError:
-                self._tail_dirty = True
-            raise
+                try:
+                    self.fio.ftruncate(fd, position)
+                except OSError:
+                    self._tail_dirty = True
+                raise
+        finally:
+            files.release(file)
         self.size = position + len(data)
         at = position
         for base_offset, count, max_timestamp, size in batches:
@@ -244,29 +257,64 @@ class Segment:
         return position
 
     def read(self, position: int, size: int) -> bytes:
-        return self.fio.pread(self._fd(), size, position)
+        files, file = self.files, self.file
+        fd = files.acquire(file)
+        try:
+            return self.fio.pread(fd, size, position)
+        finally:
+            files.release(file)
 
     def sync(self) -> None:
-        self.fio.fdatasync(self._fd())
+        """fdatasync the file. Raises its error; either way the sync's outcome has
+        been taken, so the file no longer needs to stay open for it."""
+        files, file = self.files, self.file
+        fd = files.acquire(file)
+        try:
+            self.fio.fdatasync(fd)
+        finally:
+            files.mark_synced(file)
+            files.release(file)
 
     def fileno(self) -> int:
-        """The open log file's descriptor (to sync it together with others)."""
-        return self._fd()
+        """The file's descriptor now, opening it if need be (the number may change
+        once the file has been closed to keep the engine within its bound)."""
+        files, file = self.files, self.file
+        fd = files.acquire(file)
+        files.release(file)
+        return fd
+
+    def let_go_unsynced(self) -> None:
+        """Its partition is fenced (a sync or durable write failed and was reported):
+        nothing more is acknowledged from this file, so it need not stay open."""
+        self.files.mark_synced(self.file)
+
+    @property
+    def dirty(self) -> bool:
+        """Written since its last sync (kept open until then)."""
+        return self.file.dirty
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
 
     def truncate(self, size: int) -> None:
         """Cut the file to `size` bytes durably (recovery of a torn tail)."""
-        fd = self._fd()
-        self.fio.ftruncate(fd, size)
-        self.fio.fsync(fd)
+        with self.files.lease(self.file) as fd:
+            self.fio.ftruncate(fd, size)
+            self.fio.fsync(fd)
         self.size = size
 
+    def cut_back(self, size: int) -> None:
+        """Cut the file to `size` bytes, not durably (a fenced partition's unacknowledged tail)."""
+        with self.files.lease(self.file) as fd:
+            self.fio.ftruncate(fd, size)
+
     def file_size(self) -> int:
-        return self.fio.size(self._fd())
+        with self.files.lease(self.file) as fd:
+            return self.fio.size(fd)
 
     def close(self) -> None:
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            self.fio.close(fd)
+        self.files.close(self.file)
 
     def delete(self) -> None:
         """Close and remove the log and index files (missing index files are fine)."""
@@ -275,3 +323,20 @@ class Segment:
         for path in (self.index_path, self.timeindex_path):
             if self.fio.exists(path):
                 self.fio.unlink(path)
+
+
+def sync_together(files: OpenFiles, segments: Sequence[Segment]) -> list[OSError | None]:
+    """`FileIO.sync_files` over the segments' files (of one file system), each held
+    open for the call; each one's error, or None. Afterwards none of them needs to
+    stay open for its sync any more (its outcome has been taken)."""
+    fds: list[int] = []
+    held: list[Segment] = []
+    try:
+        for segment in segments:
+            fds.append(files.acquire(segment.file))
+            held.append(segment)
+        return files.fio.sync_files(fds)
+    finally:
+        for segment in held:
+            files.mark_synced(segment.file)
+            files.release(segment.file)

@@ -37,6 +37,13 @@ writes them all first and then makes them durable together
 each: the cost of a pass then stays about flat as the partitions a request
 spans grow. Its failure is each file's own (see `sync_files`), and a
 partition whose sync failed is fenced, as above.
+
+Open files: a file written and not yet synced is never closed by the engine's
+bound on open files (`openfiles.py`), so a pass works in groups of at most
+`sync_group` partitions (each written, synced and acknowledged before the
+next), and after each group, if the engine holds more files open than its
+bound, the writer syncs its other unsynced files (interval and none
+durability) early so that they can be closed.
 """
 
 from __future__ import annotations
@@ -54,8 +61,10 @@ from typing import Protocol
 
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
+from storage.embedded.openfiles import OpenFiles
 from storage.embedded.partition import Partition
 from storage.embedded.producers import Held
+from storage.embedded.segment import sync_together
 from storage.errors import (
     BackendUnavailable,
     DiskFull,
@@ -280,10 +289,14 @@ class Shard:
         crash: CrashPoints,
         fio: FileIO | None = None,
         observer: StorageObserver = NO_OBSERVER,
+        files: OpenFiles | None = None,
+        sync_group: int = 1 << 30,
     ) -> None:
         self.number = number
         self._fio = fio if fio is not None else FileIO()
         self._observer = observer
+        self._files = files if files is not None else OpenFiles(self._fio)
+        self._sync_group = max(SYNC_TOGETHER_AT, sync_group)
         self.partitions: set[Partition] = set()  # writer-owned once started
         self._loop = loop
         self._max_queued = max_queued
@@ -294,6 +307,10 @@ class Shard:
         )
         self._queued = 0  # appends handed over whose outcome is not back yet (loop thread only)
         self._unsynced: dict[Partition, float] = {}  # interval durability: flush deadline
+        # Partitions written without a sync since (interval and none durability): their
+        # active files stay open until synced, so they are synced early when the
+        # engine holds more files open than its bound (`_sync_if_over_bound`).
+        self._dirty: set[Partition] = set()
         self._held: list[AppendRequest | SpreadAppend] = []  # submitted in this loop pass
         self._thread = threading.Thread(
             target=self._run, name=f"tidegate-shard-{number}", daemon=True
@@ -350,6 +367,7 @@ class Shard:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self._flush_due(force=False)
+                self._sync_if_over_bound()
                 continue
             items: list[_Item] = []
             _take(first, items)
@@ -363,6 +381,7 @@ class Shard:
                 log.exception("shard %d: unexpected error in the writer", self.number)
                 self._fail_all(items, BackendUnavailable("internal error in the storage writer"))
             self._flush_due(force=False)
+            self._sync_if_over_bound()
             if stop is not None:
                 if stop.sync:
                     self._flush_due(force=True)
@@ -399,21 +418,33 @@ class Shard:
         outcome.taken = taken
         if spread:
             self._plain_or_general(spread, arrived, now_ms)
-        pending: dict[Partition, list[AppendRequest]] = {}
-        written: dict[Partition, _Written] = {}
         synced = sum(1 for p in arrived if p.config.durability == Durability.FSYNC)
         synced += sum(1 for p in spread if p.config.durability == Durability.FSYNC)
         together = synced >= SYNC_TOGETHER_AT and self._fio.syncs_together()
-        for partition, requests in arrived.items():
-            self._write_all(partition, requests, pending, outcome, now_ms, durable=not together)
-        for partition, entries in spread.items():
-            self._write_spread(partition, entries, written, outcome, durable=not together)
-        if together:
-            self._sync_together(pending, written, outcome)
-        for partition, requests in pending.items():
-            self._commit(partition, requests, outcome, force_sync=False)
-        for partition, done in written.items():
-            self._commit_spread(partition, done, outcome)
+        # In groups of `sync_group` partitions, each written, synced and committed
+        # before the next: written-but-unsynced files stay open until their sync, so
+        # a group is what one writer holds open beyond the engine's bound.
+        work: list[tuple[Partition, list[AppendRequest] | None, _Entries | None]] = [
+            (p, requests, None) for p, requests in arrived.items()
+        ]
+        work.extend((p, None, entries) for p, entries in spread.items())
+        for first in range(0, len(work), self._sync_group):
+            pending: dict[Partition, list[AppendRequest]] = {}
+            written: dict[Partition, _Written] = {}
+            for partition, requests, entries in work[first : first + self._sync_group]:
+                if requests is not None:
+                    self._write_all(
+                        partition, requests, pending, outcome, now_ms, durable=not together
+                    )
+                elif entries is not None:
+                    self._write_spread(partition, entries, written, outcome, durable=not together)
+            if together:
+                self._sync_together(pending, written, outcome)
+            for partition, requests in pending.items():
+                self._commit(partition, requests, outcome, force_sync=False)
+            for partition, done in written.items():
+                self._commit_spread(partition, done, outcome)
+            self._sync_if_over_bound()
         for call in calls:
             try:
                 call.fn()
@@ -551,6 +582,8 @@ class Shard:
         """`_write_run` for a partition's plain spread entries: one write for them all;
         on an OSError every entry fails and none is kept."""
         durable = durable and p.config.durability == Durability.FSYNC
+        if not durable:
+            self._dirty.add(p)  # also if the write fails: some of it may have reached the file
         started = time.perf_counter()
         try:
             bases = p.write_many(
@@ -612,6 +645,8 @@ class Shard:
         if not run:
             return
         durable = durable and p.config.durability == Durability.FSYNC
+        if not durable:
+            self._dirty.add(p)  # also if the write fails: some of it may have reached the file
         started = time.perf_counter()
         try:
             bases = p.write_many(
@@ -689,9 +724,10 @@ class Shard:
                 groups.setdefault(p.device, []).append(p)
         for partitions in groups.values():
             started = time.perf_counter()
-            errors = self._fio.sync_files([p.active.fileno() for p in partitions])
+            errors = sync_together(self._files, [p.active for p in partitions])
             self._observer.synced(time.perf_counter() - started, "syncfs")
             for p, exc in zip(partitions, errors, strict=True):
+                self._dirty.discard(p)
                 if exc is None:
                     self._crash.hit("after-fsync")
                     self._unsynced.pop(p, None)
@@ -714,6 +750,7 @@ class Shard:
 
     def _sync(self, p: Partition) -> bool:
         """fdatasync the active segment once; on failure fence the partition for good."""
+        self._dirty.discard(p)
         started = time.perf_counter()
         try:
             p.sync()
@@ -730,6 +767,21 @@ class Shard:
         log.error("%s failed on partition %d of %r: %s", what, p.number, p.topic, exc)
         p.fence(f"{what} failed: {exc}")
         self._unsynced.pop(p, None)
+
+    def _sync_if_over_bound(self) -> None:
+        """Sync this writer's partitions holding unsynced data when the engine holds
+        more files open than its bound: those files cannot be closed before their
+        sync (see `openfiles.py`), and waiting for their flush interval (or, with
+        durability none, for the roll or the shutdown) would let them pile up.
+        Syncing early only makes data more durable than its topic asks."""
+        if not self._dirty or not self._files.over_capacity():
+            return
+        for p in list(self._dirty):
+            if p.fenced is None and not p.detached:
+                self._sync(p)
+            elif p.fenced is not None:
+                p.active.let_go_unsynced()
+            self._dirty.discard(p)
 
     def _flush_timeout(self) -> float | None:
         if not self._unsynced:
@@ -754,6 +806,7 @@ class Shard:
         p.detached = True
         self.partitions.discard(p)
         self._unsynced.pop(p, None)
+        self._dirty.discard(p)
 
     def _fail_all(self, items: list[_Item], error: StorageError) -> None:
         outcome = _Outcome()

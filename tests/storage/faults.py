@@ -9,7 +9,7 @@ import os
 import random
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from storage.embedded.fileio import FileIO
@@ -439,3 +439,85 @@ class FailingFsyncAndTruncate(FileIO):
     def ftruncate(self, fd: int, length: int) -> None:
         self._maybe_fail(fd)
         super().ftruncate(fd, length)
+
+
+class WritebackErrors(FileIO):
+    """Write-back that fails the way Linux reports it: to the descriptors open then.
+
+    `fail_writeback(path)` arms a file: the next write to it loses its pages, and
+    the error is recorded against every descriptor of the file open at that
+    moment; an fdatasync or fsync of such a descriptor raises EIO, once. A
+    descriptor opened later never sees it, and closing one that still holds an
+    unreported error loses it (`lost` counts those; `reported` the errors
+    raised). Syncs of many files go one by one (each its own error), yet report
+    as shared (`syncs_together`), so the engine writes a pass's fsync partitions
+    first and syncs them afterwards: the window in which a file could be closed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[int, str] = {}
+        self._armed: set[str] = set()
+        self._errors: set[int] = set()  # descriptors with an unreported error
+        self.lost = 0
+        self.reported = 0
+
+    def path_of(self, fd: int) -> str | None:
+        with self._lock:
+            return self._paths.get(fd)
+
+    def fail_writeback(self, path: str) -> None:
+        with self._lock:
+            self._armed.add(os.path.abspath(path))
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        fd = super().open(path, flags, mode)
+        with self._lock:
+            self._paths[fd] = os.path.abspath(path)
+        return fd
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            if fd in self._errors:
+                self._errors.discard(fd)
+                self.lost += 1
+            self._paths.pop(fd, None)
+        super().close(fd)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        n = super().write(fd, data)
+        with self._lock:
+            path = self._paths.get(fd)
+            if path in self._armed:
+                self._armed.discard(path)
+                self._errors.update(f for f, p in self._paths.items() if p == path)
+        return n
+
+    def _report(self, fd: int) -> None:
+        with self._lock:
+            if fd in self._errors:
+                self._errors.discard(fd)
+                self.reported += 1
+                raise OSError(errno.EIO, "injected: write-back of this file failed")
+
+    def fdatasync(self, fd: int) -> None:
+        self._report(fd)
+        super().fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        self._report(fd)
+        super().fsync(fd)
+
+    def syncs_together(self) -> bool:
+        return True
+
+    def sync_files(self, fds: Sequence[int]) -> list[OSError | None]:
+        errors: list[OSError | None] = []
+        for fd in fds:
+            try:
+                self.fdatasync(fd)
+            except OSError as exc:
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors

@@ -34,6 +34,8 @@ def test_the_connection_cap_fits_below_the_descriptor_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert soft == hard or hard == resource.RLIM_INFINITY  # raised to the hard limit
     assert raise_fd_limit(10**9) == max(16, soft - FD_HEADROOM)
+    # The storage's own bound on open segment files is kept free of connections too.
+    assert raise_fd_limit(10**9, reserved=768) == max(16, soft - FD_HEADROOM - 768)
 
 
 def test_the_uvicorn_internals_the_deadlines_read_are_still_there() -> None:
