@@ -364,6 +364,7 @@ async def test_an_unreachable_redis_refuses_instead_of_admitting() -> None:
         started = time.monotonic()
         with pytest.raises(LimiterUnavailable):
             await RedisGcra(client).acquire("t:requests_per_second", rate=10, burst=10)
-        assert time.monotonic() - started < 5
+        # refused connections with redis-py's retries: ~1 s quiet; the bound only rules out a hang
+        assert time.monotonic() - started < 15
     finally:
         await aclose(client)
