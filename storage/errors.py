@@ -206,3 +206,35 @@ class InvalidCompatibility(SchemaRegistryError):
         super().__init__(f"invalid compatibility level {level!r}; one of {', '.join(accepted)}")
         self.level = level
         self.accepted = accepted
+class GroupNotFound(StorageError):
+    """No consumer group of that name is stored."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"consumer group {group!r} does not exist")
+        self.group = group
+
+
+class VersionConflict(StorageError):
+    """A compare-and-set lost: the group changed since the caller read it (or exists)."""
+
+    def __init__(self, group: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"consumer group {group!r} is at version {actual}, not the expected {expected}"
+        )
+        self.group = group
+        self.expected = expected
+        self.actual = actual
+
+
+class MemberFenced(StorageError):
+    """A write by a member that is not in the group's current generation: refused whole."""
+
+    def __init__(self, group: str, member_id: str, generation: int, current: int) -> None:
+        super().__init__(
+            f"member {member_id!r} of generation {generation} is fenced: consumer group "
+            f"{group!r} is at generation {current}"
+        )
+        self.group = group
+        self.member_id = member_id
+        self.generation = generation
+        self.current = current

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from storage.backend import LogStore, StateStore
 from storage.errors import InvalidConfig
+from storage.groups import GroupStore
 from storage.observer import NO_OBSERVER, StorageObserver
 from storage.schemas import SchemaStore
 
@@ -38,18 +39,22 @@ class StorageConfig:
 
 @dataclass
 class Backend:
-    """The log, the state store and the schema registry of one engine, opened and
-    closed together."""
+    """The log, the state store, the schema registry and the group store of one
+    engine, opened and closed together."""
 
     log: LogStore
     state: StateStore
     schemas: SchemaStore
+    groups: GroupStore
 
     async def close(self) -> None:
         """The stores first, the log last: the log holds the data directory's lock."""
         try:
             try:
-                await self.schemas.close()
+                try:
+                    await self.groups.close()
+                finally:
+                    await self.schemas.close()
             finally:
                 await self.state.close()
         finally:
@@ -63,6 +68,7 @@ async def open_backend(
     The engine reports its append and sync timings and its failures to `observer`."""
     if config.kind == "file":
         from storage.embedded.engine import EmbeddedLogStore
+        from storage.embedded.groups import SqliteGroupStore
         from storage.embedded.options import EngineOptions
         from storage.embedded.producers import Window
         from storage.embedded.schemas import SqliteSchemaStore
@@ -92,7 +98,14 @@ async def open_backend(
             await state.close()
             await log.close()
             raise
-        return Backend(log=log, state=state, schemas=schemas)
+        try:
+            groups = await SqliteGroupStore.open(config.data_dir, log)
+        except BaseException:
+            await schemas.close()
+            await state.close()
+            await log.close()
+            raise
+        return Backend(log=log, state=state, schemas=schemas, groups=groups)
     if config.kind == "redis":
         raise InvalidConfig("the redis backend is not available yet")
     raise InvalidConfig(f"unknown storage kind {config.kind!r}; accepted: {', '.join(KINDS)}")

@@ -671,6 +671,33 @@ class EmbeddedLogStore:
             for p, _ in watched:
                 p.waiters.pop(fut, None)
 
+    async def wait_for_any(
+        self, positions: Mapping[tuple[str, int], int], timeout_s: float
+    ) -> bool:
+        """`wait_for` over partitions of several topics (a group member's assignment):
+        one future parked in every partition named; topics that are gone are skipped."""
+        self._check_open()
+        watched: list[tuple[Partition, int]] = []
+        for (name, number), pos in positions.items():
+            topic = self._topics.get(name)
+            if topic is not None and 0 <= number < len(topic.partitions):
+                watched.append((topic.partitions[number], pos))
+        if any(p.end_offset > pos for p, pos in watched):
+            return True
+        if not watched or timeout_s <= 0:
+            return False
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        for p, pos in watched:
+            p.waiters[fut] = pos
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await fut
+        except TimeoutError:
+            return False
+        finally:
+            for p, _ in watched:
+                p.waiters.pop(fut, None)
+
     def waiter_count(self) -> int:
         """Registered wait_for waiters over all partitions (leak checks in tests)."""
         return sum(len(p.waiters) for t in self._topics.values() for p in t.partitions)

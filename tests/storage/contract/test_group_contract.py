@@ -1,0 +1,162 @@
+"""What every GroupStore promises, run against each engine through open_backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from storage.errors import GroupNotFound, MemberFenced, VersionConflict
+from storage.groups import MemberPosition, Membership, OffsetCommit
+from storage.open import Backend, StorageConfig, open_backend
+from storage.records import NewRecord, TopicConfig
+
+pytestmark = pytest.mark.anyio
+
+
+def members(generation: int, *ids: str, body: bytes = b"doc") -> Membership:
+    return Membership(generation=generation, members=frozenset(ids), body=body)
+
+
+async def test_create_read_and_compare_and_set(backend: Backend) -> None:
+    groups = backend.groups
+    assert await groups.get_group("t~g") is None
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    stored = await groups.get_group("t~g")
+    assert stored is not None
+    assert (stored.version, stored.membership) == (version, members(1, "a"))
+    with pytest.raises(VersionConflict):  # creating again
+        await groups.put_group("t~g", members(1, "b"), expected_version=0)
+    with pytest.raises(VersionConflict):  # a stale version
+        await groups.put_group("t~g", members(2, "b"), expected_version=version + 5)
+    newer = await groups.put_group("t~g", members(2, "a", "b", body=b"x"), expected_version=version)
+    assert newer > version
+    stored = await groups.get_group("t~g")
+    assert stored is not None
+    assert stored.membership == members(2, "a", "b", body=b"x")
+
+
+async def test_only_one_of_racing_compare_and_sets_wins(backend: Backend) -> None:
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    outcomes = await asyncio.gather(
+        *(
+            groups.put_group("t~g", members(2, f"m{i}"), expected_version=version)
+            for i in range(10)
+        ),
+        return_exceptions=True,
+    )
+    winners = [o for o in outcomes if isinstance(o, int)]
+    assert len(winners) == 1
+    assert all(isinstance(o, VersionConflict) for o in outcomes if not isinstance(o, int))
+
+
+async def test_list_groups_by_prefix(backend: Backend) -> None:
+    for name in ("acme~b", "acme~a", "other~a", "acme%~x"):
+        await backend.groups.put_group(name, members(1), expected_version=0)
+    assert await backend.groups.list_groups("acme~") == ["acme~a", "acme~b"]
+    assert await backend.groups.list_groups("acme%") == ["acme%~x"]
+    assert len(await backend.groups.list_groups()) == 4
+
+
+async def test_commit_lands_only_for_a_member_of_the_current_generation(backend: Backend) -> None:
+    groups = backend.groups
+    commit = [OffsetCommit("t~orders", 0, 5, "meta"), OffsetCommit("t~orders", 1, 7)]
+    with pytest.raises(GroupNotFound):
+        await groups.commit_offsets("t~g", "a", 1, commit, now_ms=1)
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    await groups.commit_offsets("t~g", "a", 1, commit, now_ms=1000)
+    stored = await groups.committed_offsets("t~g")
+    assert [(c.topic, c.partition, c.offset, c.metadata, c.committed_ms) for c in stored] == [
+        ("t~orders", 0, 5, "meta", 1000),
+        ("t~orders", 1, 7, "", 1000),
+    ]
+    await groups.put_group("t~g", members(2, "b"), expected_version=version)
+    late = [OffsetCommit("t~orders", 0, 99)]
+    with pytest.raises(MemberFenced) as fenced:  # the old generation
+        await groups.commit_offsets("t~g", "a", 1, late, now_ms=2000)
+    assert fenced.value.current == 2
+    with pytest.raises(MemberFenced):  # right generation, not a member of it
+        await groups.commit_offsets("t~g", "a", 2, late, now_ms=2000)
+    with pytest.raises(MemberFenced):  # a member, wrong generation
+        await groups.commit_offsets("t~g", "b", 1, late, now_ms=2000)
+    assert [c.offset for c in await groups.committed_offsets("t~g")] == [5, 7]
+
+
+async def test_reset_and_delete_are_fenced_by_version(backend: Backend) -> None:
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1), expected_version=0)
+    await groups.reset_offsets(
+        "t~g", [OffsetCommit("t~x", 0, 3)], expected_version=version, now_ms=5
+    )
+    assert [c.offset for c in await groups.committed_offsets("t~g")] == [3]
+    joined = await groups.put_group("t~g", members(2, "a"), expected_version=version)
+    with pytest.raises(VersionConflict):
+        await groups.reset_offsets(
+            "t~g", [OffsetCommit("t~x", 0, 0)], expected_version=version, now_ms=6
+        )
+    with pytest.raises(VersionConflict):
+        await groups.delete_group("t~g", expected_version=version)
+    await groups.put_position("t~g", "a", MemberPosition(2, b"pos"))
+    await groups.delete_group("t~g", expected_version=joined)
+    assert await groups.get_group("t~g") is None
+    assert await groups.committed_offsets("t~g") == []
+    assert await groups.get_position("t~g", "a") is None
+    with pytest.raises(GroupNotFound):
+        await groups.delete_group("t~g", expected_version=joined)
+
+
+async def test_positions_are_fenced_and_dropped_with_their_member(backend: Backend) -> None:
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(3, "a", "b"), expected_version=0)
+    await groups.put_position("t~g", "a", MemberPosition(3, b"one"))
+    assert await groups.get_position("t~g", "a") == MemberPosition(3, b"one")
+    with pytest.raises(MemberFenced):
+        await groups.put_position("t~g", "a", MemberPosition(2, b"old"))
+    with pytest.raises(MemberFenced):
+        await groups.put_position("t~g", "c", MemberPosition(3, b"stranger"))
+    await groups.put_group("t~g", members(4, "b"), expected_version=version)
+    assert await groups.get_position("t~g", "a") is None
+
+
+async def test_wait_for_records_across_topics(backend: Backend) -> None:
+    log = backend.log
+    await log.create_topic("t~a", 2, TopicConfig())
+    await log.create_topic("t~b", 1, TopicConfig())
+    await log.append("t~a", 0, [NewRecord(b"x")])
+    positions = {("t~a", 0): 1, ("t~a", 1): 0, ("t~b", 0): 0, ("t~gone", 0): 0}
+    assert not await backend.groups.wait_for_records(positions, timeout_s=0.05)
+    waiting = asyncio.create_task(backend.groups.wait_for_records(positions, timeout_s=10))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await log.append("t~b", 0, [NewRecord(b"y")])
+    assert await asyncio.wait_for(waiting, 5)
+    assert await backend.groups.wait_for_records({("t~a", 0): 0}, timeout_s=0)  # already past
+
+
+async def test_cancelled_wait_leaves_nothing_behind(backend: Backend) -> None:
+    await backend.log.create_topic("t~a", 1, TopicConfig())
+    waiting = asyncio.create_task(backend.groups.wait_for_records({("t~a", 0): 0}, timeout_s=30))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await backend.log.append("t~a", 0, [NewRecord(b"x")])  # wakes no one, breaks nothing
+
+
+async def test_commits_survive_reopening(backend: Backend, storage_config: StorageConfig) -> None:
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    await groups.commit_offsets("t~g", "a", 1, [OffsetCommit("t~x", 0, 42, "m")], now_ms=9)
+    await backend.close()
+    reopened = await open_backend(storage_config)
+    try:
+        stored = await reopened.groups.get_group("t~g")
+        assert stored is not None
+        assert stored.version == version
+        assert stored.membership == members(1, "a")
+        assert [(c.offset, c.metadata) for c in await reopened.groups.committed_offsets("t~g")] == [
+            (42, "m")
+        ]
+    finally:
+        await reopened.close()
