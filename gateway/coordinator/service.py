@@ -1,0 +1,221 @@
+"""The coordinator over the GroupStore: join, heartbeat, leave, commit, as plain calls.
+
+Each operation reads the group, applies the pure rules of `membership.py` at
+`now_ms` and writes the result with the store's compare-and-set, retrying
+when another request (in this process or another gateway) changed the group
+in between. Nothing about a group is kept in this process between calls, so
+any gateway serves any member; the per-group lock only keeps the requests of
+one process from racing each other's compare-and-set (a retry storm), it is
+not what makes the result correct. Callable from an HTTP route, a long-lived
+stream or any other transport: no request object anywhere.
+
+Group and topic names here are storage names (namespaced by the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from gateway.coordinator import document, membership
+from gateway.coordinator.assignors import TopicPartition
+from gateway.coordinator.membership import Group, Member, MustRejoin, RejoinReason, ResetPolicy
+from storage.backend import LogStore
+from storage.errors import GroupNotFound, MemberFenced, TopicNotFound, VersionConflict
+from storage.groups import GroupStore, OffsetCommit
+
+CAS_ATTEMPTS = 50
+"""Compare-and-set attempts before giving up (VersionConflict): only other gateways'
+writes to the same group at the same moment can make one fail."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    version: int
+    group: Group
+
+
+class NotAssigned(Exception):
+    """A commit for a partition the member does not own in its generation."""
+
+    def __init__(self, member_id: str, generation: int, tp: TopicPartition) -> None:
+        super().__init__(
+            f"partition {tp.partition} of {tp.topic!r} is not assigned to member "
+            f"{member_id!r} in generation {generation}"
+        )
+        self.member_id = member_id
+        self.generation = generation
+        self.tp = tp
+
+
+class _Locks:
+    """One asyncio.Lock per group name while anyone uses it (then forgotten)."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        lock, users = self._held.get(name, (asyncio.Lock(), 0))
+        self._held[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[name]
+            if users == 1:
+                del self._held[name]
+            else:
+                self._held[name] = (lock, users - 1)
+
+
+class GroupService:
+    def __init__(
+        self, groups: GroupStore, log: LogStore, *, clock: Callable[[], int] = wall_clock_ms
+    ) -> None:
+        self.groups = groups
+        self.log = log
+        self.clock = clock
+        self._locks = _Locks()
+
+    async def load(self, name: str) -> Loaded | None:
+        stored = await self.groups.get_group(name)
+        if stored is None:
+            return None
+        return Loaded(stored.version, document.decode(stored.membership.body))
+
+    async def _update(
+        self, name: str, change: Callable[[Group], Group], *, create: bool = False
+    ) -> Loaded:
+        """Apply `change` to the group as stored, by compare-and-set; GroupNotFound
+        when there is no group and `create` is false."""
+        async with self._locks.hold(name):
+            for _ in range(CAS_ATTEMPTS):
+                loaded = await self.load(name)
+                if loaded is None and not create:
+                    raise GroupNotFound(name)
+                before = loaded.group if loaded is not None else Group()
+                version = loaded.version if loaded is not None else 0
+                after = change(before)
+                if after == before and loaded is not None:
+                    return loaded
+                try:
+                    version = await self.groups.put_group(
+                        name, document.membership(after), expected_version=version
+                    )
+                except VersionConflict:
+                    continue
+                return Loaded(version, after)
+        raise VersionConflict(name, version, -1)
+
+    async def partition_counts(
+        self, topics: Sequence[str], *, required: Sequence[str]
+    ) -> dict[str, int]:
+        """Partition counts of `topics` (0 for one that is gone); TopicNotFound for a
+        topic in `required` that does not exist."""
+        counts: dict[str, int] = {}
+        for topic in sorted(set(topics) | set(required)):
+            try:
+                counts[topic] = (await self.log.get_topic(topic)).partitions
+            except TopicNotFound:
+                if topic in required:
+                    raise
+                counts[topic] = 0
+        return counts
+
+    async def join(
+        self,
+        name: str,
+        member_id: str,
+        topics: Sequence[str],
+        session_timeout_ms: int,
+        *,
+        assignor: str | None = None,
+        reset: ResetPolicy | None = None,
+    ) -> Loaded:
+        """Join or rejoin; the member's assignment is in the returned group. Raises
+        TopicNotFound for a topic that does not exist, ValueError for an assignor or
+        reset policy other than the group's."""
+        current = await self.load(name)
+        known = current.group.topics if current is not None else ()
+        counts = await self.partition_counts(known, required=topics)
+        now = self.clock()
+
+        def change(group: Group) -> Group:
+            wanted = {t: counts.get(t, 0) for t in {*group.topics, *topics}}
+            return membership.join(
+                group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                wanted,
+                now,
+                assignor=assignor,
+                reset=reset,
+            )
+
+        return await self._update(name, change, create=True)
+
+    async def heartbeat(self, name: str, member_id: str, generation: int | None) -> Loaded:
+        """The member is alive and may act in `generation` (None: the one it joined);
+        MustRejoin otherwise (after the group's expired members are removed)."""
+        now = self.clock()
+        try:
+            return await self._update(
+                name, lambda g: membership.heartbeat(g, member_id, generation, now)
+            )
+        except MustRejoin:
+            await self._update(name, lambda g: membership.expire(g, now))
+            raise
+
+    async def refresh(self, name: str, loaded: Loaded) -> Loaded:
+        """A new generation if a subscribed topic's partition count changed."""
+        counts = await self.partition_counts(loaded.group.topics, required=())
+        if counts == dict(loaded.group.partitions):
+            return loaded
+        now = self.clock()
+        return await self._update(name, lambda g: membership.refresh_partitions(g, counts, now))
+
+    async def leave(self, name: str, member_id: str) -> Loaded:
+        now = self.clock()
+        return await self._update(name, lambda g: membership.leave(g, member_id, now))
+
+    async def commit(
+        self, name: str, member_id: str, generation: int, offsets: Sequence[OffsetCommit]
+    ) -> None:
+        """Store `offsets` if the member owns each partition in `generation`, the
+        current one; MustRejoin or NotAssigned otherwise, and nothing is stored.
+        The store checks the generation and membership again in the same atomic
+        step as the write, so a commit racing a rebalance cannot land."""
+        loaded = await self.heartbeat(name, member_id, generation)
+        owned = set(loaded.group.assigned(member_id))
+        for o in offsets:
+            tp = TopicPartition(o.topic, o.partition)
+            if tp not in owned:
+                raise NotAssigned(member_id, generation, tp)
+        try:
+            await self.groups.commit_offsets(
+                name, member_id, generation, offsets, now_ms=self.clock()
+            )
+        except MemberFenced as exc:
+            raise MustRejoin(
+                RejoinReason.STALE_GENERATION, member_id, generation, exc.current
+            ) from None
+
+    def member_of(self, loaded: Loaded, member_id: str) -> Member:
+        member = loaded.group.member(member_id)
+        if member is None:
+            raise MustRejoin(RejoinReason.STALE_GENERATION, member_id, 0, loaded.group.generation)
+        return member
+
+    async def expire(self, name: str) -> Loaded:
+        """The group with its expired members removed (for readers: describe, admin)."""
+        now = self.clock()
+        return await self._update(name, lambda g: membership.expire(g, now))

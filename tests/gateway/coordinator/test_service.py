@@ -1,0 +1,100 @@
+"""The coordinator over the embedded GroupStore, with a clock the test turns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.coordinator.membership import GroupState, MustRejoin, RejoinReason
+from gateway.coordinator.service import GroupService, NotAssigned
+from storage.groups import OffsetCommit
+from storage.open import Backend, StorageConfig, open_backend
+from storage.records import TopicConfig
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+async def backend(anyio_backend: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    opened = await open_backend(StorageConfig(data_dir=str(tmp_path / "data"), shards=1))
+    await opened.log.create_topic("t~orders", 6, TopicConfig())
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_three_members_share_six_partitions_and_rebalance(backend: Backend) -> None:
+    clock = Clock()
+    service = GroupService(backend.groups, backend.log, clock=clock)
+    for member in ("a", "b", "c"):
+        await service.join("t~g", member, ["t~orders"], 1_000)
+    for member in ("a", "b", "c"):  # everyone catches up with the last generation
+        loaded = await service.join("t~g", member, ["t~orders"], 1_000)
+    group = loaded.group
+    assert group.state is GroupState.STABLE
+    owned = [set(group.assigned(m)) for m in ("a", "b", "c")]
+    assert [len(o) for o in owned] == [2, 2, 2]
+    assert set().union(*owned) == {("t~orders", p) for p in range(6)}
+    generation = group.generation
+
+    # c goes silent; a's heartbeat past c's session removes it.
+    clock.ms += 600
+    await service.heartbeat("t~g", "a", generation)
+    await service.heartbeat("t~g", "b", generation)
+    clock.ms += 600
+    with pytest.raises(MustRejoin) as rejoin:
+        await service.heartbeat("t~g", "a", generation)
+    assert rejoin.value.reason is RejoinReason.REBALANCE_IN_PROGRESS
+    # c's commit of its old generation is fenced: nothing lands.
+    with pytest.raises(MustRejoin) as fenced:
+        await service.commit("t~g", "c", generation, [OffsetCommit("t~orders", 4, 1)])
+    assert fenced.value.reason is RejoinReason.STALE_GENERATION
+    assert await backend.groups.committed_offsets("t~g") == []
+    after = (await service.join("t~g", "a", ["t~orders"], 1_000)).group
+    after = (await service.join("t~g", "b", ["t~orders"], 1_000)).group
+    assert after.generation == generation + 1
+    assert {len(after.assigned(m)) for m in ("a", "b")} == {3}
+    assert set(owned[0]) <= set(after.assigned("a"))  # sticky
+
+    # a commits what it owns; not what it does not.
+    mine = after.assigned("a")[0]
+    await service.commit(
+        "t~g", "a", after.generation, [OffsetCommit(mine.topic, mine.partition, 3)]
+    )
+    theirs = after.assigned("b")[0]
+    with pytest.raises(NotAssigned):
+        await service.commit(
+            "t~g", "a", after.generation, [OffsetCommit(theirs.topic, theirs.partition, 3)]
+        )
+    assert [(c.partition, c.offset) for c in await backend.groups.committed_offsets("t~g")] == [
+        (mine.partition, 3)
+    ]
+
+    # c comes back under its old member id; b leaves.
+    back = (await service.join("t~g", "c", ["t~orders"], 1_000)).group
+    assert back.member("c") is not None
+    assert back.generation == after.generation + 1
+    left = (await service.leave("t~g", "b")).group
+    assert left.member("b") is None
+    assert left.generation == back.generation + 1
+    assert set(left.assigned("a")) | set(left.assigned("c")) == {("t~orders", p) for p in range(6)}
+
+
+async def test_growing_a_topic_starts_a_new_generation(backend: Backend) -> None:
+    service = GroupService(backend.groups, backend.log, clock=Clock())
+    loaded = await service.join("t~g", "a", ["t~orders"], 10_000)
+    await backend.log.add_partitions("t~orders", 8)
+    refreshed = await service.refresh("t~g", loaded)
+    assert refreshed.group.generation == loaded.group.generation + 1
+    assert len(refreshed.group.assigned("a")) == 8
