@@ -1,11 +1,12 @@
-"""Stored records as JSON in the API's record shape: what a fetch reply and a live
-stream show for each record.
+"""Stored records as JSON in the API's record shape: what a fetch reply, a group
+fetch and a live stream show for each record.
 
-One renderer for every reader of records (fetch replies, WebSocket frames,
-Server-Sent Events), and the reference for the C renderer of the records
-feature (`records/fastpath.py`): for everything it renders, it must give these
-bytes exactly. Stored json values are embedded verbatim (they are stored as
-JSON text); keys, strings and headers are escaped by orjson. Pure: no I/O.
+One renderer for every reader of records (fetch replies, group fetches, WebSocket
+frames, Server-Sent Events; a group fetch adds the record's `topic`), and the
+reference for the C renderer of the records feature (`records/fastpath.py`): for
+everything it renders, it must give these bytes exactly. Stored json values are
+embedded verbatim (they are stored as JSON text); keys, strings and headers are
+escaped by orjson. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from storage.records import Record, ValueFormat
 
 _NULL = b"null"
 _RECORD = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
+_TOPIC_RECORD = (
+    b'{"topic":%b,"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
+)
 
 
 def text(raw: bytes) -> str:
@@ -37,13 +41,29 @@ def value_json(stored: bytes | None, fmt: ValueFormat) -> bytes:
     return orjson.dumps(base64.b64encode(stored).decode("ascii"))
 
 
-def record_json(record: Record, partition: int, fmt: ValueFormat) -> bytes:
+def _parts(record: Record, fmt: ValueFormat) -> tuple[bytes, bytes, bytes]:
     key = _NULL if record.key is None else orjson.dumps(text(record.key))
     headers = orjson.dumps([[name, text(value)] for name, value in record.headers])
-    value = value_json(record.value, fmt)
+    return key, value_json(record.value, fmt), headers
+
+
+def record_json(record: Record, partition: int, fmt: ValueFormat) -> bytes:
+    key, value, headers = _parts(record, fmt)
     return _RECORD % (partition, record.offset, record.timestamp, key, value, headers)
 
 
 def records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) -> bytes:
     """The JSON array of `records` in the API's record shape."""
     return b"[" + b",".join(record_json(r, partition, fmt) for r in records) + b"]"
+
+
+def topic_records_json(
+    topic: str, records: Sequence[Record], partition: int, fmt: ValueFormat
+) -> list[bytes]:
+    """Each of `records` as a JSON object with its `topic` first (a group fetch's shape)."""
+    name = orjson.dumps(topic)
+    out = []
+    for r in records:
+        key, value, headers = _parts(r, fmt)
+        out.append(_TOPIC_RECORD % (name, partition, r.offset, r.timestamp, key, value, headers))
+    return out

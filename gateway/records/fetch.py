@@ -15,16 +15,14 @@ Bounds: `max_wait_ms` is clamped to `TIDEGATE_MAX_WAIT_MS`; at most
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.http.longpoll import ClientGone, wait_interruptibly
 from gateway.http.params import int_param, parse_int, query_of
 from gateway.http.problems import GatewayError, ProblemType
-from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
 from gateway.http.recordjson import records_json
 from gateway.http.rendered import RenderedRecords
 from gateway.http.responses import JsonBytes
@@ -35,10 +33,6 @@ from gateway.records.values import FORMAT_CODES
 from storage.backend import LogStore
 from storage.records import FetchResult, Record, ValueFormat
 from tenants.principal import Scope
-
-
-class ClientGone(Exception):
-    """The client disconnected while its fetch was waiting."""
 
 
 def partition_param(request: Request, partitions: int) -> int:
@@ -100,87 +94,14 @@ async def start_offset(log: LogStore, name: str, partition: int, params: Mapping
     return number
 
 
-async def _disconnected(request: Request) -> None:
-    """Return once the client has gone (the ASGI server says http.disconnect)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 async def wait_for_data(
     request: Request, runtime: Runtime, name: str, partition: int, offset: int, wait_s: float
 ) -> bool:
     """Wait until `partition` has a record at `offset`; False at the deadline or on drain.
-
-    Raises ClientGone if the client disconnects first. On the gateway's own
-    protocol the wait is the request's task awaiting the log's one future:
-    a lost connection or the drain cancels that task (and the cancellation is
-    taken back here), so a wake-up resumes one task and nothing else. Other
-    ASGI servers get helper tasks watching `receive()` and the drain, every
-    one cancelled before returning, so nothing outlives the request.
-    """
-    metrics = runtime.metrics
-    if metrics.longpoll_waiters >= runtime.settings.max_long_polls:
-        raise GatewayError(
-            ProblemType.TOO_MANY_WAITERS,
-            f"{runtime.settings.max_long_polls} fetches are already waiting; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-    watch: DisconnectWatch | None = request.scope.get(WATCH_DISCONNECT)
-    task = asyncio.current_task()
-    if watch is None or task is None:
-        return await _wait_with_helpers(request, runtime, name, partition, offset, wait_s)
-    why: list[bool] = []  # [True]: the client left; [False]: the drain began
-
-    def interrupt(gone: bool) -> None:
-        if not why:
-            why.append(gone)
-            task.cancel()
-
-    on_drain = functools.partial(interrupt, False)
-    unwatch = watch(functools.partial(interrupt, True))
-    if unwatch is None:
-        raise ClientGone
-    runtime.drain.watchers.add(on_drain)
-    metrics.longpoll_waiters += 1
-    try:
-        return await runtime.log.wait_for(name, {partition: offset}, wait_s)
-    except asyncio.CancelledError:
-        if not why:
-            raise  # cancelled from elsewhere (the server shutting down): not ours to keep
-        task.uncancel()
-        if why[0]:
-            raise ClientGone from None
-        return False
-    finally:
-        metrics.longpoll_waiters -= 1
-        unwatch()
-        runtime.drain.watchers.discard(on_drain)
-
-
-async def _wait_with_helpers(
-    request: Request, runtime: Runtime, name: str, partition: int, offset: int, wait_s: float
-) -> bool:
-    metrics = runtime.metrics
-    wait = asyncio.ensure_future(runtime.log.wait_for(name, {partition: offset}, wait_s))
-    gone = asyncio.ensure_future(_disconnected(request))
-    drain = asyncio.ensure_future(runtime.drain.draining.wait())
-    metrics.longpoll_waiters += 1
-    try:
-        done, _pending = await asyncio.wait(
-            {wait, gone, drain}, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        metrics.longpoll_waiters -= 1
-        for task in (wait, gone, drain):
-            task.cancel()
-        await asyncio.gather(wait, gone, drain, return_exceptions=True)
-    if wait in done:
-        return wait.result()
-    if gone in done:
-        raise ClientGone
-    return False
+    Raises ClientGone if the client disconnects first (see `longpoll`)."""
+    return await wait_interruptibly(
+        request, runtime, lambda: runtime.log.wait_for(name, {partition: offset}, wait_s)
+    )
 
 
 _ZERO_TAIL = b',"next_offset":0,"end_offset":0}'

@@ -18,7 +18,17 @@ import binascii
 
 import msgspec
 
+from gateway.http.recordjson import value_json
 from storage.records import ValueFormat
+
+__all__ = [
+    "FORMAT_CODES",
+    "InvalidValue",
+    "compact_json",
+    "raw_body_value",
+    "stored_value",
+    "value_json",
+]
 
 # A topic's value format as the C fast paths name it.
 FORMAT_CODES = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
