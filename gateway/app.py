@@ -21,6 +21,8 @@ from starlette.routing import BaseRoute
 from gateway import openapi
 from gateway.admin import tenants, tokens, usage
 from gateway.console import routes as console
+from gateway.coordinator.membership import CoordinatorError
+from gateway.groups import routes as groups
 from gateway.http.metrics import Metrics
 from gateway.http.observe import RequestObserver
 from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
@@ -93,6 +95,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *usage.routes,
         *console.routes,
         *oauth.routes,
+        *groups.routes(),
     ]
 
 
@@ -119,6 +122,7 @@ def create_app(
         exception_handlers={
             GatewayError: _problem,
             StorageError: _problem,
+            CoordinatorError: _problem,
             TenantError: _problem,
             HTTPException: _http_problem,
             Exception: _internal,

@@ -237,7 +237,7 @@ def lifespan_for(
                 given.get_secret_value() if given is not None else None
             )
             # Finish deleting tenants whose deletion was interrupted (their data).
-            await purge_deleted_tenants(directory, backend.log, backend.schemas)
+            await purge_deleted_tenants(directory, backend.log, backend.schemas, backend.groups)
             if created is not None:
                 # A key given by TIDEGATE_BOOTSTRAP_KEY is not echoed: logs keep no secrets.
                 text = banner(settings, None if given is not None else created)
@@ -251,6 +251,7 @@ def lifespan_for(
                 settings=settings,
                 log=backend.log,
                 state=backend.state,
+                groups=backend.groups,
                 directory=directory,
                 quotas=quotas,
                 signer=signer,

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from gateway.admin import openapi as admin_openapi
 from gateway.console import openapi as console_openapi
+from gateway.groups import openapi as groups_openapi
 from gateway.http.openapi_parts import PROBLEM, json_body, ref
 from gateway.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
 from gateway.oauth import openapi as oauth_openapi
@@ -43,6 +44,7 @@ SECTIONS = (
     admin_openapi,
     console_openapi,
     oauth_openapi,
+    groups_openapi,
 )
 
 

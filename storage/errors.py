@@ -206,6 +206,8 @@ class InvalidCompatibility(SchemaRegistryError):
         super().__init__(f"invalid compatibility level {level!r}; one of {', '.join(accepted)}")
         self.level = level
         self.accepted = accepted
+
+
 class GroupNotFound(StorageError):
     """No consumer group of that name is stored."""
 

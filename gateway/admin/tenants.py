@@ -24,7 +24,8 @@ from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import json_response, validated
 from gateway.http.runtime import Runtime, runtime_of
 from storage.backend import LogStore
-from storage.errors import TopicNotFound
+from storage.errors import GroupNotFound, TopicNotFound, VersionConflict
+from storage.groups import GroupStore
 from storage.schemas import SchemaStore
 from tenants.directory import DEFAULT_TENANT, TenantDirectory
 from tenants.principal import Principal, Scope
@@ -158,20 +159,22 @@ async def delete_tenant(request: Request) -> Response:
     await directory.get_tenant(name)
     await directory.delete_tenant(name)
     runtime.quotas.forget(name)
-    await purge_deleted_tenants(directory, runtime.log, runtime.schemas)
+    await purge_deleted_tenants(directory, runtime.log, runtime.schemas, runtime.groups)
     return Response(status_code=204)
 
 
 async def purge_deleted_tenants(
-    directory: TenantDirectory, log_store: LogStore, schema_store: SchemaStore
+    directory: TenantDirectory,
+    log_store: LogStore,
+    schema_store: SchemaStore,
+    group_store: GroupStore,
 ) -> int:
-    """Delete every topic and every schema registry entry stored under a deleted
-    tenant's id; returns how many topics went.
+    """Delete every topic, schema registry entry and consumer group stored under a
+    deleted tenant's id; returns how many topics went.
 
     Runs at every start and after each tenant deletion, over every tombstone (not
-    only those not yet marked purged), so a topic or subject a request of the
-    tenant created while it was being deleted goes too. Consumer groups, once
-    they exist, are stored under the same id and are removed here as well.
+    only those not yet marked purged), so a topic, subject or group a request of
+    the tenant created while it was being deleted goes too.
     """
     deleted = set(await directory.deleted_ids())
     if not deleted:
@@ -188,10 +191,26 @@ async def purge_deleted_tenants(
                 removed += 1
             except TopicNotFound:
                 pass  # deleted meanwhile
+    for uid in deleted:
+        for group in await group_store.list_groups(prefix=uid + SEPARATOR):
+            await _purge_group(group_store, group)
     for uid in await directory.unpurged():
         await directory.purged(uid)
         log.info("data of deleted tenant %s purged", uid)
     return removed
+
+
+async def _purge_group(group_store: GroupStore, group: str) -> None:
+    """Delete `group` whatever its version (a member's write may race the purge)."""
+    for _ in range(10):
+        stored = await group_store.get_group(group)
+        if stored is None:
+            return
+        try:
+            await group_store.delete_group(group, expected_version=stored.version)
+            return
+        except (VersionConflict, GroupNotFound):
+            continue
 
 
 async def create_key(request: Request) -> Response:

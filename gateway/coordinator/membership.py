@@ -50,8 +50,14 @@ class RejoinReason(StrEnum):
     STALE_GENERATION = "stale-generation"
 
 
-class MustRejoin(Exception):
+class CoordinatorError(Exception):
+    """Base of what the coordinator refuses (mapped to problem+json by the gateway)."""
+
+
+class MustRejoin(CoordinatorError):
     """The member cannot act in the generation it named; it should join again."""
+
+    group = ""  # the group's storage name, once known (the pure core does not know it)
 
     def __init__(self, reason: RejoinReason, member_id: str, generation: int, current: int) -> None:
         self.reason = reason
@@ -59,6 +65,10 @@ class MustRejoin(Exception):
         self.generation = generation
         self.current = current
         super().__init__(reason.value)
+
+
+class ProtocolMismatch(CoordinatorError):
+    """A join naming another assignor or reset policy than the group's members use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +168,7 @@ def join(
     partition count of every topic the group will read. A rejoin that changes
     nothing only marks the member caught up with the current generation.
     `assignor` and `reset` apply when the group has no members yet; given with
-    other values while it has members, ValueError."""
+    other values while it has members, ProtocolMismatch."""
     group = expire(group, now_ms)
     if not group.members:
         group = replace(
@@ -168,13 +178,13 @@ def join(
         )
     else:
         if assignor is not None and assignor != group.assignor:
-            raise ValueError(
+            raise ProtocolMismatch(
                 f"the group uses the {group.assignor!r} assignor; all its members must"
             )
         if reset is not None and reset != group.reset:
-            raise ValueError(f"the group's reset policy is {group.reset.value!r}")
+            raise ProtocolMismatch(f"the group's reset policy is {group.reset.value!r}")
     if assignor is not None and assignor not in ASSIGNORS:
-        raise ValueError(f"unknown assignor {assignor!r}")
+        raise ProtocolMismatch(f"unknown assignor {assignor!r}")
     subscribed = tuple(sorted(set(topics)))
     old = group.member(member_id)
     wanted = {t: partitions[t] for t in {*group.topics, *subscribed}}

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from gateway.coordinator import document, membership
 from gateway.coordinator.assignors import TopicPartition
-from gateway.coordinator.membership import Group, Member, MustRejoin, RejoinReason, ResetPolicy
+from gateway.coordinator.membership import (
+    CoordinatorError,
+    Group,
+    MustRejoin,
+    RejoinReason,
+    ResetPolicy,
+)
 from storage.backend import LogStore
 from storage.errors import GroupNotFound, MemberFenced, TopicNotFound, VersionConflict
 from storage.groups import GroupStore, OffsetCommit
@@ -42,7 +48,7 @@ class Loaded:
     group: Group
 
 
-class NotAssigned(Exception):
+class NotAssigned(CoordinatorError):
     """A commit for a partition the member does not own in its generation."""
 
     def __init__(self, member_id: str, generation: int, tp: TopicPartition) -> None:
@@ -103,7 +109,11 @@ class GroupService:
                     raise GroupNotFound(name)
                 before = loaded.group if loaded is not None else Group()
                 version = loaded.version if loaded is not None else 0
-                after = change(before)
+                try:
+                    after = change(before)
+                except MustRejoin as exc:
+                    exc.group = name
+                    raise
                 if after == before and loaded is not None:
                     return loaded
                 try:
@@ -141,7 +151,7 @@ class GroupService:
         reset: ResetPolicy | None = None,
     ) -> Loaded:
         """Join or rejoin; the member's assignment is in the returned group. Raises
-        TopicNotFound for a topic that does not exist, ValueError for an assignor or
+        TopicNotFound for a topic that does not exist, ProtocolMismatch for an assignor or
         reset policy other than the group's."""
         current = await self.load(name)
         known = current.group.topics if current is not None else ()
@@ -205,15 +215,9 @@ class GroupService:
                 name, member_id, generation, offsets, now_ms=self.clock()
             )
         except MemberFenced as exc:
-            raise MustRejoin(
-                RejoinReason.STALE_GENERATION, member_id, generation, exc.current
-            ) from None
-
-    def member_of(self, loaded: Loaded, member_id: str) -> Member:
-        member = loaded.group.member(member_id)
-        if member is None:
-            raise MustRejoin(RejoinReason.STALE_GENERATION, member_id, 0, loaded.group.generation)
-        return member
+            fenced = MustRejoin(RejoinReason.STALE_GENERATION, member_id, generation, exc.current)
+            fenced.group = name
+            raise fenced from None
 
     async def expire(self, name: str) -> Loaded:
         """The group with its expired members removed (for readers: describe, admin)."""

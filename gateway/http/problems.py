@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.coordinator import membership as ce
+from gateway.coordinator.service import NotAssigned
 from storage import errors as se
 from tenants import errors as te
 
@@ -45,6 +47,7 @@ class ProblemType(Enum):
     PARTITION_NOT_FOUND = ("partition-not-found", 404, "Partition not found")
     TENANT_NOT_FOUND = ("tenant-not-found", 404, "Tenant not found")
     KEY_NOT_FOUND = ("key-not-found", 404, "API key not found")
+    GROUP_NOT_FOUND = ("group-not-found", 404, "Consumer group not found")
     METHOD_NOT_ALLOWED = ("method-not-allowed", 405, "Method not allowed")
     TOPIC_EXISTS = ("topic-exists", 409, "Topic already exists")
     TENANT_EXISTS = ("tenant-exists", 409, "Tenant already exists")
@@ -54,6 +57,28 @@ class ProblemType(Enum):
         409,
         "A request with this Idempotency-Key is still in progress",
     )
+    REBALANCE_IN_PROGRESS = (
+        "rebalance-in-progress",
+        409,
+        "The consumer group is rebalancing: rejoin for the new assignment",
+    )
+    STALE_GENERATION = (
+        "stale-generation",
+        409,
+        "Not a member of the consumer group's current generation: rejoin",
+    )
+    PARTITION_NOT_ASSIGNED = (
+        "partition-not-assigned",
+        409,
+        "Partition not assigned to this member",
+    )
+    GROUP_NOT_EMPTY = ("group-not-empty", 409, "Consumer group has active members")
+    GROUP_PROTOCOL_MISMATCH = (
+        "group-protocol-mismatch",
+        409,
+        "Join differs from the consumer group's assignor or reset policy",
+    )
+    UNKNOWN_CURSOR = ("unknown-cursor", 409, "Cursor is not the member's latest")
     REQUEST_TIMEOUT = ("request-timeout", 408, "Request timeout")
     BODY_TOO_LARGE = ("body-too-large", 413, "Request body too large")
     JSON_TOO_COMPLEX = ("json-too-complex", 413, "JSON document exceeds a limit")
@@ -398,6 +423,81 @@ def _gateway_error(exc: GatewayError) -> Problem:
     return exc.problem
 
 
+def _group_not_found(exc: se.GroupNotFound) -> Problem:
+    group = _client_topic(exc.group)
+    return Problem(
+        ProblemType.GROUP_NOT_FOUND, f"consumer group {group!r} does not exist", {"group": group}
+    )
+
+
+def _must_rejoin(exc: ce.MustRejoin) -> Problem:
+    group = _client_topic(exc.group) if exc.group else "{group}"
+    kind = (
+        ProblemType.REBALANCE_IN_PROGRESS
+        if exc.reason is ce.RejoinReason.REBALANCE_IN_PROGRESS
+        else ProblemType.STALE_GENERATION
+    )
+    if kind is ProblemType.REBALANCE_IN_PROGRESS:
+        why = f"consumer group {group!r} moved to generation {exc.current}"
+    elif exc.generation in (0, exc.current):
+        why = (
+            f"member {exc.member_id!r} is not in consumer group {group!r} "
+            "(it left, or its session expired)"
+        )
+    else:
+        why = (
+            f"generation {exc.generation} of consumer group {group!r} is over "
+            f"(the group is at generation {exc.current})"
+        )
+    return Problem(
+        kind,
+        f"{why}; rejoin with POST /v1/groups/{group}/members and "
+        f'{{"member_id": "{exc.member_id}"}} to get the current assignment, then fetch '
+        "without a cursor (it reads from the committed offsets)",
+        {
+            "member_id": exc.member_id,
+            "generation": exc.generation,
+            "current_generation": exc.current,
+            "rejoin": f"/v1/groups/{group}/members",
+        },
+    )
+
+
+def _member_fenced(exc: se.MemberFenced) -> Problem:
+    rejoin = ce.MustRejoin(
+        ce.RejoinReason.STALE_GENERATION, exc.member_id, exc.generation, exc.current
+    )
+    rejoin.group = exc.group
+    return _must_rejoin(rejoin)
+
+
+def _not_assigned(exc: NotAssigned) -> Problem:
+    topic = _client_topic(exc.tp.topic)
+    return Problem(
+        ProblemType.PARTITION_NOT_ASSIGNED,
+        f"partition {exc.tp.partition} of {topic!r} is not assigned to member "
+        f"{exc.member_id!r} in generation {exc.generation}; commit only your assignment",
+        {
+            "topic": _client_topic(exc.tp.topic),
+            "partition": exc.tp.partition,
+            "member_id": exc.member_id,
+            "generation": exc.generation,
+        },
+    )
+
+
+def _protocol_mismatch(exc: ce.ProtocolMismatch) -> Problem:
+    return Problem(ProblemType.GROUP_PROTOCOL_MISMATCH, str(exc))
+
+
+def _version_conflict(exc: se.VersionConflict) -> Problem:
+    return Problem(
+        ProblemType.CONFLICT,
+        f"consumer group {_client_topic(exc.group)!r} changed while this request ran; retry",
+        headers=_retry_after(1),
+    )
+
+
 # The one table: exception class -> problem. Looked up along the class's MRO,
 # so a subclass without its own entry gets its base's mapping.
 EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
@@ -414,6 +514,12 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     se.PartitionFenced: _fenced,
     se.DiskFull: _disk_full,
     se.BackendUnavailable: _unavailable,
+    se.GroupNotFound: _group_not_found,
+    se.MemberFenced: _member_fenced,
+    se.VersionConflict: _version_conflict,
+    ce.MustRejoin: _must_rejoin,
+    ce.ProtocolMismatch: _protocol_mismatch,
+    NotAssigned: _not_assigned,
     te.Unauthenticated: _unauthenticated,
     te.InvalidToken: _invalid_token,
     te.TenantSuspended: _suspended,

@@ -27,6 +27,7 @@ from gateway.http.request_ids import TENANT_SCOPE_KEY
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
 from storage.backend import LogStore, StateStore
+from storage.groups import GroupStore
 from storage.schemas import SchemaStore
 from tenants.auth_throttle import ClientAuthThrottle
 from tenants.directory import TenantDirectory
@@ -125,6 +126,7 @@ class Runtime:
     settings: Settings
     log: LogStore
     state: StateStore
+    groups: GroupStore
     directory: TenantDirectory
     quotas: QuotaService
     signer: TokenSigner

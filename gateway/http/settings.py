@@ -258,6 +258,19 @@ class Settings(BaseSettings):
         default=2000, ge=0, description="The `retry:` a Server-Sent Events stream announces."
     )
 
+    # -- consumer groups -----------------------------------------------------------
+    group_session_timeout_ms: int = Field(
+        default=30_000,
+        ge=1,
+        description="A member's session when its join names none: silent longer, it is removed.",
+    )
+    group_min_session_timeout_ms: int = Field(
+        default=1_000, ge=1, description="Shortest session a join may ask for (422 below)."
+    )
+    group_max_session_timeout_ms: int = Field(
+        default=300_000, ge=1, description="Longest session a join may ask for (422 above)."
+    )
+
     # -- idempotency ---------------------------------------------------------------
     idempotency_ttl_s: int = Field(
         default=24 * 3600,

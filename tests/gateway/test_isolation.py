@@ -17,6 +17,8 @@ VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 B_TOPIC = "b-private"
 SHARED = "same-name"
 B_MARK = "B-SECRET-VALUE"
+B_GROUP = "b-group"
+B_MEMBER = "b-member-secret"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -41,6 +43,16 @@ def body_for(path: str, verb: str) -> Any:
         return {"status": "suspended"}
     if path == "/v1/tokens":
         return {"scopes": ["topics:read"]}
+    if path.endswith("/members") and verb == "POST":
+        return {"topics": [SHARED], "member_id": B_MEMBER}
+    if path.endswith("/offsets") and verb == "POST":
+        return {
+            "member_id": B_MEMBER,
+            "generation": 1,
+            "offsets": [{"topic": SHARED, "partition": 0, "offset": 0}],
+        }
+    if path.endswith("/reset"):
+        return {"to": "latest"}
     return None
 
 
@@ -66,9 +78,24 @@ def setup_tenants(api: httpx.Client) -> dict[str, Any]:
         api.post(
             f"/v1/topics/{SHARED}/records", json={"records": [{"value": value}]}, headers=headers
         )
+    joined = api.post(
+        f"/v1/groups/{B_GROUP}/members",
+        json={"topics": [SHARED], "member_id": B_MEMBER},
+        headers=b,
+    )
+    assert joined.status_code == 200, joined.text
     token = api.post("/v1/tokens", json={}, headers=a).json()["access_token"]
     made["a-token"] = token
     return made
+
+
+def b_group(api: httpx.Client, b: dict[str, str]) -> Any:
+    """B's group as far as A could change it (not the clock-driven figures)."""
+    seen = api.get(f"/v1/groups/{B_GROUP}", headers=b).json()
+    members = [(m["member_id"], m["generation"]) for m in seen["members"]]
+    rows = [(r["partition"], r["committed"], r["lag"]) for r in seen["partitions"]]
+    offsets = api.get(f"/v1/groups/{B_GROUP}/offsets", headers=b).json()
+    return seen["state"], seen["generation"], members, rows, offsets
 
 
 def b_state(api: httpx.Client, b_key: str) -> Any:
@@ -82,7 +109,7 @@ def b_state(api: httpx.Client, b_key: str) -> Any:
     ]
     tenant = api.get("/v1/admin/tenants/iso-b").json()
     keys = api.get("/v1/admin/tenants/iso-b/keys").json()
-    return topics, described, records, tenant, keys
+    return topics, described, records, tenant, keys, b_group(api, b)
 
 
 def test_no_cross_tenant_access_on_any_endpoint_or_verb(
@@ -106,6 +133,8 @@ def test_no_cross_tenant_access_on_any_endpoint_or_verb(
                 .replace("{partition}", "0")
                 .replace("{tenant}", "iso-b")
                 .replace("{key_id}", b_key_id)
+                .replace("{group}", B_GROUP)
+                .replace("{member_id}", B_MEMBER)
             )
             body = body_for(path, verb)
             r = client.request(
@@ -113,7 +142,7 @@ def test_no_cross_tenant_access_on_any_endpoint_or_verb(
                 url,
                 headers=bearer(credential) | ({"Content-Type": "application/json"} if body else {}),
                 content=orjson.dumps(body) if body is not None else None,
-                params={"offset": "earliest"}
+                params={"offset": "earliest", "member_id": B_MEMBER}
                 if url.endswith("/records") and verb == "GET"
                 else None,
             )

@@ -25,7 +25,7 @@ async def test_purging_a_deleted_tenant_removes_its_subjects_only(tmp_path: Path
             )
             await backend.schemas.set_compatibility(record.uid, None, "FULL")
         await directory.delete_tenant("gone")
-        await purge_deleted_tenants(directory, backend.log, backend.schemas)
+        await purge_deleted_tenants(directory, backend.log, backend.schemas, backend.groups)
         assert await backend.schemas.subjects(gone.uid, include_deleted=True) == []
         assert await backend.schemas.compatibility(gone.uid, None) is None
         assert await backend.schemas.subjects(kept.uid) == ["orders-value"]

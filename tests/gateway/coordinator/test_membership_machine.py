@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gateway.coordinator import document, membership
 from gateway.coordinator.assignors import TopicPartition
-from gateway.coordinator.membership import Group, GroupState, MustRejoin
+from gateway.coordinator.membership import Group, GroupState, MustRejoin, ProtocolMismatch
 
 MEMBERS = st.sampled_from(["a", "b", "c", "d", "e"])
 TOPICS = {"t1": 4, "t2": 3}
@@ -50,7 +50,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
             joined = membership.join(
                 self.group, member, topics, TIMEOUT_MS, TOPICS, self.now, assignor=assignor
             )
-        except ValueError:
+        except ProtocolMismatch:
             assert self.group.members
             assert assignor != self.group.assignor
             return

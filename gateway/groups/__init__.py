@@ -1,0 +1,1 @@
+"""Consumer groups over HTTP: membership, group fetch with cursors, commits, lag, admin."""

@@ -1,0 +1,285 @@
+"""Group fetch: `GET /v1/groups/{group}/records?member_id=…&cursor=…`.
+
+Reads the member's assigned partitions from its acknowledged position (see
+`positions.py`), the committed offsets, or the group's reset policy, fairly:
+the budget (`max_records`, `max_bytes`) is shared out over the partitions,
+starting at a partition that rotates with every reply, so one busy partition
+cannot starve the others; what a partition leaves unused goes to the next in
+a second pass. With nothing to read it long-polls every assigned partition at
+once (`GroupStore.wait_for_records`) until `max_wait_ms`; the wait is the only
+thing that takes time, so the reply never outlives `max_wait_ms` by more than
+the reads. A rebalance that happens meanwhile answers 409 after the wait, or
+at once on the next fetch.
+
+The fetch is a heartbeat. The reply is `{"records": [{"topic", ...}],
+"cursor", "generation", "assignment"}`; records are rendered by the floor's
+`recordjson` (the same shape as a partition fetch, with the topic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.coordinator import membership
+from gateway.coordinator.assignors import TopicPartition
+from gateway.coordinator.membership import Group, ResetPolicy
+from gateway.coordinator.service import GroupService
+from gateway.groups import positions
+from gateway.groups.names import GroupRequest
+from gateway.http.longpoll import ClientGone, wait_interruptibly
+from gateway.http.names import client_name
+from gateway.http.params import int_param, query_of
+from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.recordjson import topic_records_json
+from gateway.http.runtime import Runtime
+from storage.errors import MemberFenced, OffsetOutOfRange, TopicNotFound
+from storage.groups import MemberPosition
+from storage.records import ValueFormat
+
+PASSES = 2  # a first fair share each, then what is left to those that had more
+
+
+def assignment_json(group: Group, member_id: str, namespace: str) -> list[dict[str, object]]:
+    return [
+        {"topic": client_name(namespace, tp.topic), "partition": tp.partition}
+        for tp in group.assigned(member_id)
+    ]
+
+
+async def _resolve(
+    runtime: Runtime,
+    group: Group,
+    starts: Mapping[TopicPartition, int | None],
+) -> dict[TopicPartition, int]:
+    """Partitions without a position start where the group's reset policy says."""
+    out: dict[TopicPartition, int] = {}
+    for tp, offset in starts.items():
+        if offset is None:
+            info = await runtime.log.offsets(tp.topic, tp.partition)
+            offset = info.start_offset if group.reset is ResetPolicy.EARLIEST else info.end_offset
+        out[tp] = offset
+    return out
+
+
+class Reads:
+    """The records of one reply, read fairly within the budget."""
+
+    def __init__(
+        self, runtime: Runtime, namespace: str, formats: Mapping[str, ValueFormat]
+    ) -> None:
+        self.runtime = runtime
+        self.namespace = namespace
+        self.formats = formats
+        self.parts: list[bytes] = []
+        self.count = 0
+        self.bytes = 0
+
+    async def _read(self, tp: TopicPartition, offset: int, max_records: int, max_bytes: int) -> int:
+        """Read and render; returns the next offset of `tp`."""
+        log = self.runtime.log
+        try:
+            result = await log.read(
+                tp.topic, tp.partition, offset, max_records=max_records, max_bytes=max_bytes
+            )
+        except OffsetOutOfRange as exc:
+            # Retention went past the position (or the log was cut): read on from the
+            # nearest offset that exists, as Kafka's reset does.
+            offset = exc.earliest if offset < exc.earliest else exc.latest
+            result = await log.read(
+                tp.topic, tp.partition, offset, max_records=max_records, max_bytes=max_bytes
+            )
+        if result.records:
+            topic = client_name(self.namespace, tp.topic)
+            self.parts += topic_records_json(
+                topic, result.records, tp.partition, self.formats[tp.topic]
+            )
+            self.count += len(result.records)
+            self.bytes += result.bytes
+        return result.next_offset if result.records else offset
+
+    async def fair(
+        self,
+        starts: dict[TopicPartition, int],
+        order: list[TopicPartition],
+        max_records: int,
+        max_bytes: int,
+    ) -> dict[TopicPartition, int]:
+        after = dict(starts)
+        hungry = list(order)
+        for _ in range(PASSES):
+            if not hungry:
+                break
+            still: list[TopicPartition] = []
+            for i, tp in enumerate(hungry):
+                records_left = max_records - self.count
+                bytes_left = max_bytes - self.bytes
+                if records_left <= 0 or bytes_left <= 0:
+                    return after
+                share = max(1, records_left // (len(hungry) - i))
+                share_bytes = max(1, bytes_left // (len(hungry) - i))
+                before = self.count
+                after[tp] = await self._read(tp, after[tp], share, share_bytes)
+                if self.count - before >= share:
+                    still.append(tp)  # it may hold more
+            hungry = still
+        return after
+
+    async def exactly(
+        self, starts: dict[TopicPartition, int], until: Mapping[TopicPartition, int]
+    ) -> None:
+        """A retry: the records of the lost reply again, partition by partition."""
+        for tp, start in sorted(starts.items()):
+            end = until.get(tp, start)
+            if end > start:
+                await self._read(tp, start, end - start, self.runtime.settings.max_fetch_bytes)
+
+    def body(self, cursor: str, generation: int, assignment: list[dict[str, object]]) -> bytes:
+        tail = orjson.dumps({"cursor": cursor, "generation": generation, "assignment": assignment})
+        return b'{"records":[' + b",".join(self.parts) + b"]," + tail[1:]
+
+
+async def group_fetch(request: Request, runtime: Runtime, service: GroupService) -> Response:
+    target = await GroupRequest.of(request, runtime, consuming=True)  # a heartbeat too
+    began = time.monotonic()
+    params = query_of(request)
+    member_id = params.get("member_id")
+    if not member_id:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            "member_id is required: join with POST /v1/groups/{group}/members first",
+            parameter="member_id",
+        )
+    settings = runtime.settings
+    max_records = int_param(
+        params, "max_records", 500, minimum=1, maximum=settings.max_fetch_records
+    )
+    max_bytes = int_param(
+        params, "max_bytes", 1024 * 1024, minimum=1, maximum=settings.max_fetch_bytes
+    )
+    max_wait_ms = int_param(params, "max_wait_ms", 0, minimum=0, maximum=settings.max_wait_ms)
+    cursor = params.get("cursor") or None
+    named = None if cursor is None else positions.cursor_generation(cursor)
+    if cursor is not None and named is None:
+        raise GatewayError(ProblemType.INVALID_PARAMETER, "cursor is malformed", parameter="cursor")
+    stored = target.stored
+
+    loaded = await service.heartbeat(stored, member_id, named)
+    loaded = await service.refresh(stored, loaded)
+    group = loaded.group
+    _check(group, stored, member_id, named)  # a partition count changed just now: 409
+    assigned = group.assigned(member_id)
+    for topic in {tp.topic for tp in assigned}:
+        target.require_topic(topic)
+    formats: dict[str, ValueFormat] = {}
+    for topic in {tp.topic for tp in assigned}:
+        try:
+            formats[topic] = (await runtime.log.get_topic(topic)).config.value_format
+        except TopicNotFound:
+            loaded = await service.refresh(stored, loaded)  # it went: a new generation
+            _check(loaded.group, stored, member_id, named)
+    stored_position = await runtime.groups.get_position(stored, member_id)
+    position = (
+        positions.decode(stored_position.generation, stored_position.body)
+        if stored_position is not None and stored_position.generation == group.generation
+        else None
+    )
+    try:
+        planned = positions.plan(position, cursor, assigned)
+    except positions.UnknownCursor:
+        raise GatewayError(
+            ProblemType.UNKNOWN_CURSOR,
+            "the cursor is not the latest reply's of this member; fetch without a cursor "
+            "to read from the last acknowledged position",
+            parameter="cursor",
+        ) from None
+
+    tenant = target.principal.tenant
+    quotas = runtime.quotas
+    await quotas.admit_consume(tenant)
+    namespace = target.principal.namespace
+    reads = Reads(runtime, namespace, formats)
+    assignment = assignment_json(group, member_id, namespace)
+    if planned.retry_of is not None and planned.until is not None:
+        retry = planned.retry_of
+        await reads.exactly(planned.start, planned.until)
+        return await _reply(
+            runtime, reads, retry.answered or "", group.generation, assignment, tenant
+        )
+
+    committed = {
+        TopicPartition(c.topic, c.partition): c.offset
+        for c in await runtime.groups.committed_offsets(stored)
+    }
+    starts = await _resolve(runtime, group, positions.start_offsets(planned, assigned, committed))
+    seq = (position.seq if position is not None else 0) + 1
+    order = sorted(assigned)
+    if order:
+        turn = seq % len(order)
+        order = order[turn:] + order[:turn]
+    after = await reads.fair(starts, order, max_records, max_bytes)
+    deadline = began + max_wait_ms / 1000
+    remaining = deadline - time.monotonic()
+    if reads.count == 0 and remaining > 0 and order and not runtime.drain.started:
+        watched = {(tp.topic, tp.partition): offset for tp, offset in after.items()}
+        try:
+            with quotas.connection(tenant, await quotas.limits(tenant)):
+                arrived = await wait_interruptibly(
+                    request,
+                    runtime,
+                    lambda: runtime.groups.wait_for_records(watched, remaining),
+                )
+        except ClientGone:
+            return Response(status_code=204)  # nobody is listening; nothing moves
+        if arrived and not runtime.drain.started:
+            now = await service.load(stored)
+            if now is not None:  # a rebalance while waiting: 409 now, not stale records
+                _check(now.group, stored, member_id, group.generation)
+            after = await reads.fair(after, order, max_records, max_bytes)
+    answered = positions.new_cursor(group.generation, seq)
+    moved = positions.Position(
+        generation=group.generation,
+        seq=seq,
+        came_with=cursor,
+        answered=answered,
+        start=starts,
+        after=after,
+    )
+    try:
+        await runtime.groups.put_position(
+            stored, member_id, MemberPosition(group.generation, positions.encode(moved))
+        )
+    except MemberFenced as exc:
+        fenced = membership.MustRejoin(
+            membership.RejoinReason.REBALANCE_IN_PROGRESS, member_id, group.generation, exc.current
+        )
+        fenced.group = stored
+        raise fenced from None
+    return await _reply(runtime, reads, answered, group.generation, assignment, tenant)
+
+
+def _check(group: Group, stored: str, member_id: str, generation: int | None) -> None:
+    try:
+        membership.check(group, member_id, generation)
+    except membership.MustRejoin as exc:
+        exc.group = stored
+        raise
+
+
+async def _reply(
+    runtime: Runtime,
+    reads: Reads,
+    cursor: str,
+    generation: int,
+    assignment: list[dict[str, object]],
+    tenant: str,
+) -> Response:
+    await runtime.quotas.charge_consume(tenant, reads.bytes)
+    runtime.metrics.fetched_records += reads.count
+    runtime.metrics.fetch_requests += 1
+    runtime.usage.traffic[tenant].consumed(reads.bytes, reads.count)
+    return Response(reads.body(cursor, generation, assignment), media_type="application/json")

@@ -1,0 +1,66 @@
+"""The consumer-groups feature: its routes and the coordinator service they share.
+
+The service keeps nothing about a group between requests (it is all in the
+GroupStore); it is built once the runtime is open, from its group store and
+log, so any gateway process serves any member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.coordinator.service import GroupService
+from gateway.groups import admin, describe, fetch, members
+from gateway.http.runtime import Runtime, runtime_of
+
+Handler = Callable[[Request, Runtime, GroupService], Awaitable[Response]]
+
+
+class Groups:
+    def __init__(self) -> None:
+        self._service: GroupService | None = None
+        self._runtime: Runtime | None = None
+
+    def service(self, runtime: Runtime) -> GroupService:
+        if self._service is None or self._runtime is not runtime:
+            self._service = GroupService(runtime.groups, runtime.log)
+            self._runtime = runtime
+        return self._service
+
+    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            runtime = runtime_of(request)
+            return await handler(request, runtime, self.service(runtime))
+
+        run.__name__ = handler.__name__
+        return run
+
+    def routes(self) -> list[BaseRoute]:
+        async def read_offsets(request: Request) -> Response:
+            return await members.read_offsets(request, runtime_of(request))
+
+        e = self.endpoint
+        return [
+            Route("/v1/groups", e(describe.list_groups), methods=["GET"]),
+            Route("/v1/groups/{group}", e(describe.describe), methods=["GET"]),
+            Route("/v1/groups/{group}", e(admin.delete_group), methods=["DELETE"]),
+            Route("/v1/groups/{group}/members", e(members.join), methods=["POST"]),
+            Route("/v1/groups/{group}/members/{member_id}", e(members.leave), methods=["DELETE"]),
+            Route(
+                "/v1/groups/{group}/members/{member_id}/heartbeat",
+                e(members.heartbeat),
+                methods=["POST"],
+            ),
+            Route("/v1/groups/{group}/records", e(fetch.group_fetch), methods=["GET"]),
+            Route("/v1/groups/{group}/offsets", e(members.commit), methods=["POST"]),
+            Route("/v1/groups/{group}/offsets", read_offsets, methods=["GET"]),
+            Route("/v1/groups/{group}/offsets/reset", e(admin.reset_offsets), methods=["POST"]),
+        ]
+
+
+def routes() -> list[BaseRoute]:
+    return Groups().routes()

@@ -1,0 +1,96 @@
+"""A group member as a test drives it over HTTP: join, fetch with its cursor, commit.
+
+A thin wrapper over httpx calls of the public API, so the tests read like a
+consumer loop; it keeps what a real client keeps (member id, generation,
+cursor, assignment) and nothing the server should know.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class Member:
+    def __init__(
+        self, api: httpx.Client, group: str, topics: list[str], *, session_timeout_ms: int = 10_000
+    ) -> None:
+        self.api = api
+        self.group = group
+        self.topics = topics
+        self.session_timeout_ms = session_timeout_ms
+        self.member_id: str | None = None
+        self.generation = -1
+        self.assignment: set[tuple[str, int]] = set()
+        self.cursor: str | None = None
+
+    def join(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "topics": self.topics,
+            "session_timeout_ms": self.session_timeout_ms,
+        }
+        if self.member_id is not None:
+            body["member_id"] = self.member_id
+        r = self.api.post(f"/v1/groups/{self.group}/members", json=body)
+        assert r.status_code == 200, r.text
+        reply: dict[str, Any] = r.json()
+        self.member_id = reply["member_id"]
+        self.generation = reply["generation"]
+        self.assignment = {(a["topic"], a["partition"]) for a in reply["assignment"]}
+        self.cursor = None
+        return reply
+
+    def heartbeat(self) -> httpx.Response:
+        return self.api.post(
+            f"/v1/groups/{self.group}/members/{self.member_id}/heartbeat",
+            json={"generation": self.generation},
+        )
+
+    def fetch_raw(self, **params: Any) -> httpx.Response:
+        query = {"member_id": self.member_id, **params}
+        if self.cursor is not None:
+            query["cursor"] = self.cursor
+        return self.api.get(f"/v1/groups/{self.group}/records", params=query)
+
+    def fetch(self, **params: Any) -> list[dict[str, Any]] | None:
+        """The records of one fetch (the cursor moves on), or None when told to rejoin."""
+        r = self.fetch_raw(**params)
+        if r.status_code == 409:
+            return None
+        assert r.status_code == 200, r.text
+        reply = r.json()
+        self.cursor = reply["cursor"]
+        self.generation = reply["generation"]
+        records: list[dict[str, Any]] = reply["records"]
+        return records
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> httpx.Response:
+        return self.api.post(
+            f"/v1/groups/{self.group}/offsets",
+            json={
+                "member_id": self.member_id,
+                "generation": self.generation,
+                "offsets": [
+                    {"topic": t, "partition": p, "offset": o}
+                    for (t, p), o in sorted(offsets.items())
+                ],
+            },
+        )
+
+    def leave(self) -> None:
+        r = self.api.delete(f"/v1/groups/{self.group}/members/{self.member_id}")
+        assert r.status_code == 204, r.text
+
+
+def settle(members: list[Member], *, rounds: int = 20) -> int:
+    """Heartbeat every member and rejoin those told to, until all agree on one
+    generation; returns it."""
+    for _ in range(rounds):
+        for m in members:
+            if m.heartbeat().status_code == 409:
+                m.join()
+        generations = {m.generation for m in members}
+        if len(generations) == 1 and all(m.heartbeat().status_code == 200 for m in members):
+            return generations.pop()
+    raise AssertionError(f"members did not settle: {[m.generation for m in members]}")
