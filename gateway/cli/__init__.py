@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from gateway.cli import admin as admin_cli
 from gateway.cli import client_commands
+from gateway.cli import groups as groups_cli
 from gateway.http.logs import configure_logging
 from gateway.http.settings import ConfigFileError, describe_settings, load_settings
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[info]")
     admin_cli.add_commands(commands)
     client_commands.add_commands(commands)
+    groups_cli.add_commands(commands)
     return parser
 
 
@@ -71,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("tenants", "keys"):
         try:
             return admin_cli.run(args)
+        except (ValidationError, ConfigFileError) as exc:
+            print(f"tidegate: invalid settings:\n{exc}", file=sys.stderr)
+            return EXIT_SETTINGS
+    if args.command == "groups":
+        try:
+            return groups_cli.run(args)
         except (ValidationError, ConfigFileError) as exc:
             print(f"tidegate: invalid settings:\n{exc}", file=sys.stderr)
             return EXIT_SETTINGS

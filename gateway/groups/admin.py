@@ -14,7 +14,7 @@ answers what it would do: each partition's previous and new offset.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from gateway.coordinator.service import GroupService, Loaded
 from gateway.groups.names import GroupRequest
 from gateway.http.bodies import read_json
+from gateway.http.names import SEPARATOR, client_name
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import json_response, validated
 from gateway.http.runtime import Runtime
@@ -41,12 +42,13 @@ class ResetIn(BaseModel):
     dry_run: StrictBool = False
 
 
-async def _empty(service: GroupService, target: GroupRequest, doing: str) -> Loaded:
-    loaded = await service.expire(target.stored)
+async def _empty(service: GroupService, stored: str, doing: str) -> Loaded:
+    loaded = await service.expire(stored)
     if loaded.group.members:
+        group = stored.split(SEPARATOR, 1)[-1]
         raise GatewayError(
             ProblemType.GROUP_NOT_EMPTY,
-            f"consumer group {target.group!r} has {len(loaded.group.members)} active "
+            f"consumer group {group!r} has {len(loaded.group.members)} active "
             f"members; {doing} once they have left or their sessions expired",
             members=len(loaded.group.members),
         )
@@ -55,7 +57,7 @@ async def _empty(service: GroupService, target: GroupRequest, doing: str) -> Loa
 
 async def delete_group(request: Request, runtime: Runtime, service: GroupService) -> Response:
     target = await GroupRequest.of(request, runtime, scope=GroupRequest.CHANGE)
-    loaded = await _empty(service, target, "delete it")
+    loaded = await _empty(service, target.stored, "delete it")
     await runtime.groups.delete_group(target.stored, expected_version=loaded.version)
     return Response(status_code=204)
 
@@ -65,6 +67,24 @@ async def reset_offsets(request: Request, runtime: Runtime, service: GroupServic
     body = validated(
         ResetIn, await read_json(request, limit=BODY_LIMIT, limits=runtime.json_limits)
     )
+    topics = None if body.topics is None else [target.stored_topic(t) for t in body.topics]
+    shown = await reset_group(
+        service, target.stored, target.principal.namespace, body, topics=topics
+    )
+    return json_response({"dry_run": body.dry_run, "offsets": shown})
+
+
+async def reset_group(
+    service: GroupService,
+    stored: str,
+    namespace: str,
+    body: ResetIn,
+    *,
+    topics: list[str] | None,
+) -> list[dict[str, Any]]:
+    """Plan (and unless `body.dry_run`, apply) an offset reset of the empty group
+    `stored`; `topics` are storage names (None: every topic it committed or read).
+    Needs only the service, so the CLI uses it offline too."""
     needed = {"timestamp": body.timestamp, "offset": body.offset}
     if body.to in needed and needed[body.to] is None:
         raise GatewayError(
@@ -72,18 +92,14 @@ async def reset_offsets(request: Request, runtime: Runtime, service: GroupServic
             f"to={body.to!r} needs {body.to!r}",
             errors=[{"pointer": f"/{body.to}", "message": "required"}],
         )
-    loaded = await _empty(service, target, "reset its offsets")
-    committed = {
-        (c.topic, c.partition): c for c in await runtime.groups.committed_offsets(target.stored)
-    }
-    if body.topics is not None:
-        topics = sorted({target.stored_topic(t) for t in body.topics})
-    else:
+    loaded = await _empty(service, stored, "reset its offsets")
+    committed = {(c.topic, c.partition): c for c in await service.groups.committed_offsets(stored)}
+    if topics is None:
         topics = sorted({t for t, _ in committed} | {t for t, _ in loaded.group.partitions})
     planned: list[OffsetCommit] = []
     shown = []
-    log = runtime.log
-    for topic in topics:
+    log = service.log
+    for topic in sorted(set(topics)):
         info = await log.get_topic(topic)
         for p in range(info.partitions):
             offsets = await log.offsets(topic, p)
@@ -101,14 +117,14 @@ async def reset_offsets(request: Request, runtime: Runtime, service: GroupServic
             planned.append(OffsetCommit(topic, p, new, before.metadata if before else ""))
             shown.append(
                 {
-                    "topic": target.client_topic(topic),
+                    "topic": client_name(namespace, topic),
                     "partition": p,
                     "previous": None if before is None else before.offset,
                     "offset": new,
                 }
             )
     if not body.dry_run and planned:
-        await runtime.groups.reset_offsets(
-            target.stored, planned, expected_version=loaded.version, now_ms=service.clock()
+        await service.groups.reset_offsets(
+            stored, planned, expected_version=loaded.version, now_ms=service.clock()
         )
-    return json_response({"dry_run": body.dry_run, "offsets": shown})
+    return shown

@@ -25,12 +25,13 @@ from gateway.groups.names import GroupRequest
 from gateway.http.names import client_name, tenant_prefix
 from gateway.http.responses import json_response
 from gateway.http.runtime import Runtime
-from storage.errors import OffsetOutOfRange, TopicNotFound
+from storage.backend import LogStore
+from storage.errors import GroupNotFound, OffsetOutOfRange, TopicNotFound
 from storage.groups import CommittedOffset
 
 
 async def partition_lag(
-    runtime: Runtime,
+    log: LogStore,
     group: Group,
     tp: TopicPartition,
     committed: CommittedOffset | None,
@@ -38,7 +39,7 @@ async def partition_lag(
 ) -> dict[str, Any] | None:
     """One partition's figures; None when its topic is gone."""
     try:
-        info = await runtime.log.offsets(tp.topic, tp.partition)
+        info = await log.offsets(tp.topic, tp.partition)
     except TopicNotFound:
         return None
     if committed is not None:
@@ -49,7 +50,7 @@ async def partition_lag(
     behind = 0
     if lag > 0:
         try:
-            result = await runtime.log.read(
+            result = await log.read(
                 tp.topic, tp.partition, max(position, info.start_offset), max_records=1
             )
         except OffsetOutOfRange:
@@ -67,15 +68,15 @@ async def partition_lag(
     }
 
 
-async def group_json(
-    runtime: Runtime, service: GroupService, stored: str, namespace: str
-) -> dict[str, Any]:
+async def group_json(service: GroupService, stored: str, namespace: str) -> dict[str, Any]:
+    """The description of the group stored as `stored`; GroupNotFound if none. Needs
+    only the service (its GroupStore and log), so the CLI uses it offline too."""
     loaded = await service.expire(stored)
     group = loaded.group
     now = service.clock()
     commits = {
         TopicPartition(c.topic, c.partition): c
-        for c in await runtime.groups.committed_offsets(stored)
+        for c in await service.groups.committed_offsets(stored)
     }
     owners = {tp: m for m, tps in group.assignment for tp in tps}
     partitions = sorted(
@@ -84,7 +85,7 @@ async def group_json(
     rows = []
     statuses = []
     for tp in partitions:
-        row = await partition_lag(runtime, group, tp, commits.get(tp), now)
+        row = await partition_lag(service.log, group, tp, commits.get(tp), now)
         if row is None:
             continue
         figures = health.PartitionLag(row["lag"], row["time_behind_ms"], row["committed_ms"])
@@ -131,17 +132,22 @@ async def group_json(
 
 async def describe(request: Request, runtime: Runtime, service: GroupService) -> Response:
     target = await GroupRequest.of(request, runtime)
-    return json_response(
-        await group_json(runtime, service, target.stored, target.principal.namespace)
-    )
+    return json_response(await group_json(service, target.stored, target.principal.namespace))
 
 
 async def list_groups(request: Request, runtime: Runtime, service: GroupService) -> Response:
     principal = await runtime.principal(request, GroupRequest.LOOK)
-    namespace = principal.namespace
+    return json_response({"groups": await groups_json(service, principal.namespace)})
+
+
+async def groups_json(service: GroupService, namespace: str) -> list[dict[str, Any]]:
+    """A summary of each of the tenant's groups."""
     out = []
-    for stored in await runtime.groups.list_groups(tenant_prefix(namespace)):
-        view = await group_json(runtime, service, stored, namespace)
+    for stored in await service.groups.list_groups(tenant_prefix(namespace)):
+        try:
+            view = await group_json(service, stored, namespace)
+        except GroupNotFound:
+            continue  # deleted meanwhile
         out.append(
             {
                 "group": view["group"],
@@ -152,4 +158,4 @@ async def list_groups(request: Request, runtime: Runtime, service: GroupService)
                 "status": view["status"],
             }
         )
-    return json_response({"groups": out})
+    return out
