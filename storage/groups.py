@@ -72,6 +72,16 @@ class MemberPosition:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """What a member's fetch needs, read at one moment: the group, the member's
+    position, and the group's committed offsets."""
+
+    group: StoredGroup | None
+    position: MemberPosition | None
+    committed: list[CommittedOffset]
+
+
 class GroupStore(Protocol):
     """Consumer groups, keyed by name (callers namespace names per tenant)."""
 
@@ -127,6 +137,11 @@ class GroupStore(Protocol):
 
     async def get_position(self, group: str, member_id: str) -> MemberPosition | None:
         """The member's reading position, or None."""
+        ...
+
+    async def member_view(self, group: str, member_id: str) -> MemberView:
+        """`get_group`, `get_position` and `committed_offsets` in one consistent read
+        (one round trip: the group fetch's hot path)."""
         ...
 
     async def put_position(self, group: str, member_id: str, position: MemberPosition) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -98,19 +98,27 @@ class GroupService:
         return Loaded(stored.version, document.decode(stored.membership.body))
 
     async def _update(
-        self, name: str, change: Callable[[Group], Group], *, create: bool = False
+        self,
+        name: str,
+        change: Callable[[Group], Awaitable[Group]],
+        *,
+        create: bool = False,
+        first: Loaded | None = None,
     ) -> Loaded:
         """Apply `change` to the group as stored, by compare-and-set; GroupNotFound
-        when there is no group and `create` is false."""
+        when there is no group and `create` is false. `first`: the group as the
+        caller just read it, tried before reading again (the compare-and-set still
+        decides)."""
         async with self._locks.hold(name):
             for _ in range(CAS_ATTEMPTS):
-                loaded = await self.load(name)
+                loaded = first if first is not None else await self.load(name)
+                first = None
                 if loaded is None and not create:
                     raise GroupNotFound(name)
                 before = loaded.group if loaded is not None else Group()
                 version = loaded.version if loaded is not None else 0
                 try:
-                    after = change(before)
+                    after = await change(before)
                 except MustRejoin as exc:
                     exc.group = name
                     raise
@@ -153,19 +161,16 @@ class GroupService:
         """Join or rejoin; the member's assignment is in the returned group. Raises
         TopicNotFound for a topic that does not exist, ProtocolMismatch for an assignor or
         reset policy other than the group's."""
-        current = await self.load(name)
-        known = current.group.topics if current is not None else ()
-        counts = await self.partition_counts(known, required=topics)
         now = self.clock()
 
-        def change(group: Group) -> Group:
-            wanted = {t: counts.get(t, 0) for t in {*group.topics, *topics}}
+        async def change(group: Group) -> Group:
+            counts = await self.partition_counts(group.topics, required=topics)
             return membership.join(
                 group,
                 member_id,
                 topics,
                 session_timeout_ms,
-                wanted,
+                counts,
                 now,
                 assignor=assignor,
                 reset=reset,
@@ -173,16 +178,21 @@ class GroupService:
 
         return await self._update(name, change, create=True)
 
-    async def heartbeat(self, name: str, member_id: str, generation: int | None) -> Loaded:
+    async def heartbeat(
+        self, name: str, member_id: str, generation: int | None, *, loaded: Loaded | None = None
+    ) -> Loaded:
         """The member is alive and may act in `generation` (None: the one it joined);
-        MustRejoin otherwise (after the group's expired members are removed)."""
+        MustRejoin otherwise (after the group's expired members are removed).
+        `loaded`: the group as the caller just read it (saves a read)."""
         now = self.clock()
+
+        async def beat(group: Group) -> Group:
+            return membership.heartbeat(group, member_id, generation, now)
+
         try:
-            return await self._update(
-                name, lambda g: membership.heartbeat(g, member_id, generation, now)
-            )
+            return await self._update(name, beat, first=loaded)
         except MustRejoin:
-            await self._update(name, lambda g: membership.expire(g, now))
+            await self.expire(name)
             raise
 
     async def refresh(self, name: str, loaded: Loaded) -> Loaded:
@@ -191,11 +201,19 @@ class GroupService:
         if counts == dict(loaded.group.partitions):
             return loaded
         now = self.clock()
-        return await self._update(name, lambda g: membership.refresh_partitions(g, counts, now))
+
+        async def grown(group: Group) -> Group:
+            return membership.refresh_partitions(group, counts, now)
+
+        return await self._update(name, grown)
 
     async def leave(self, name: str, member_id: str) -> Loaded:
         now = self.clock()
-        return await self._update(name, lambda g: membership.leave(g, member_id, now))
+
+        async def gone(group: Group) -> Group:
+            return membership.leave(group, member_id, now)
+
+        return await self._update(name, gone)
 
     async def commit(
         self, name: str, member_id: str, generation: int, offsets: Sequence[OffsetCommit]
@@ -222,4 +240,8 @@ class GroupService:
     async def expire(self, name: str) -> Loaded:
         """The group with its expired members removed (for readers: describe, admin)."""
         now = self.clock()
-        return await self._update(name, lambda g: membership.expire(g, now))
+
+        async def expired(group: Group) -> Group:
+            return membership.expire(group, now)
+
+        return await self._update(name, expired)

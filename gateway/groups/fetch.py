@@ -25,10 +25,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.coordinator import membership
+from gateway.coordinator import document, membership
 from gateway.coordinator.assignors import TopicPartition
 from gateway.coordinator.membership import Group, ResetPolicy
-from gateway.coordinator.service import GroupService
+from gateway.coordinator.service import GroupService, Loaded
 from gateway.groups import positions
 from gateway.groups.names import GroupRequest
 from gateway.http.longpoll import ClientGone, wait_interruptibly
@@ -37,7 +37,7 @@ from gateway.http.params import int_param, query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.recordjson import topic_records_json
 from gateway.http.runtime import Runtime
-from storage.errors import MemberFenced, OffsetOutOfRange, TopicNotFound
+from storage.errors import GroupNotFound, MemberFenced, OffsetOutOfRange, TopicNotFound
 from storage.groups import MemberPosition
 from storage.records import ValueFormat
 
@@ -168,7 +168,12 @@ async def group_fetch(request: Request, runtime: Runtime, service: GroupService)
         raise GatewayError(ProblemType.INVALID_PARAMETER, "cursor is malformed", parameter="cursor")
     stored = target.stored
 
-    loaded = await service.heartbeat(stored, member_id, named)
+    # One read for the group, the member's position and the commits (the hot path).
+    view = await runtime.groups.member_view(stored, member_id)
+    if view.group is None:
+        raise GroupNotFound(stored)
+    first = Loaded(view.group.version, document.decode(view.group.membership.body))
+    loaded = await service.heartbeat(stored, member_id, named, loaded=first)
     loaded = await service.refresh(stored, loaded)
     group = loaded.group
     _check(group, stored, member_id, named)  # a partition count changed just now: 409
@@ -182,7 +187,7 @@ async def group_fetch(request: Request, runtime: Runtime, service: GroupService)
         except TopicNotFound:
             loaded = await service.refresh(stored, loaded)  # it went: a new generation
             _check(loaded.group, stored, member_id, named)
-    stored_position = await runtime.groups.get_position(stored, member_id)
+    stored_position = view.position
     position = (
         positions.decode(stored_position.generation, stored_position.body)
         if stored_position is not None and stored_position.generation == group.generation
@@ -211,10 +216,7 @@ async def group_fetch(request: Request, runtime: Runtime, service: GroupService)
             runtime, reads, retry.answered or "", group.generation, assignment, tenant
         )
 
-    committed = {
-        TopicPartition(c.topic, c.partition): c.offset
-        for c in await runtime.groups.committed_offsets(stored)
-    }
+    committed = {TopicPartition(c.topic, c.partition): c.offset for c in view.committed}
     starts = await _resolve(runtime, group, positions.start_offsets(planned, assigned, committed))
     seq = (position.seq if position is not None else 0) + 1
     order = sorted(assigned)

@@ -27,6 +27,7 @@ from storage.groups import (
     CommittedOffset,
     MemberPosition,
     Membership,
+    MemberView,
     OffsetCommit,
     StoredGroup,
 )
@@ -147,22 +148,53 @@ class SqliteGroupStore:
 
     # -- GroupStore -------------------------------------------------------------------
 
-    async def get_group(self, group: str) -> StoredGroup | None:
-        def get(db: sqlite3.Connection) -> StoredGroup | None:
-            row = db.execute(
-                "SELECT version, generation, body FROM groups WHERE name = ?", (group,)
-            ).fetchone()
-            if row is None:
-                return None
-            members = db.execute("SELECT member FROM members WHERE grp = ?", (group,))
-            membership = Membership(
-                generation=int(row[1]),
-                members=frozenset(str(m[0]) for m in members.fetchall()),
-                body=bytes(row[2]),
-            )
-            return StoredGroup(group, int(row[0]), membership)
+    @staticmethod
+    def _group(db: sqlite3.Connection, group: str) -> StoredGroup | None:
+        row = db.execute(
+            "SELECT version, generation, body FROM groups WHERE name = ?", (group,)
+        ).fetchone()
+        if row is None:
+            return None
+        members = db.execute("SELECT member FROM members WHERE grp = ?", (group,))
+        membership = Membership(
+            generation=int(row[1]),
+            members=frozenset(str(m[0]) for m in members.fetchall()),
+            body=bytes(row[2]),
+        )
+        return StoredGroup(group, int(row[0]), membership)
 
-        return await self._run(lambda: self._read(get))
+    @staticmethod
+    def _committed(db: sqlite3.Connection, group: str) -> list[CommittedOffset]:
+        rows = db.execute(
+            "SELECT topic, part, next, metadata, committed_ms FROM offsets"
+            " WHERE grp = ? ORDER BY topic, part",
+            (group,),
+        )
+        return [
+            CommittedOffset(str(t), int(p), int(n), str(m), int(at))
+            for t, p, n, m, at in rows.fetchall()
+        ]
+
+    @staticmethod
+    def _position(db: sqlite3.Connection, group: str, member_id: str) -> MemberPosition | None:
+        row = db.execute(
+            "SELECT generation, body FROM positions WHERE grp = ? AND member = ?",
+            (group, member_id),
+        ).fetchone()
+        return None if row is None else MemberPosition(int(row[0]), bytes(row[1]))
+
+    async def member_view(self, group: str, member_id: str) -> MemberView:
+        def view(db: sqlite3.Connection) -> MemberView:
+            return MemberView(
+                self._group(db, group),
+                self._position(db, group, member_id),
+                self._committed(db, group),
+            )
+
+        return await self._run(lambda: self._read(view))
+
+    async def get_group(self, group: str) -> StoredGroup | None:
+        return await self._run(lambda: self._read(lambda db: self._group(db, group)))
 
     async def put_group(self, group: str, membership: Membership, *, expected_version: int) -> int:
         def put(db: sqlite3.Connection) -> int:
@@ -253,28 +285,10 @@ class SqliteGroupStore:
         await self._run(lambda: self._transaction(True, reset))
 
     async def committed_offsets(self, group: str) -> list[CommittedOffset]:
-        def read(db: sqlite3.Connection) -> list[CommittedOffset]:
-            rows = db.execute(
-                "SELECT topic, part, next, metadata, committed_ms FROM offsets"
-                " WHERE grp = ? ORDER BY topic, part",
-                (group,),
-            )
-            return [
-                CommittedOffset(str(t), int(p), int(n), str(m), int(at))
-                for t, p, n, m, at in rows.fetchall()
-            ]
-
-        return await self._run(lambda: self._read(read))
+        return await self._run(lambda: self._read(lambda db: self._committed(db, group)))
 
     async def get_position(self, group: str, member_id: str) -> MemberPosition | None:
-        def read(db: sqlite3.Connection) -> MemberPosition | None:
-            row = db.execute(
-                "SELECT generation, body FROM positions WHERE grp = ? AND member = ?",
-                (group, member_id),
-            ).fetchone()
-            return None if row is None else MemberPosition(int(row[0]), bytes(row[1]))
-
-        return await self._run(lambda: self._read(read))
+        return await self._run(lambda: self._read(lambda db: self._position(db, group, member_id)))
 
     async def put_position(self, group: str, member_id: str, position: MemberPosition) -> None:
         def put(db: sqlite3.Connection) -> None:

@@ -160,3 +160,17 @@ async def test_commits_survive_reopening(backend: Backend, storage_config: Stora
         ]
     finally:
         await reopened.close()
+
+
+async def test_member_view_reads_group_position_and_commits_together(backend: Backend) -> None:
+    groups = backend.groups
+    empty = await groups.member_view("t~g", "a")
+    assert (empty.group, empty.position, empty.committed) == (None, None, [])
+    await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    await groups.put_position("t~g", "a", MemberPosition(1, b"p"))
+    await groups.commit_offsets("t~g", "a", 1, [OffsetCommit("t~x", 0, 4)], now_ms=1)
+    view = await groups.member_view("t~g", "a")
+    assert view.group == await groups.get_group("t~g")
+    assert view.position == MemberPosition(1, b"p")
+    assert view.committed == await groups.committed_offsets("t~g")
+    assert (await groups.member_view("t~g", "b")).position is None
