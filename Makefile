@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams loadtest deps clean screenshots
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams bench-groups loadtest deps clean screenshots
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c storage/embedded/_framing.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -103,6 +103,9 @@ LOADTEST_HOST ?=
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run_locust --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) \
 	  $(if $(LOADTEST_HOST),--host $(LOADTEST_HOST))
+
+bench-groups: $(STAMP)
+	$(BIN)/python -m loadtests.bench_groups
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
