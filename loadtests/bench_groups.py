@@ -7,8 +7,10 @@ phase goes wrong (an unexpected error reply), because then it measured
 something else.
 
 One real `tidegate serve` process on loopback (its defaults: fsync topics,
-commits synced), driven by asyncio httpx clients in this process (a group
-member keeps a cursor and reacts to 409, which wrk's scripts cannot do).
+commits synced), driven from this process by `loadtests.longpoll`'s small
+asyncio HTTP/1.1 client, one keep-alive connection per member (a group member
+keeps a cursor and reacts to 409, which wrk's scripts cannot do; httpx with a
+hundred concurrent connections costs more than the server it measures).
 
 - **Rebalance**: `--members` members (100) join one topic of `--partitions`
   (256) at once. Each joins, then heartbeats with its generation and rejoins
@@ -41,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from loadtests.bench_gateway import OPERATOR_KEY, Server, start_gateway
+from loadtests.longpoll import HttpConnection, request
 from loadtests.wrk_runner import cpu_seconds
 
 FETCH_TOPIC = "g-fetch"
@@ -101,13 +105,6 @@ def gateway(partitions: int, records: int) -> Iterator[tuple[Server, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def client(url: str, key: str, connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30, limits=limits
-    )
-
-
 # -- rebalance ----------------------------------------------------------------------
 
 
@@ -121,7 +118,34 @@ class Rebalance:
     generation: int
 
 
-async def _member(api: httpx.AsyncClient, group: str, index: int, state: dict[str, Any]) -> None:
+class Conn:
+    """A member's own keep-alive connection (loadtests.longpoll's small client: httpx
+    with 100 concurrent connections costs the bench more than the server)."""
+
+    def __init__(self, connection: HttpConnection, key: str) -> None:
+        self.connection = connection
+        self.key = key
+
+    @classmethod
+    async def open(cls, port: int, key: str) -> Conn:
+        return cls(await HttpConnection.open(port), key)
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        raw = b"" if body is None else orjson.dumps(body)
+        _, status, reply = await self.connection.send(request(method, path, self.key, raw))
+        return status, (orjson.loads(reply) if reply else None)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _check(status: int, reply: Any, what: str, *allowed: int) -> Any:
+    if status not in (allowed or (200,)):
+        raise PhaseFailed(f"{what}: HTTP {status}: {str(reply)[:400]}")
+    return reply
+
+
+async def _member(conn: Conn, group: str, index: int, state: dict[str, Any]) -> None:
     """Join, then heartbeat with the generation held; rejoin when told to. Stops once
     the bench says the group has settled."""
     member_id = f"m{index:03d}"
@@ -129,15 +153,15 @@ async def _member(api: httpx.AsyncClient, group: str, index: int, state: dict[st
     generation = -1
     while not state["settled"]:
         if generation < 0:
-            reply = _expect(await api.post(f"/v1/groups/{group}/members", json=body), 200).json()
+            status, reply = await conn.call("POST", f"/v1/groups/{group}/members", body)
+            _check(status, reply, "join")
             generation = reply["generation"]
             state["held"][member_id] = (generation, len(reply["assignment"]))
         else:
-            beat = await api.post(
-                f"/v1/groups/{group}/members/{member_id}/heartbeat", json={"generation": generation}
-            )
-            _expect(beat, 200, 409)
-            if beat.status_code == 409:
+            path = f"/v1/groups/{group}/members/{member_id}/heartbeat"
+            status, reply = await conn.call("POST", path, {"generation": generation})
+            _check(status, reply, "heartbeat", 200, 409)
+            if status == 409:
                 generation = -1
             else:
                 await asyncio.sleep(0.01)  # a client's heartbeat interval, short for the bench
@@ -156,22 +180,27 @@ def _settled(state: dict[str, Any], members: int, partitions: int) -> bool:
 async def rebalance(server: Server, key: str, members: int, partitions: int) -> Rebalance:
     group = f"rebalance-{time.monotonic_ns()}"
     state: dict[str, Any] = {"settled": False, "held": {}, "requests": 0}
-    async with client(server.url, key, members) as api:
+    conns = [await Conn.open(server.port, key) for _ in range(members)]
+    try:
         cpu0 = cpu_seconds(server.pid)
         began = time.monotonic()
-        tasks = [asyncio.create_task(_member(api, group, i, state)) for i in range(members)]
+        tasks = [asyncio.create_task(_member(c, group, i, state)) for i, c in enumerate(conns)]
         deadline = began + 60
         while not _settled(state, members, partitions):
             if time.monotonic() > deadline:
                 raise PhaseFailed(f"no stable assignment within 60 s: {len(state['held'])} joined")
-            if any(t.done() and t.exception() for t in tasks):
+            if any(t.done() for t in tasks):
                 break
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.001)
         seconds = time.monotonic() - began
         cpu = cpu_seconds(server.pid) - cpu0
         state["settled"] = True
         await asyncio.gather(*tasks)
-        described = _expect(await api.get(f"/v1/groups/{group}"), 200).json()
+        status, described = await conns[0].call("GET", f"/v1/groups/{group}")
+        _check(status, described, "describe")
+    finally:
+        for c in conns:
+            c.close()
     if described["state"] != "stable" or any(
         p["member_id"] is None for p in described["partitions"]
     ):
@@ -201,41 +230,39 @@ class Round:
         return self.cpu_s / self.records * 1e6
 
 
-async def _plain_reader(api: httpx.AsyncClient, partition: int, held: int) -> int:
+async def _plain_reader(conn: Conn, partition: int, held: int) -> int:
     offset = 0
     while offset < held:
-        reply = await api.get(
-            f"/v1/topics/{FETCH_TOPIC}/partitions/{partition}/records",
-            params={"offset": offset, "max_records": PER_REQUEST},
+        path = (
+            f"/v1/topics/{FETCH_TOPIC}/partitions/{partition}/records"
+            f"?offset={offset}&max_records={PER_REQUEST}"
         )
-        offset = _expect(reply, 200).json()["next_offset"]
+        status, reply = await conn.call("GET", path)
+        offset = _check(status, reply, "fetch")["next_offset"]
     return offset
 
 
-async def _group_reader(api: httpx.AsyncClient, group: str, member_id: str, held: int) -> int:
-    params: dict[str, Any] = {"member_id": member_id, "max_records": PER_REQUEST}
+async def _group_reader(conn: Conn, group: str, member_id: str, held: int) -> int:
+    base = f"/v1/groups/{group}/records?member_id={member_id}&max_records={PER_REQUEST}"
+    path = base
     seen = 0
     while seen < held:
-        reply = _expect(await api.get(f"/v1/groups/{group}/records", params=params), 200)
-        body = reply.json()
-        seen += len(body["records"])
-        params["cursor"] = body["cursor"]
+        status, reply = await conn.call("GET", path)
+        _check(status, reply, "group fetch")
+        seen += len(reply["records"])
+        path = f"{base}&cursor={reply['cursor']}"
     return seen
 
 
-async def _join_group(api: httpx.AsyncClient, group: str) -> list[str]:
+async def _join_group(conn: Conn, group: str) -> list[str]:
     ids = [f"r{i}" for i in range(FETCH_PARTITIONS)]
     body: dict[str, Any] = {"topics": [FETCH_TOPIC], "session_timeout_ms": 60_000}
+    path = f"/v1/groups/{group}/members"
     for member_id in ids:
-        _expect(
-            await api.post(f"/v1/groups/{group}/members", json=body | {"member_id": member_id}), 200
-        )
+        _check(*await conn.call("POST", path, body | {"member_id": member_id}), "join")
     for _ in range(5):  # everyone catches up with the last generation
         replies = [
-            _expect(
-                await api.post(f"/v1/groups/{group}/members", json=body | {"member_id": m}), 200
-            ).json()
-            for m in ids
+            _check(*await conn.call("POST", path, body | {"member_id": m}), "join") for m in ids
         ]
         if len({r["generation"] for r in replies}) == 1:
             if any(len(r["assignment"]) != 1 for r in replies):
@@ -245,19 +272,22 @@ async def _join_group(api: httpx.AsyncClient, group: str) -> list[str]:
 
 
 async def fetch_round(server: Server, key: str, kind: str, held: int) -> Round:
-    async with client(server.url, key, FETCH_PARTITIONS) as api:
+    conns = [await Conn.open(server.port, key) for _ in range(FETCH_PARTITIONS)]
+    try:
         group = f"fetch-{time.monotonic_ns()}"
-        ids = await _join_group(api, group) if kind == "group" else []
+        ids = await _join_group(conns[0], group) if kind == "group" else []
         cpu0 = cpu_seconds(server.pid)
         began = time.monotonic()
         if kind == "plain":
-            counts = await asyncio.gather(
-                *(_plain_reader(api, p, held) for p in range(FETCH_PARTITIONS))
-            )
+            readers = [_plain_reader(c, p, held) for p, c in enumerate(conns)]
         else:
-            counts = await asyncio.gather(*(_group_reader(api, group, m, held) for m in ids))
+            readers = [_group_reader(c, group, m, held) for c, m in zip(conns, ids, strict=True)]
+        counts = await asyncio.gather(*readers)
         seconds = time.monotonic() - began
         cpu = cpu_seconds(server.pid) - cpu0
+    finally:
+        for c in conns:
+            c.close()
     return Round(kind, sum(counts), seconds, cpu)
 
 

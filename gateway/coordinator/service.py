@@ -38,6 +38,10 @@ CAS_ATTEMPTS = 50
 writes to the same group at the same moment can make one fail."""
 
 
+DECODED_GROUPS = 1024
+"""Groups whose decoded document a service keeps (the most recently decoded)."""
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -90,12 +94,30 @@ class GroupService:
         self.log = log
         self.clock = clock
         self._locks = _Locks()
+        self._decoded: dict[str, tuple[bytes, Group]] = {}
+        self._last: dict[str, Loaded] = {}  # a hint, proven by compare-and-set
+
+    def decoded(self, name: str, body: bytes) -> Group:
+        """`document.decode(body)`, remembered per group while the bytes stay the same
+        (most reads find the group unchanged; a big group's document costs about a
+        millisecond to decode). A cache of a pure function: the store decides."""
+        known = self._decoded.get(name)
+        if known is not None and known[0] == body:
+            return known[1]
+        group = document.decode(body)
+        if len(self._decoded) >= DECODED_GROUPS:
+            self._decoded.pop(next(iter(self._decoded)))
+        self._decoded[name] = (body, group)
+        return group
 
     async def load(self, name: str) -> Loaded | None:
         stored = await self.groups.get_group(name)
         if stored is None:
+            self._last.pop(name, None)
             return None
-        return Loaded(stored.version, document.decode(stored.membership.body))
+        loaded = Loaded(stored.version, self.decoded(name, stored.membership.body))
+        self._remember(name, loaded)
+        return loaded
 
     async def _update(
         self,
@@ -106,13 +128,23 @@ class GroupService:
         first: Loaded | None = None,
     ) -> Loaded:
         """Apply `change` to the group as stored, by compare-and-set; GroupNotFound
-        when there is no group and `create` is false. `first`: the group as the
-        caller just read it, tried before reading again (the compare-and-set still
-        decides)."""
+        when there is no group and `create` is false.
+
+        The first attempt may start from `first` (the group as the caller just
+        read it) or from the group as this service last read or wrote it: when
+        the change writes, the compare-and-set proves that state current (and a
+        conflict reads it again), saving a round trip. A decision that writes
+        nothing (a heartbeat, a refusal) is only ever taken on a fresh read."""
         async with self._locks.hold(name):
+            hint = first if first is not None else self._last.get(name)
+            fresh = first is not None
             for _ in range(CAS_ATTEMPTS):
-                loaded = first if first is not None else await self.load(name)
-                first = None
+                if hint is not None:
+                    loaded: Loaded | None = hint
+                    hint = None
+                else:
+                    loaded = await self.load(name)
+                    fresh = True
                 if loaded is None and not create:
                     raise GroupNotFound(name)
                 before = loaded.group if loaded is not None else Group()
@@ -120,18 +152,30 @@ class GroupService:
                 try:
                     after = await change(before)
                 except MustRejoin as exc:
+                    if not fresh:
+                        continue  # decided on a remembered state: read it again
                     exc.group = name
                     raise
                 if after == before and loaded is not None:
+                    if not fresh:
+                        continue
                     return loaded
                 try:
                     version = await self.groups.put_group(
                         name, document.membership(after), expected_version=version
                     )
                 except VersionConflict:
+                    self._last.pop(name, None)
                     continue
-                return Loaded(version, after)
+                done = Loaded(version, after)
+                self._remember(name, done)
+                return done
         raise VersionConflict(name, version, -1)
+
+    def _remember(self, name: str, loaded: Loaded) -> None:
+        if name not in self._last and len(self._last) >= DECODED_GROUPS:
+            self._last.pop(next(iter(self._last)))
+        self._last[name] = loaded
 
     async def partition_counts(
         self, topics: Sequence[str], *, required: Sequence[str]

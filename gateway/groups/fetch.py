@@ -25,7 +25,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.coordinator import document, membership
+from gateway.coordinator import membership
 from gateway.coordinator.assignors import TopicPartition
 from gateway.coordinator.membership import Group, ResetPolicy
 from gateway.coordinator.service import GroupService, Loaded
@@ -172,7 +172,7 @@ async def group_fetch(request: Request, runtime: Runtime, service: GroupService)
     view = await runtime.groups.member_view(stored, member_id)
     if view.group is None:
         raise GroupNotFound(stored)
-    first = Loaded(view.group.version, document.decode(view.group.membership.body))
+    first = Loaded(view.group.version, service.decoded(stored, view.group.membership.body))
     loaded = await service.heartbeat(stored, member_id, named, loaded=first)
     loaded = await service.refresh(stored, loaded)
     group = loaded.group

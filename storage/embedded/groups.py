@@ -208,11 +208,17 @@ class SqliteGroupStore:
                 " VALUES (?, ?, ?, ?)",
                 (group, version, membership.generation, membership.body),
             )
-            db.execute("DELETE FROM members WHERE grp = ?", (group,))
-            db.executemany(
-                "INSERT INTO members (grp, member) VALUES (?, ?)",
-                [(group, m) for m in sorted(membership.members)],
-            )
+            rows = db.execute("SELECT member FROM members WHERE grp = ?", (group,))
+            current = {str(r[0]) for r in rows.fetchall()}
+            if current != membership.members:  # most writes keep the members (heartbeats)
+                db.executemany(
+                    "DELETE FROM members WHERE grp = ? AND member = ?",
+                    [(group, m) for m in sorted(current - membership.members)],
+                )
+                db.executemany(
+                    "INSERT INTO members (grp, member) VALUES (?, ?)",
+                    [(group, m) for m in sorted(membership.members - current)],
+                )
             db.execute(
                 "DELETE FROM positions WHERE grp = ? AND member NOT IN"
                 " (SELECT member FROM members WHERE grp = ?)",

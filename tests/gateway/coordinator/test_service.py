@@ -98,3 +98,26 @@ async def test_growing_a_topic_starts_a_new_generation(backend: Backend) -> None
     refreshed = await service.refresh("t~g", loaded)
     assert refreshed.group.generation == loaded.group.generation + 1
     assert len(refreshed.group.assigned("a")) == 8
+
+
+async def test_two_gateways_share_one_group_through_the_store(backend: Backend) -> None:
+    """Two services over one store, as two gateway processes: what one changes the
+    other sees at its next call, whatever it remembers (no sticky sessions)."""
+    clock = Clock()
+    one = GroupService(backend.groups, backend.log, clock=clock)
+    two = GroupService(backend.groups, backend.log, clock=clock)
+    a = (await one.join("t~g", "a", ["t~orders"], 10_000)).group
+    assert len(a.assigned("a")) == 6
+    await one.heartbeat("t~g", "a", a.generation)  # `one` now remembers this generation
+    b = (await two.join("t~g", "b", ["t~orders"], 10_000)).group
+    assert b.generation == a.generation + 1
+    with pytest.raises(MustRejoin) as told:  # `one` must not answer from memory
+        await one.heartbeat("t~g", "a", a.generation)
+    assert told.value.reason is RejoinReason.REBALANCE_IN_PROGRESS
+    with pytest.raises(MustRejoin):
+        await one.commit("t~g", "a", a.generation, [OffsetCommit("t~orders", 0, 1)])
+    again = (await one.join("t~g", "a", ["t~orders"], 10_000)).group  # a write from memory
+    assert again.generation == b.generation  # the compare-and-set saw `two`'s write
+    assert set(again.assigned("a")).isdisjoint(again.assigned("b"))
+    loaded = await two.heartbeat("t~g", "b", b.generation)
+    assert loaded.group == again
