@@ -83,9 +83,11 @@ async def _internal(request: Request, exc: Exception) -> Response:
 
 
 def all_routes(settings: Settings) -> list[BaseRoute]:
-    """Every feature's routes (the hot ones are found first by the router anyway)."""
+    """Every feature's routes (the hot ones are found first by the router anyway).
+    The group fetch renders records with the records feature's C renderer, when on."""
+    produce_and_fetch = records.Records(settings)
     return [
-        *records.routes(settings),
+        *produce_and_fetch.routes(),
         *streams.routes(settings),
         *health.routes,
         *openapi.routes,
@@ -95,7 +97,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *usage.routes,
         *console.routes,
         *oauth.routes,
-        *groups.routes(),
+        *groups.routes(produce_and_fetch.fast),
     ]
 
 

@@ -35,7 +35,7 @@ from gateway.http.longpoll import ClientGone, wait_interruptibly
 from gateway.http.names import client_name
 from gateway.http.params import int_param, query_of
 from gateway.http.problems import GatewayError, ProblemType
-from gateway.http.recordjson import topic_records_json
+from gateway.http.recordjson import FetchRenderer, topic_records_json
 from gateway.http.runtime import Runtime
 from storage.errors import GroupNotFound, MemberFenced, OffsetOutOfRange, TopicNotFound
 from storage.groups import MemberPosition
@@ -70,9 +70,14 @@ class Reads:
     """The records of one reply, read fairly within the budget."""
 
     def __init__(
-        self, runtime: Runtime, namespace: str, formats: Mapping[str, ValueFormat]
+        self,
+        runtime: Runtime,
+        namespace: str,
+        formats: Mapping[str, ValueFormat],
+        renderer: FetchRenderer | None,
     ) -> None:
         self.runtime = runtime
+        self.renderer = renderer
         self.namespace = namespace
         self.formats = formats
         self.parts: list[bytes] = []
@@ -96,7 +101,7 @@ class Reads:
         if result.records:
             topic = client_name(self.namespace, tp.topic)
             self.parts += topic_records_json(
-                topic, result.records, tp.partition, self.formats[tp.topic]
+                topic, result.records, tp.partition, self.formats[tp.topic], self.renderer
             )
             self.count += len(result.records)
             self.bytes += result.bytes
@@ -143,7 +148,12 @@ class Reads:
         return b'{"records":[' + b",".join(self.parts) + b"]," + tail[1:]
 
 
-async def group_fetch(request: Request, runtime: Runtime, service: GroupService) -> Response:
+async def group_fetch(
+    request: Request,
+    runtime: Runtime,
+    service: GroupService,
+    renderer: FetchRenderer | None = None,
+) -> Response:
     target = await GroupRequest.of(request, runtime, consuming=True)  # a heartbeat too
     began = time.monotonic()
     params = query_of(request)
@@ -207,7 +217,7 @@ async def group_fetch(request: Request, runtime: Runtime, service: GroupService)
     quotas = runtime.quotas
     await quotas.admit_consume(tenant)
     namespace = target.principal.namespace
-    reads = Reads(runtime, namespace, formats)
+    reads = Reads(runtime, namespace, formats, renderer)
     assignment = assignment_json(group, member_id, namespace)
     if planned.retry_of is not None and planned.until is not None:
         retry = planned.retry_of

@@ -15,13 +15,18 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.coordinator.service import GroupService
 from gateway.groups import admin, describe, fetch, members
+from gateway.http.recordjson import FetchRenderer
 from gateway.http.runtime import Runtime, runtime_of
 
 Handler = Callable[[Request, Runtime, GroupService], Awaitable[Response]]
 
 
 class Groups:
-    def __init__(self) -> None:
+    """`renderer`: the records feature's C renderer when it is on (the wiring hands
+    it over), else None and records are rendered by the floor's reference."""
+
+    def __init__(self, renderer: FetchRenderer | None = None) -> None:
+        self.renderer = renderer
         self._service: GroupService | None = None
         self._runtime: Runtime | None = None
 
@@ -43,6 +48,10 @@ class Groups:
         async def read_offsets(request: Request) -> Response:
             return await members.read_offsets(request, runtime_of(request))
 
+        async def group_fetch(request: Request) -> Response:
+            runtime = runtime_of(request)
+            return await fetch.group_fetch(request, runtime, self.service(runtime), self.renderer)
+
         e = self.endpoint
         return [
             Route("/v1/groups", e(describe.list_groups), methods=["GET"]),
@@ -55,12 +64,12 @@ class Groups:
                 e(members.heartbeat),
                 methods=["POST"],
             ),
-            Route("/v1/groups/{group}/records", e(fetch.group_fetch), methods=["GET"]),
+            Route("/v1/groups/{group}/records", group_fetch, methods=["GET"]),
             Route("/v1/groups/{group}/offsets", e(members.commit), methods=["POST"]),
             Route("/v1/groups/{group}/offsets", read_offsets, methods=["GET"]),
             Route("/v1/groups/{group}/offsets/reset", e(admin.reset_offsets), methods=["POST"]),
         ]
 
 
-def routes() -> list[BaseRoute]:
-    return Groups().routes()
+def routes(renderer: FetchRenderer | None = None) -> list[BaseRoute]:
+    return Groups(renderer).routes()

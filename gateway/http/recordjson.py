@@ -13,12 +13,36 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import Protocol
 
 import orjson
 
 from storage.records import Record, ValueFormat
 
+# A topic's value format as the C renderer names it.
+FORMAT_CODES = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
 _NULL = b"null"
+_FETCH_HEAD = b'{"records":['
+_FETCH_TAIL = b'],"next_offset":0,"end_offset":0}'
+
+
+class FetchRenderer(Protocol):
+    """The records feature's C renderer (its `render_fetch`), when it is built and on:
+    a partition fetch's reply for `records`, or None where it leaves them to this
+    module. Handed to other readers by the wiring, so they share it without
+    importing the records feature."""
+
+    def render_fetch(
+        self,
+        records: Sequence[Record],
+        partition: int,
+        fmt: int,
+        next_offset: int,
+        end_offset: int,
+        /,
+    ) -> bytes | None: ...
+
+
 _RECORD = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
 _TOPIC_RECORD = (
     b'{"topic":%b,"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
@@ -58,12 +82,25 @@ def records_json(records: Sequence[Record], partition: int, fmt: ValueFormat) ->
 
 
 def topic_records_json(
-    topic: str, records: Sequence[Record], partition: int, fmt: ValueFormat
+    topic: str,
+    records: Sequence[Record],
+    partition: int,
+    fmt: ValueFormat,
+    renderer: FetchRenderer | None = None,
 ) -> list[bytes]:
-    """Each of `records` as a JSON object with its `topic` first (a group fetch's shape)."""
+    """Each of `records` as a JSON object with its `topic` first (a group fetch's
+    shape). With `renderer`, each record is rendered in C (one call a record, so
+    that its bytes are known to be exactly that record's) and the topic put in
+    front; the same bytes as the reference (tests/gateway/groups/test_recordjson.py)."""
     name = orjson.dumps(topic)
+    code = FORMAT_CODES[fmt]
+    lead = b'{"topic":' + name + b","
     out = []
     for r in records:
+        body = None if renderer is None else renderer.render_fetch((r,), partition, code, 0, 0)
+        if body is not None:
+            out.append(lead + body[len(_FETCH_HEAD) + 1 : -len(_FETCH_TAIL)])
+            continue
         key, value, headers = _parts(r, fmt)
         out.append(_TOPIC_RECORD % (name, partition, r.offset, r.timestamp, key, value, headers))
     return out

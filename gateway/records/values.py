@@ -18,7 +18,7 @@ import binascii
 
 import msgspec
 
-from gateway.http.recordjson import value_json
+from gateway.http.recordjson import FORMAT_CODES, value_json
 from storage.records import ValueFormat
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "value_json",
 ]
 
-# A topic's value format as the C fast paths name it.
-FORMAT_CODES = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
 _NULL = b"null"
 _TEXT = msgspec.json.Decoder(str)
 
