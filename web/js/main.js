@@ -4,6 +4,8 @@
 import { get, onProblem } from "./api.js";
 import { fill, h } from "./dom.js";
 import { isOperator, signedIn, signOut } from "./session.js";
+import * as group from "./view-group.js";
+import * as groups from "./view-groups.js";
 import * as signin from "./view-signin.js";
 import * as tenant from "./view-tenant.js";
 import * as tenants from "./view-tenants.js";
@@ -15,6 +17,8 @@ const ROUTES = [
   { pattern: /^signin$/, view: signin, section: null, open: true },
   { pattern: /^topics$/, view: topics, section: "topics" },
   { pattern: /^topics\/([^/]+)$/, view: topic, section: "topics" },
+  { pattern: /^groups$/, view: groups, section: "groups" },
+  { pattern: /^groups\/([^/]+)$/, view: group, section: "groups" },
   { pattern: /^usage$/, view: usage, section: "usage" },
   { pattern: /^tenants$/, view: tenants, section: "tenants" },
   { pattern: /^tenants\/([^/]+)$/, view: tenant, section: "tenants" },
