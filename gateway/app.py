@@ -34,6 +34,8 @@ from gateway.lifespan import lifespan_for
 from gateway.oauth import routes as oauth
 from gateway.ops import health
 from gateway.records import routes as records
+from gateway.schemas import confluent
+from gateway.schemas import routes as schemas
 from gateway.streams import routes as streams
 from gateway.topics import routes as topics
 from storage.errors import StorageError
@@ -98,6 +100,8 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *console.routes,
         *oauth.routes,
         *groups.routes(produce_and_fetch.fast),
+        *schemas.routes,
+        *confluent.routes,
     ]
 
 

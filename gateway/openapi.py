@@ -33,6 +33,7 @@ from gateway.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemType
 from gateway.oauth import openapi as oauth_openapi
 from gateway.ops import openapi as ops_openapi
 from gateway.records import openapi as records_openapi
+from gateway.schemas import openapi as schemas_openapi
 from gateway.streams import openapi as streams_openapi
 from gateway.topics import openapi as topics_openapi
 
@@ -45,6 +46,7 @@ SECTIONS = (
     console_openapi,
     oauth_openapi,
     groups_openapi,
+    schemas_openapi,
 )
 
 

@@ -48,10 +48,14 @@ class ProblemType(Enum):
     TENANT_NOT_FOUND = ("tenant-not-found", 404, "Tenant not found")
     KEY_NOT_FOUND = ("key-not-found", 404, "API key not found")
     GROUP_NOT_FOUND = ("group-not-found", 404, "Consumer group not found")
+    SUBJECT_NOT_FOUND = ("subject-not-found", 404, "Schema subject not found")
+    SCHEMA_VERSION_NOT_FOUND = ("schema-version-not-found", 404, "Schema version not found")
+    SCHEMA_NOT_FOUND = ("schema-not-found", 404, "Schema not found")
     METHOD_NOT_ALLOWED = ("method-not-allowed", 405, "Method not allowed")
     TOPIC_EXISTS = ("topic-exists", 409, "Topic already exists")
     TENANT_EXISTS = ("tenant-exists", 409, "Tenant already exists")
     CONFLICT = ("conflict", 409, "Conflict with the resource's state")
+    SCHEMA_INCOMPATIBLE = ("schema-incompatible", 409, "Schema incompatible with its subject")
     IDEMPOTENCY_IN_PROGRESS = (
         "idempotency-in-progress",
         409,
@@ -91,6 +95,8 @@ class ProblemType(Enum):
     INVALID_BODY = ("invalid-body", 422, "Invalid request body")
     INVALID_CONFIG = ("invalid-config", 422, "Invalid topic configuration")
     INVALID_SCOPES = ("invalid-scopes", 422, "Unknown scopes")
+    INVALID_SCHEMA = ("invalid-schema", 422, "Invalid schema")
+    INVALID_COMPATIBILITY = ("invalid-compatibility", 422, "Invalid compatibility level")
     UNKNOWN_PLAN = ("unknown-plan", 422, "Unknown plan")
     INVALID_QUOTA = ("invalid-quota", 422, "Invalid quota override")
     INVALID_TENANT_NAME = ("invalid-tenant-name", 400, "Invalid tenant name")
@@ -419,6 +425,39 @@ def _tenant_error(exc: te.TenantError) -> Problem:
     return Problem(ProblemType.FORBIDDEN, "the request is not allowed for this credential")
 
 
+def _subject_not_found(exc: se.SubjectNotFound) -> Problem:
+    return Problem(ProblemType.SUBJECT_NOT_FOUND, str(exc), {"subject": exc.subject})
+
+
+def _version_not_found(exc: se.VersionNotFound) -> Problem:
+    version = "latest" if exc.version is None else exc.version
+    return Problem(
+        ProblemType.SCHEMA_VERSION_NOT_FOUND, str(exc), {"subject": exc.subject, "version": version}
+    )
+
+
+def _schema_not_found(exc: se.SchemaNotFound) -> Problem:
+    return Problem(ProblemType.SCHEMA_NOT_FOUND, str(exc), {"id": exc.schema_id})
+
+
+def _schema_state(exc: se.SchemaRegistryError) -> Problem:
+    # Soft-delete order (a soft delete twice, a permanent delete first) and a lost race.
+    return Problem(ProblemType.CONFLICT, str(exc))
+
+
+def _invalid_compatibility(exc: se.InvalidCompatibility) -> Problem:
+    return Problem(
+        ProblemType.INVALID_COMPATIBILITY,
+        str(exc),
+        {
+            "accepted": list(exc.accepted),
+            "errors": [
+                {"pointer": "/compatibility", "message": f"one of {', '.join(exc.accepted)}"}
+            ],
+        },
+    )
+
+
 def _gateway_error(exc: GatewayError) -> Problem:
     return exc.problem
 
@@ -520,6 +559,11 @@ EXCEPTION_TABLE: dict[type[BaseException], Callable[[Any], Problem]] = {
     ce.MustRejoin: _must_rejoin,
     ce.ProtocolMismatch: _protocol_mismatch,
     NotAssigned: _not_assigned,
+    se.SubjectNotFound: _subject_not_found,
+    se.VersionNotFound: _version_not_found,
+    se.SchemaNotFound: _schema_not_found,
+    se.InvalidCompatibility: _invalid_compatibility,
+    se.SchemaRegistryError: _schema_state,
     te.Unauthenticated: _unauthenticated,
     te.InvalidToken: _invalid_token,
     te.TenantSuspended: _suspended,

@@ -148,17 +148,24 @@ class _Resolver:
         rname, wname = reader["name"], writer["name"]
         if rname == wname or wname in self._aliases(reader):
             return []
-        return [Finding(child(at, "name"),
-                        f"{self.kind(reader)} {rname!r} cannot read {wname!r} "
-                        "(the names differ and no alias names the writer's)")]  # fmt: skip
+        return [
+            Finding(
+                child(at, "name"),
+                f"{self.kind(reader)} {rname!r} cannot read {wname!r} "
+                "(the names differ and no alias names the writer's)",
+            )
+        ]
 
     def _enum(self, reader: dict[str, Any], writer: dict[str, Any], at: str) -> list[Finding]:
         missing = [s for s in writer["symbols"] if s not in reader["symbols"]]
         if not missing or "default" in reader:
             return []
-        return [Finding(child(at, "symbols"),
-                        f"enum {reader['name']!r} lacks the writer's symbols {missing} "
-                        "and has no default")]  # fmt: skip
+        return [
+            Finding(
+                child(at, "symbols"),
+                f"enum {reader['name']!r} lacks the writer's symbols {missing} and has no default",
+            )
+        ]
 
     def _record(self, reader: dict[str, Any], writer: dict[str, Any], at: str) -> list[Finding]:
         pair = (reader["name"], writer["name"])

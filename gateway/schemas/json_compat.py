@@ -42,18 +42,44 @@ from gateway.schemas.findings import Finding, child
 _TYPES = ("null", "boolean", "object", "array", "number", "integer", "string")
 _HANDLED = frozenset(
     {
-        "type", "enum", "const", "properties", "required", "additionalProperties",
-        "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format",
-        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-        "anyOf", "oneOf",
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "anyOf",
+        "oneOf",
     }
-)  # fmt: skip
+)
 _ANNOTATIONS = frozenset(
     {
-        "$schema", "$id", "$comment", "title", "description", "default", "examples",
-        "deprecated", "readOnly", "writeOnly", "$defs", "definitions",
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$defs",
+        "definitions",
     }
-)  # fmt: skip
+)
 
 
 def _types(schema: dict[str, Any]) -> set[str] | None:

@@ -18,7 +18,13 @@ from typing import Any
 import orjson
 
 from gateway.schemas.avro_json import avro_as_json_schema
-from gateway.schemas.formats import DRAFT_2020_12, SchemaType, json_draft, json_validator
+from gateway.schemas.formats import (
+    DRAFT_2020_12,
+    SchemaType,
+    canonical_text,
+    json_draft,
+    json_validator,
+)
 
 CACHED_VALIDATORS = 1024
 """Compiled validators kept per process (an LRU): each holds one schema's compiled
@@ -74,3 +80,10 @@ def compile_validator(schema_type: SchemaType, document: Any) -> ValueValidator:
 def cached_validator(schema_type: SchemaType, canonical: str) -> ValueValidator:
     """The compiled validator of a registered schema, by its canonical text."""
     return compile_validator(schema_type, orjson.loads(canonical))
+
+
+@functools.lru_cache(maxsize=CACHED_VALIDATORS)
+def stored_validator(schema_type: SchemaType, text: str) -> ValueValidator:
+    """The compiled validator of a stored schema's text (as registered): what a
+    produce looks up, so that it neither parses nor compiles the schema again."""
+    return cached_validator(schema_type, canonical_text(orjson.loads(text)))

@@ -168,16 +168,22 @@ def expected(backward: bool, forward: bool) -> dict[str, bool]:
     }
 
 
-@pytest.mark.parametrize(("name", "old", "new", "backward", "forward"), JSON_EVOLUTIONS,
-                         ids=[e[0] for e in JSON_EVOLUTIONS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "old", "new", "backward", "forward"),
+    JSON_EVOLUTIONS,
+    ids=[e[0] for e in JSON_EVOLUTIONS],
+)
 def test_json_schema_evolutions(
     name: str, old: Any, new: Any, backward: bool, forward: bool
 ) -> None:
     assert verdicts(SchemaType.JSON, old, new) == expected(backward, forward)
 
 
-@pytest.mark.parametrize(("name", "old", "new", "backward", "forward"), AVRO_EVOLUTIONS,
-                         ids=[e[0] for e in AVRO_EVOLUTIONS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "old", "new", "backward", "forward"),
+    AVRO_EVOLUTIONS,
+    ids=[e[0] for e in AVRO_EVOLUTIONS],
+)
 def test_avro_evolutions(name: str, old: Any, new: Any, backward: bool, forward: bool) -> None:
     assert verdicts(SchemaType.AVRO, old, new) == expected(backward, forward)
 
