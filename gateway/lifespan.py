@@ -34,6 +34,7 @@ from gateway.http.metrics import Metrics
 from gateway.http.runtime import Drain, Runtime
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
+from gateway.schemas.binding import RegistryBinding
 from storage.open import StorageConfig, open_backend
 from tenants.auth_throttle import ClientAuthThrottle
 from tenants.directory import TenantDirectory
@@ -265,6 +266,7 @@ def lifespan_for(
                 usage=usage,
                 drain=drain,
                 schemas=backend.schemas,
+                value_schemas=RegistryBinding(backend.schemas),
             )
             log.info("serving on %s (data in %s)", settings.base_url, settings.data_dir)
             if freeze_heap:

@@ -26,6 +26,7 @@ from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.request_ids import TENANT_SCOPE_KEY
 from gateway.http.settings import Settings
 from gateway.http.tenant_usage import TenantUsage
+from gateway.http.value_schemas import ValueSchemas
 from storage.backend import LogStore, StateStore
 from storage.groups import GroupStore
 from storage.schemas import SchemaStore
@@ -136,6 +137,7 @@ class Runtime:
     usage: TenantUsage
     drain: Drain
     schemas: SchemaStore
+    value_schemas: ValueSchemas
 
     @property
     def ready(self) -> bool:

@@ -120,10 +120,22 @@ def checked(
     now_ms: int,
 ) -> Appendable:
     """The reference path: the body checked whole, placed, packed per partition."""
+    return placed(parsed_body(media, body, params, info, bounds), info, round_robin, now_ms)
+
+
+def parsed_body(
+    media: str, body: bytes, params: Mapping[str, str], info: TopicInfo, bounds: Bounds
+) -> ParsedBatch:
+    """The body's records checked whole (every bad record in one problem), not yet placed."""
     if media in RAW:
-        parsed = raw_record(body, params, info, bounds.max_record_bytes)
-    else:
-        parsed = batch_of(media, body, info, bounds)
+        return raw_record(body, params, info, bounds.max_record_bytes)
+    return batch_of(media, body, info, bounds)
+
+
+def placed(
+    parsed: ParsedBatch, info: TopicInfo, round_robin: RoundRobin, now_ms: int
+) -> Appendable:
+    """Checked records placed by the partitioner and packed per partition."""
     partitions = [
         choose_partition(
             explicit=explicit,
@@ -151,6 +163,7 @@ def batch_of(media: str, body: bytes, info: TopicInfo, bounds: Bounds) -> Parsed
             info.config.value_format,
             info.partitions,
             max_record_bytes=bounds.max_record_bytes,
+            schema_bound=info.config.value_schema is not None,
         )
     except BodyError as exc:
         raise body_problem(exc, body, limits) from None
@@ -239,7 +252,7 @@ def raw_record(body: bytes, params: Mapping[str, str], info: TopicInfo, limit: i
     if record.size() > limit:
         message = f"record is {record.size()} bytes; limit {limit}"
         raise_record_errors([], [RecordError(0, "/records/0", message)], limit)
-    return ParsedBatch([record], [result.partition], [], [])
+    return ParsedBatch([record], [result.partition], [], [], [None])
 
 
 def packed_groups(

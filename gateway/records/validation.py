@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
@@ -27,6 +27,7 @@ from gateway.records.values import InvalidValue, stored_value
 from storage.records import Header, NewRecord, ValueFormat
 
 RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
+SCHEMA_VERSION_FIELD = "schema_version"  # a record's pin to a version of its topic's subject
 MAX_TIMESTAMP_MS = 2**63 - 1
 MAX_HEADERS = 1_000
 _UNLIMITED = 2**62
@@ -53,12 +54,13 @@ class RecordError:
 
 
 class ParsedRecord(NamedTuple):
-    """A valid record, the partition it asked for (None: the partitioner picks) and
-    its payload size (what `max_record_bytes` limits)."""
+    """A valid record, the partition it asked for (None: the partitioner picks), its
+    payload size (what `max_record_bytes` limits) and the schema version it pins."""
 
     record: NewRecord
     partition: int | None
     size: int
+    schema_version: int | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class ParsedBatch:
     partitions: list[int | None]
     errors: list[RecordError]
     oversize: list[RecordError]
+    # Each record's `schema_version` (None: the request's), on a schema-bound topic.
+    versions: list[int | None] = field(default_factory=list)
 
 
 class BodyError(ValueError):
@@ -201,17 +205,25 @@ def check_headers(text: bytes) -> tuple[Header, ...]:
 
 
 def check_record(
-    text: bytes, index: int, fmt: ValueFormat, partitions: int
+    text: bytes, index: int, fmt: ValueFormat, partitions: int, *, schema_bound: bool = False
 ) -> ParsedRecord | list[RecordError]:
-    """One record text checked; the record, or every error found in it."""
+    """One record text checked; the record, or every error found in it. A record of a
+    schema-bound topic may pin a version of the subject (`schema_version`)."""
     here = f"/records/{index}"
     fields = _shaped(_OBJECT, text)
     if fields is WRONG:
         return [RecordError(index, here, "a record must be a JSON object")]
+    allowed = RECORD_FIELDS | {SCHEMA_VERSION_FIELD} if schema_bound else RECORD_FIELDS
     errors = [
         RecordError(index, f"{here}/{_escape(name)}", f"unknown field {name!r}")
-        for name in sorted(fields.keys() - RECORD_FIELDS)
+        for name in sorted(fields.keys() - allowed)
     ]
+    schema_version = None
+    if schema_bound:
+        schema_version = _shaped(_INT_OR_NULL, bytes(fields.get(SCHEMA_VERSION_FIELD, b"null")))
+    if schema_version is not None and (schema_version is WRONG or schema_version < 1):
+        message = "schema_version must be a version number (from 1) of the topic's subject"
+        errors.append(RecordError(index, f"{here}/{SCHEMA_VERSION_FIELD}", message))
 
     key_bytes: bytes | None = None
     key_text = bytes(fields.get("key", b"null"))
@@ -247,7 +259,7 @@ def check_record(
     if errors:
         return errors
     record = NewRecord(value, key_bytes, headers, timestamp)
-    return ParsedRecord(record, partition, record.size())
+    return ParsedRecord(record, partition, record.size(), schema_version)
 
 
 def check_batch(
@@ -256,6 +268,7 @@ def check_batch(
     partitions: int,
     *,
     max_record_bytes: int,
+    schema_bound: bool = False,
 ) -> ParsedBatch:
     """Every record checked, and each one's size against `max_record_bytes`. Raises
     BodyError (`too-deep`) when a record nests past the depth limit: that refuses
@@ -264,7 +277,7 @@ def check_batch(
     for index, text in enumerate(texts.texts):
         if too_deep(text, texts.max_depth):
             raise BodyError("too-deep", f"record {index} nests too deeply")
-        result = check_record(text, index, fmt, partitions)
+        result = check_record(text, index, fmt, partitions, schema_bound=schema_bound)
         if isinstance(result, list):
             batch.errors.extend(result)
             continue
@@ -273,6 +286,7 @@ def check_batch(
             batch.oversize.append(RecordError(index, f"/records/{index}", message))
         batch.records.append(result.record)
         batch.partitions.append(result.partition)
+        batch.versions.append(result.schema_version)
     return batch
 
 

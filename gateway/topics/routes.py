@@ -20,7 +20,9 @@ from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import json_response, validated
 from gateway.http.runtime import runtime_of
 from gateway.topics.config import TopicIn, TopicPatch, description_json, fit_to_plan, topic_json
-from storage.records import TopicConfig
+from storage.errors import SubjectNotFound, VersionNotFound
+from storage.records import TopicConfig, ValueFormat
+from storage.schemas import SchemaStore
 from tenants.principal import Scope
 from tenants.quotas import check_count
 
@@ -41,10 +43,33 @@ async def create_topic(request: Request) -> Response:
     check_count("max_topics", counts.topics, 1, limits.max_topics)
     check_count("max_partitions", counts.partitions, body.partitions, limits.max_partitions)
     config = fit_to_plan(body.config.apply(TopicConfig()), body.config.model_fields_set, limits)
+    await check_schema_binding(runtime.schemas, principal.namespace, config)
     info = await log.create_topic(storage_name(principal.namespace, name), body.partitions, config)
     response = json_response(topic_json(info, principal.namespace), 201)
     response.headers["Location"] = f"/v1/topics/{name}"
     return response
+
+
+async def check_schema_binding(schemas: SchemaStore, namespace: str, config: TopicConfig) -> None:
+    """A `value_schema` names a subject of the tenant with a live version, on a topic
+    of JSON values (records are validated as JSON, Avro ones too); 422 otherwise."""
+    subject = config.value_schema
+    if subject is None:
+        return
+    problem = None
+    if config.value_format is not ValueFormat.JSON:
+        problem = "value_schema needs value_format json: values are validated as JSON"
+    else:
+        try:
+            await schemas.version(namespace, subject, None)
+        except (SubjectNotFound, VersionNotFound):
+            problem = f"value_schema names subject {subject!r}, which has no live version"
+    if problem is not None:
+        raise GatewayError(
+            ProblemType.INVALID_CONFIG,
+            problem,
+            errors=[{"pointer": "/config/value_schema", "message": problem}],
+        )
 
 
 async def list_topics(request: Request) -> Response:
@@ -86,6 +111,8 @@ async def update_topic(request: Request) -> Response:
             "value_format cannot change once the topic holds records",
             errors=[{"pointer": "/config/value_format", "message": "cannot change"}],
         )
+    if config.value_schema != desc.topic.config.value_schema:
+        await check_schema_binding(runtime.schemas, principal.namespace, config)
     info = desc.topic
     if patch.partitions is not None and patch.partitions > info.partitions:
         counts = await runtime.usage.counts(log, principal.namespace)

@@ -1,0 +1,97 @@
+"""Record values of a schema-bound topic checked against their schema, all or nothing.
+
+A topic whose config names a `value_schema` (a subject) takes only records whose
+value is valid under a version of it: the request's (the latest live one, or the
+version the `Tidegate-Schema-Version` header pins), or the one a record pins
+with `schema_version`. Every failure of every record is listed (record index,
+a JSON pointer into the record, the message) up to `MAX_SCHEMA_ERRORS`, with the
+count of the rest, and nothing is appended. A record that passes carries the id
+of the schema it passed in the reserved header `tidegate-schema-id` (a header the
+client sent under that name is replaced), which fetch and streams return with it.
+
+Produce resolves the versions (`versions_needed`, then `ValueSchemas.bound`) and
+then calls `validated`, which is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.value_schemas import SCHEMA_ID_HEADER, SCHEMA_VERSION_HEADER, ValueSchema
+from gateway.records.validation import ParsedBatch
+
+MAX_SCHEMA_ERRORS = 100
+"""Schema failures listed in one 422 (`errors_not_shown` counts the rest)."""
+
+_ID_NAME = SCHEMA_ID_HEADER
+
+
+def pinned_version(headers: Mapping[str, str]) -> int | None:
+    """The request's pin (`Tidegate-Schema-Version: n`), or None for the latest."""
+    text = headers.get(SCHEMA_VERSION_HEADER)
+    if text is None or text.strip() == "latest":
+        return None
+    text = text.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise GatewayError(
+            ProblemType.INVALID_PARAMETER,
+            f"{SCHEMA_VERSION_HEADER} is a version number from 1 or 'latest'",
+            parameter=SCHEMA_VERSION_HEADER,
+        )
+    return int(text)
+
+
+def versions_needed(parsed: ParsedBatch, request_version: int | None) -> set[int | None]:
+    """The versions the batch's records are to be checked against."""
+    if not parsed.versions:
+        return {request_version}
+    return {request_version if v is None else v for v in parsed.versions}
+
+
+def validated(
+    parsed: ParsedBatch,
+    schemas: Mapping[int | None, ValueSchema],
+    request_version: int | None,
+) -> ParsedBatch:
+    """`parsed` with every record's value checked and its schema id header set; raises
+    422 `invalid-records` listing the failures, and then nothing is appended."""
+    errors: list[dict[str, Any]] = []
+    hidden = 0
+    records = []
+    versions = parsed.versions or [None] * len(parsed.records)
+    for index, (record, pinned) in enumerate(zip(parsed.records, versions, strict=True)):
+        schema = schemas[request_version if pinned is None else pinned]
+        value = None if record.value is None else orjson.loads(record.value)
+        room = MAX_SCHEMA_ERRORS - len(errors)
+        found = schema.violations(value, limit=max(room, 1))
+        if found:
+            if room > 0:
+                errors += [
+                    {
+                        "record": index,
+                        "pointer": f"/records/{index}/value{where}",
+                        "message": message,
+                        "schema_version": schema.version,
+                    }
+                    for where, message in found[:room]
+                ]
+                hidden += max(0, len(found) - room)
+            else:
+                hidden += len(found)
+            continue
+        headers = tuple(h for h in record.headers if h[0] != _ID_NAME)
+        records.append(record._replace(headers=(*headers, (_ID_NAME, b"%d" % schema.schema_id))))
+    if errors:
+        bad = len({e["record"] for e in errors})
+        more = f" (and {hidden} more not shown)" if hidden else ""
+        raise GatewayError(
+            ProblemType.INVALID_RECORDS,
+            f"{bad} record(s) do not match the topic's schema{more}; nothing was appended",
+            errors=errors,
+            errors_not_shown=hidden,
+        )
+    return ParsedBatch(records, parsed.partitions, [], [], parsed.versions)

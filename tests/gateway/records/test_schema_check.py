@@ -1,0 +1,138 @@
+"""Schema validation in the one produce path: a schema-bound topic takes the reference
+path plus the schema check, and for every valid body it stores what the C fast path
+stores for the same body on an unbound topic, with the schema id header added."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.http.jsonlimits import JsonLimits
+from gateway.http.problems import GatewayError
+from gateway.http.value_schemas import SCHEMA_ID_HEADER
+from gateway.records.batching import JSON, Bounds, parsed_body, placed, scanned
+from gateway.records.fastpath import built
+from gateway.records.partitioner import RoundRobin
+from gateway.records.schema_check import (
+    MAX_SCHEMA_ERRORS,
+    pinned_version,
+    validated,
+    versions_needed,
+)
+from gateway.schemas.binding import BoundSchema
+from gateway.schemas.formats import SchemaType
+from gateway.schemas.validators import compile_validator
+from loadtests.order_schema import AVRO_SCHEMA, JSON_SCHEMA, order
+from storage.records import TopicConfig, TopicInfo, unpack_records
+
+NOW = 1_764_000_000_000
+BOUNDS = Bounds(JsonLimits(), 10_000, 1 << 20)
+FAST = built()
+JSON_BOUND = BoundSchema(7, 3, compile_validator(SchemaType.JSON, JSON_SCHEMA))
+AVRO_BOUND = BoundSchema(8, 1, compile_validator(SchemaType.AVRO, AVRO_SCHEMA))
+
+
+def topic(partitions: int, subject: str | None) -> TopicInfo:
+    return TopicInfo("t~orders", partitions, TopicConfig(value_schema=subject), 0)
+
+
+def schema_path(body: bytes, partitions: int, schema: BoundSchema) -> list[Any]:
+    info = topic(partitions, "orders-value")
+    parsed = parsed_body(JSON, body, {}, info, BOUNDS)
+    checked = validated(parsed, {None: schema}, None)
+    batch = placed(checked, info, RoundRobin(), NOW)
+    return [(p, unpack_records(packed)) for p, packed in batch.groups]
+
+
+def fast_path(body: bytes, partitions: int) -> list[Any]:
+    assert FAST is not None
+    batch = scanned(FAST, body, topic(partitions, None), BOUNDS, RoundRobin(), NOW)
+    assert batch is not None
+    return [(p, unpack_records(packed)) for p, packed in batch.groups]
+
+
+records = st.lists(
+    st.builds(
+        lambda i, key, headers: {
+            "value": order(i),
+            **({"key": key} if key is not None else {}),
+            **({"headers": headers} if headers else {}),
+        },
+        st.integers(0, 10_000),
+        st.none() | st.text(min_size=1, max_size=8),
+        st.lists(st.tuples(st.sampled_from(["a", "trace"]), st.text(max_size=5)), max_size=2),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records, st.sampled_from([1, 3]), st.sampled_from([JSON_BOUND, AVRO_BOUND]))
+def test_a_valid_body_is_stored_as_the_fast_path_stores_it_plus_the_schema_id(
+    body_records: list[dict[str, Any]], partitions: int, schema: BoundSchema
+) -> None:
+    body = orjson.dumps({"records": body_records})
+    with_schema = schema_path(body, partitions, schema)
+    expected = [
+        (
+            p,
+            [
+                r._replace(headers=(*r.headers, (SCHEMA_ID_HEADER, b"%d" % schema.schema_id)))
+                for r in rs
+            ],
+        )
+        for p, rs in fast_path(body, partitions)
+    ]
+    assert with_schema == expected
+
+
+def test_one_bad_record_among_100_rejects_all_with_its_index_and_pointer() -> None:
+    values = [order(i) for i in range(100)]
+    values[37]["status"] = "lost"
+    values[64]["items"][1]["quantity"] = 0
+    body = orjson.dumps({"records": [{"value": v} for v in values]})
+    with pytest.raises(GatewayError) as refused:
+        schema_path(body, 1, JSON_BOUND)
+    problem = refused.value.problem
+    assert problem.type.status == 422
+    listed = [(e["record"], e["pointer"]) for e in problem.extensions["errors"]]
+    assert listed == [(37, "/records/37/value/status"), (64, "/records/64/value/items/1/quantity")]
+    assert problem.extensions["errors_not_shown"] == 0
+
+
+def test_failures_past_the_cap_are_counted_not_listed() -> None:
+    bad = [dict(order(i), status="lost", currency="EURO") for i in range(80)]
+    body = orjson.dumps({"records": [{"value": v} for v in bad]})
+    with pytest.raises(GatewayError) as refused:
+        schema_path(body, 1, JSON_BOUND)
+    extensions = refused.value.problem.extensions
+    assert len(extensions["errors"]) == MAX_SCHEMA_ERRORS
+    assert extensions["errors_not_shown"] >= 80 * 2 - MAX_SCHEMA_ERRORS - 30
+
+
+def test_a_client_sent_schema_id_header_is_replaced() -> None:
+    body = orjson.dumps({"records": [{"value": order(1), "headers": [[SCHEMA_ID_HEADER, "999"]]}]})
+    [(_, [record])] = schema_path(body, 1, JSON_BOUND)
+    assert record.headers == ((SCHEMA_ID_HEADER, b"7"),)
+
+
+def test_records_pin_versions_and_the_request_pins_its_default() -> None:
+    info = topic(1, "orders-value")
+    body = orjson.dumps({"records": [{"value": 1}, {"value": 2, "schema_version": 1}]})
+    parsed = parsed_body(JSON, body, {}, info, BOUNDS)
+    assert versions_needed(parsed, 4) == {4, 1}
+    assert pinned_version({"tidegate-schema-version": "4"}) == 4
+    assert pinned_version({}) is None
+    with pytest.raises(GatewayError):
+        pinned_version({"tidegate-schema-version": "zero"})
+    unbound = dataclasses.replace(info, config=TopicConfig())
+    with pytest.raises(GatewayError) as refused:
+        parsed_body(JSON, body, {}, unbound, BOUNDS)
+    assert refused.value.problem.extensions["errors"][0]["pointer"] == "/records/1/schema_version"
