@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams bench-groups loadtest deps clean screenshots
+.PHONY: run test lint unit sanitize test-slow bench bench-storage bench-scan bench-streams bench-groups bench-schemas loadtest deps clean screenshots
 
 $(STAMP): pyproject.toml setup.py gateway/records/_speedups.c storage/embedded/_framing.c
 	@for pkg in $(DEB_PACKAGES); do \
@@ -91,6 +91,9 @@ bench-streams: $(STAMP)
 	  else echo "Nchan is not installed (nginx libnginx-mod-nchan): Tidegate alone"; fi; \
 	fi
 	$(BIN)/python -m loadtests.bench_streams
+
+bench-schemas: $(STAMP)
+	$(BIN)/python -m loadtests.bench_schemas
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway
