@@ -48,7 +48,12 @@ from gateway.records.idempotency import (
 )
 from gateway.records.partitioner import RoundRobin
 from gateway.records.rendering import offsets_json
-from gateway.records.schema_check import pinned_version, validated, versions_needed
+from gateway.records.schema_check import (
+    pinned_version,
+    scan_checked,
+    validated,
+    versions_needed,
+)
 from storage.backend import LogStore
 from storage.errors import StorageError
 from storage.records import AppendResult, TopicInfo
@@ -163,20 +168,28 @@ async def produce(
     batch = None
     subject = info.config.value_schema
     if subject is not None:
-        # A schema-bound topic takes the reference path, whose records the schema
-        # check reads; the C scanner declines nothing it would need to know of it.
-        batch = await _schema_checked(
-            runtime,
-            request,
-            principal.namespace,
-            subject,
-            media,
-            body,
-            info,
-            bounds,
-            placement,
-            now_ms,
-        )
+        # Every value checked against the subject's schema: after the C scan when it
+        # takes the body and every value is valid, else on the reference path (which
+        # writes the 422 listing every failure).
+        if fast is not None and media == JSON:
+            scan = scanned(fast, body, info, bounds, placement, now_ms)
+            if scan is not None:
+                version = pinned_version(request.headers)
+                schema = await runtime.value_schemas.bound(principal.namespace, subject, version)
+                batch = scan_checked(scan, body, schema)
+        if batch is None:
+            batch = await _schema_checked(
+                runtime,
+                request,
+                principal.namespace,
+                subject,
+                media,
+                body,
+                info,
+                bounds,
+                placement,
+                now_ms,
+            )
     elif fast is not None and media == JSON:
         batch = scanned(fast, body, info, bounds, placement, now_ms)
     if batch is None:

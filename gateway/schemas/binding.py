@@ -23,6 +23,9 @@ class BoundSchema:
     version: int
     validator: ValueValidator
 
+    def is_valid(self, value: Any) -> bool:
+        return self.validator.is_valid(value)
+
     def violations(self, value: Any, *, limit: int) -> Sequence[tuple[str, str]]:
         return [(v.pointer, v.message) for v in self.validator.violations(value, limit=limit)]
 

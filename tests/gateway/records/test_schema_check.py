@@ -21,6 +21,7 @@ from gateway.records.partitioner import RoundRobin
 from gateway.records.schema_check import (
     MAX_SCHEMA_ERRORS,
     pinned_version,
+    scan_checked,
     validated,
     versions_needed,
 )
@@ -53,6 +54,18 @@ def fast_path(body: bytes, partitions: int) -> list[Any]:
     assert FAST is not None
     batch = scanned(FAST, body, topic(partitions, None), BOUNDS, RoundRobin(), NOW)
     assert batch is not None
+    return [(p, unpack_records(packed)) for p, packed in batch.groups]
+
+
+def fast_schema_path(body: bytes, partitions: int, schema: BoundSchema) -> list[Any] | None:
+    """The produce path's fast way: the C scan, then the values checked."""
+    assert FAST is not None
+    info = topic(partitions, "orders-value")
+    scan = scanned(FAST, body, info, BOUNDS, RoundRobin(), NOW)
+    assert scan is not None
+    batch = scan_checked(scan, body, schema)
+    if batch is None:
+        return None
     return [(p, unpack_records(packed)) for p, packed in batch.groups]
 
 
@@ -91,6 +104,32 @@ def test_a_valid_body_is_stored_as_the_fast_path_stores_it_plus_the_schema_id(
         for p, rs in fast_path(body, partitions)
     ]
     assert with_schema == expected
+    assert fast_schema_path(body, partitions, schema) == with_schema
+
+
+@pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records, st.integers(0, 19), st.sampled_from([JSON_BOUND, AVRO_BOUND]))
+def test_the_fast_way_hands_any_invalid_body_to_the_reference_path(
+    body_records: list[dict[str, Any]], bad: int, schema: BoundSchema
+) -> None:
+    body_records[bad % len(body_records)]["value"]["status"] = "lost"
+    body = orjson.dumps({"records": body_records})
+    assert fast_schema_path(body, 1, schema) is None
+    with pytest.raises(GatewayError):
+        schema_path(body, 1, schema)
+
+
+@pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
+def test_the_scanner_declines_pinned_records_and_the_reserved_header_goes_the_reference_way() -> (
+    None
+):
+    assert FAST is not None
+    info = topic(1, "orders-value")
+    pinned = orjson.dumps({"records": [{"value": order(1), "schema_version": 1}]})
+    assert scanned(FAST, pinned, info, BOUNDS, RoundRobin(), NOW) is None
+    spoofed = orjson.dumps({"records": [{"value": order(1), "headers": {SCHEMA_ID_HEADER: "9"}}]})
+    assert fast_schema_path(spoofed, 1, JSON_BOUND) is None
 
 
 def test_one_bad_record_among_100_rejects_all_with_its_index_and_pointer() -> None:
