@@ -19,6 +19,7 @@ SHARED = "same-name"
 B_MARK = "B-SECRET-VALUE"
 B_GROUP = "b-group"
 B_MEMBER = "b-member-secret"
+B_SUBJECT = "b-subject"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -53,11 +54,26 @@ def body_for(path: str, verb: str) -> Any:
         }
     if path.endswith("/reset"):
         return {"to": "latest"}
+    if path.startswith("/v1/schemas/{subject}") and verb == "POST":
+        return {"schema_type": "JSON", "schema": {"type": "string"}}
+    if path.startswith("/v1/schemas/{subject}") and verb == "PUT":
+        return {"compatibility": "NONE"}
+    if path.startswith("/schema-registry") and verb == "POST":
+        return {"schema": '{"type": "string"}', "schemaType": "JSON"}
+    if path.startswith("/schema-registry/config") and verb == "PUT":
+        return {"compatibility": "NONE"}
     return None
 
 
 def setup_tenants(api: httpx.Client) -> dict[str, Any]:
-    every = ["topics:read", "topics:write", "topics:admin", "groups:read", "groups:write"]
+    every = [
+        "topics:read",
+        "topics:write",
+        "topics:admin",
+        "groups:read",
+        "groups:write",
+        "schemas:write",
+    ]
     made: dict[str, Any] = {}
     for who in ("iso-a", "iso-b"):
         assert (
@@ -84,6 +100,8 @@ def setup_tenants(api: httpx.Client) -> dict[str, Any]:
         headers=b,
     )
     assert joined.status_code == 200, joined.text
+    schema = {"schema_type": "JSON", "schema": {"type": "string", "description": B_MARK}}
+    assert api.post(f"/v1/schemas/{B_SUBJECT}/versions", json=schema, headers=b).status_code == 201
     token = api.post("/v1/tokens", json={}, headers=a).json()["access_token"]
     made["a-token"] = token
     return made
@@ -109,7 +127,22 @@ def b_state(api: httpx.Client, b_key: str) -> Any:
     ]
     tenant = api.get("/v1/admin/tenants/iso-b").json()
     keys = api.get("/v1/admin/tenants/iso-b/keys").json()
-    return topics, described, records, tenant, keys, b_group(api, b)
+    schemas = api.get("/v1/schemas", headers=b).json()
+    versions = api.get(f"/v1/schemas/{B_SUBJECT}/versions", headers=b).json()
+    config = api.get(f"/v1/schemas/{B_SUBJECT}/config", headers=b).json()
+    default = api.get("/schema-registry/config", headers=b).json()
+    return (
+        topics,
+        described,
+        records,
+        tenant,
+        keys,
+        b_group(api, b),
+        schemas,
+        versions,
+        config,
+        default,
+    )
 
 
 def test_no_cross_tenant_access_on_any_endpoint_or_verb(
@@ -135,6 +168,9 @@ def test_no_cross_tenant_access_on_any_endpoint_or_verb(
                 .replace("{key_id}", b_key_id)
                 .replace("{group}", B_GROUP)
                 .replace("{member_id}", B_MEMBER)
+                .replace("{subject}", B_SUBJECT)
+                .replace("{version}", "1")
+                .replace("{id}", "1")
             )
             body = body_for(path, verb)
             r = client.request(
