@@ -49,7 +49,7 @@ def test_avro_resolution_agrees_with_the_apache_avro_checker(reader: Any, writer
     assert ours == _apache_reads(reader, writer), avro_compat.reads(reader, writer)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_schemas, json_schemas, st.lists(json_values(), min_size=1, max_size=20))
 def test_a_compatible_json_reader_accepts_every_value_the_writer_accepts(
     reader: Any, writer: Any, values: list[Any]

@@ -104,7 +104,7 @@ def _has_bytes_like(schema: Any) -> bool:
     return "bytes" in json.dumps(schema) or "fixed" in json.dumps(schema)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(avro_schemas, st.data())
 def test_avro_as_json_schema_agrees_with_fastavro(schema: Any, data: st.DataObject) -> None:
     validator = compile_validator(SchemaType.AVRO, schema)
