@@ -58,10 +58,21 @@ def valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and all(0x20 < ord(c) < 0x7F for c in key)
 
 
-def fingerprint(method: str, path: str, query: str, content_type: str, body: bytes) -> str:
-    """A hash of everything that makes two requests "the same request"."""
+def fingerprint(
+    method: str,
+    path: str,
+    query: str,
+    content_type: str,
+    body: bytes,
+    schema_version: str | None = None,
+) -> str:
+    """A hash of everything that makes two requests "the same request": with the
+    `Tidegate-Schema-Version` header when one was sent (it decides what is stored)."""
     h = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query.encode(), content_type.encode()):
+    parts = [method.encode(), path.encode(), query.encode(), content_type.encode()]
+    if schema_version is not None:
+        parts.append(b"schema-version:" + schema_version.encode())
+    for part in parts:
         h.update(len(part).to_bytes(4, "big"))
         h.update(part)
     h.update(body)

@@ -26,6 +26,7 @@ from gateway.http.metrics import TopicSeries
 from gateway.http.params import query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.runtime import Runtime
+from gateway.http.value_schemas import SCHEMA_VERSION_HEADER
 from gateway.records.batching import (
     JSON,
     Appendable,
@@ -154,6 +155,7 @@ async def produce(
             request.url.query,
             request.headers.get("content-type", ""),
             body,
+            request.headers.get(SCHEMA_VERSION_HEADER),
         )
         idem = (idem_key, fp, request_identity(tenant, topic, idem_key, fp, info.partitions))
         # Keyless records placed from the identity: a retry puts them where this one does.

@@ -175,3 +175,13 @@ def test_records_pin_versions_and_the_request_pins_its_default() -> None:
     with pytest.raises(GatewayError) as refused:
         parsed_body(JSON, body, {}, unbound, BOUNDS)
     assert refused.value.problem.extensions["errors"][0]["pointer"] == "/records/1/schema_version"
+
+
+def test_the_pinned_version_is_part_of_an_idempotent_request() -> None:
+    from gateway.records.idempotency import fingerprint
+
+    plain = fingerprint("POST", "/v1/topics/t/records", "", "application/json", b"{}")
+    assert plain == fingerprint("POST", "/v1/topics/t/records", "", "application/json", b"{}", None)
+    pinned = fingerprint("POST", "/v1/topics/t/records", "", "application/json", b"{}", "2")
+    assert pinned != plain
+    assert pinned != fingerprint("POST", "/v1/topics/t/records", "", "application/json", b"{}", "3")
