@@ -49,6 +49,24 @@ def test_avro_resolution_agrees_with_the_apache_avro_checker(reader: Any, writer
     assert ours == _apache_reads(reader, writer), avro_compat.reads(reader, writer)
 
 
+def uses_unnamed_members(writer: Any, value: Any) -> bool:
+    """Whether `value` has an object member that an open `writer` does not name: the one
+    case the checker accepts on purpose (an optional property added to an open model)."""
+    if not isinstance(writer, dict):
+        return False
+    if isinstance(value, dict):
+        named = writer.get("properties", {})
+        for key, member in value.items():
+            if key not in named:
+                if writer.get("additionalProperties", True) is not False:
+                    return True
+            elif uses_unnamed_members(named[key], member):
+                return True
+    if isinstance(value, list):
+        return any(uses_unnamed_members(writer.get("items", {}), item) for item in value)
+    return False
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_schemas, json_schemas, st.lists(json_values(), min_size=1, max_size=20))
 def test_a_compatible_json_reader_accepts_every_value_the_writer_accepts(
@@ -59,5 +77,5 @@ def test_a_compatible_json_reader_accepts_every_value_the_writer_accepts(
     read = jsonschema_rs.Draft7Validator(reader)
     written = jsonschema_rs.Draft7Validator(writer)
     for value in values:
-        if written.is_valid(value):
-            assert read.is_valid(value), value
+        if written.is_valid(value) and not uses_unnamed_members(writer, value):
+            assert read.is_valid(value), (reader, writer, value)
