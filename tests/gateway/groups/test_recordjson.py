@@ -19,7 +19,11 @@ pytestmark = pytest.mark.skipif(renderer is None, reason="the C extension is not
 
 texts = st.text(st.characters(codec="utf-8"), max_size=8)
 json_texts = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)  # what orjson writes
+    | st.floats(allow_nan=False)
+    | texts,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=8,
 ).map(lambda v: orjson.dumps(v))
