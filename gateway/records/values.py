@@ -66,6 +66,10 @@ def stored_value(text: bytes, fmt: ValueFormat) -> bytes | None:
         ) from None
     if fmt is ValueFormat.STRING:
         return value.encode("utf-8")  # msgspec refuses unpaired surrogate escapes
+    if len(value) % 4 or "=" in value.removesuffix("=").removesuffix("="):
+        # b64decode(validate=True) lets padding past the last group of four pass
+        # ("AAAA=", "AAAA===="); canonical base64 has at most two, at the end.
+        raise InvalidValue("value is not valid base64: padding only ends the last group of four")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
