@@ -7,6 +7,7 @@ starts: `earliest` (default), `latest`, an offset, or a time (ISO 8601, e.g.
 `@1764756000000`). Without `--follow` the command reads every partition up to
 the end it had when the command started and exits; with `--follow` it
 long-polls every partition at once until interrupted. `--partition` reads one.
+`--group G` reads as a member of a consumer group instead (consume_group).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 import httpx
 import orjson
 
+from gateway.cli.consume_group import consume_group
 from gateway.cli.remote import add_target_options, async_client, checked
 
 POLL_WAIT_MS = 10_000
@@ -40,6 +42,9 @@ def add_commands(commands: Any) -> None:
     consume.add_argument("--follow", action="store_true", help="keep waiting for new records")
     consume.add_argument("--partition", type=int, help="only this partition")
     consume.add_argument("--max-records", type=int, help="stop after this many records")
+    consume.add_argument(
+        "--group", help="read as a member of this consumer group, committing what it prints"
+    )
     add_target_options(consume)
 
 
@@ -150,6 +155,8 @@ async def _until(event: asyncio.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.group is not None:
+            return consume_group(args, sys.stdout)
         return asyncio.run(consume(args, sys.stdout))
     except KeyboardInterrupt:
         return 0
