@@ -23,6 +23,12 @@ Users (their mix is weighted by `--tidegate-*-weight`):
   (`max_wait_ms=--tidegate-wait-ms`) and reads on; besides each fetch it
   reports `record latency` (type `RECV`): the time from the newest record's
   timestamp to its arrival, as a request event, so it shows in the stats.
+* `GroupConsumer`: a member of a consumer group per topic (all such users of
+  a topic share it, so they rebalance as they come and go): joins, fetches
+  with the previous reply's cursor (`group fetch`), reports `record latency
+  (group)` like the long-poll user, commits after processing (`group
+  commit`), rejoins after a rebalance (`group join`) and leaves on stop. With
+  `--tidegate-tenants 0` the key needs `groups:read` too.
 
 Every option can also be given as an environment variable
 (`TIDEGATE_RECORD_BYTES`, ...). `make loadtest` starts an embedded server and
@@ -69,6 +75,7 @@ def _options(parser: Any) -> None:
         ("consumer-weight", int, 1, "weight of the long-poll consumer user"),
         ("websocket-weight", int, 1, "weight of the WebSocket subscriber user"),
         ("sse-weight", int, 1, "weight of the SSE subscriber user"),
+        ("group-weight", int, 1, "weight of the consumer-group user"),
     ):
         env = "TIDEGATE_" + name.upper().replace("-", "_")
         group.add_argument(
@@ -141,7 +148,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
             name = f"{plan.run}-t{i}"
             _ok(operator.post("/v1/admin/tenants", json={"name": name, "plan": "unlimited"}))
             plan.created_tenants.append(name)
-            scopes = ["topics:read", "topics:write", "topics:admin"]
+            scopes = ["topics:read", "topics:write", "topics:admin", "groups:read"]
             minted = _ok(operator.post(f"/v1/admin/tenants/{name}/keys", json={"scopes": scopes}))
             plan.tenants.append(Tenant(name, minted["key"], []))
     for tenant in plan.tenants:
@@ -162,6 +169,7 @@ def _weights(environment: Environment, **_: Any) -> None:
         LongPollConsumer.weight = options.tidegate_consumer_weight
         WebSocketSubscriber.weight = options.tidegate_websocket_weight
         SseSubscriber.weight = options.tidegate_sse_weight
+        GroupConsumer.weight = options.tidegate_group_weight
 
 
 @events.test_stop.add_listener
@@ -261,16 +269,109 @@ class LongPollConsumer(FastHttpUser):
         self.offset = str(reply["next_offset"])
         records = reply["records"]
         if records:
-            newest = records[-1]
-            latency_ms = max(0.0, time.time() * 1000 - newest["timestamp"])
-            self.environment.events.request.fire(
-                request_type="RECV",
-                name="record latency (long-poll)",
-                response_time=latency_ms,
-                response_length=len(records),
-                exception=None,
-                context={},
+            _record_latency_of_newest(self.environment, "record latency (long-poll)", records)
+
+
+class GroupConsumer(FastHttpUser):
+    """A consumer-group member: join, fetch with the cursor, commit, leave on stop."""
+
+    weight = 1
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        assert PLAN is not None, "set-up did not run"
+        tenant, self.topic = PLAN.pick()
+        self.wait_ms = _options_of(self.environment).tidegate_wait_ms
+        self.auth = {"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"}
+        self.group_path = f"/v1/groups/{PLAN.run}-{self.topic}"
+        self.member_id: str | None = None
+        self.generation = 0
+        self.cursor: str | None = None
+        self.join()
+
+    def on_stop(self) -> None:
+        if self.member_id is not None:
+            self.client.delete(
+                f"{self.group_path}/members/{self.member_id}", headers=self.auth, name="group leave"
             )
+            self.member_id = None
+
+    def join(self) -> None:
+        body: dict[str, Any] = {"topics": [self.topic], "auto_offset_reset": "latest"}
+        if self.member_id is not None:
+            body["member_id"] = self.member_id
+        with self.client.post(
+            f"{self.group_path}/members", data=json.dumps(body), headers=self.auth,
+            name="group join", catch_response=True,
+        ) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return
+            reply = response.json()
+        self.member_id, self.generation = reply["member_id"], reply["generation"]
+        self.cursor = None  # after a join reading starts from the commits
+
+    def _rebalanced(self, response: Any) -> bool:
+        """A 409 of a new generation: rejoin (not a failure: groups do this)."""
+        if response.status_code == 409 and "rejoin" in response.text:
+            response.success()
+            self.join()
+            return True
+        return False
+
+    @task
+    def consume(self) -> None:
+        if self.member_id is None:
+            self.join()
+            return
+        query = f"?member_id={self.member_id}&max_wait_ms={self.wait_ms}&max_records=500"
+        if self.cursor is not None:
+            query += f"&cursor={self.cursor}"
+        with self.client.get(
+            f"{self.group_path}/records{query}", headers=self.auth, name="group fetch",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            if self._rebalanced(response):
+                return
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return
+            reply = response.json()
+        self.cursor, self.generation = reply["cursor"], reply["generation"]
+        records = reply["records"]
+        if not records:
+            return
+        _record_latency_of_newest(self.environment, "record latency (group)", records)
+        next_offsets: dict[int, int] = {}
+        for record in records:  # processed: commit past each partition's last
+            next_offsets[record["partition"]] = record["offset"] + 1
+        body = {
+            "member_id": self.member_id,
+            "generation": self.generation,
+            "offsets": [
+                {"topic": self.topic, "partition": p, "offset": o} for p, o in next_offsets.items()
+            ],
+        }
+        with self.client.post(
+            f"{self.group_path}/offsets", data=json.dumps(body), headers=self.auth,
+            name="group commit", catch_response=True,
+        ) as response:  # fmt: skip
+            if not self._rebalanced(response) and response.status_code != 204:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+
+
+def _record_latency_of_newest(
+    environment: Environment, name: str, records: list[dict[str, Any]]
+) -> None:
+    """The newest record's age on arrival, from its timestamp, as a RECV request event."""
+    environment.events.request.fire(
+        request_type="RECV",
+        name=name,
+        response_time=max(0.0, time.time() * 1000 - records[-1]["timestamp"]),
+        response_length=len(records),
+        exception=None,
+        context={},
+    )
 
 
 def _report(environment: Environment, kind: str, name: str, started: float, exc: Exception | None,

@@ -16,7 +16,7 @@ import pytest
 
 from tests.gateway.conftest import REPO, GatewayProcess
 
-SMOKE = ["--seconds", "4", "--users", "6", "--spawn-rate", "6"]
+SMOKE = ["--seconds", "4", "--users", "7", "--spawn-rate", "7"]
 FAST = ["--", "--tidegate-wait-ms", "500", "--tidegate-tenants", "2", "--tidegate-partitions", "2"]
 
 
@@ -53,6 +53,7 @@ def assert_healthy(out: Path, done: subprocess.CompletedProcess[str]) -> None:
     names = set(rows)
     assert any(n.startswith("produce batch") for n in names), names
     assert "fetch long-poll" in names
+    assert {"group join", "group fetch", "group commit", "group leave"} <= names, names
     assert "connect" in names  # the WebSocket and SSE subscribers (types WS, SSE)
     assert (out / "locust.html").stat().st_size > 0
 
@@ -73,6 +74,10 @@ def test_make_loadtest_runs_it_against_an_embedded_server(tmp_path: Path) -> Non
     assert_healthy(tmp_path, done)
     assert "embedded server at http://127.0.0.1:" in done.stdout
     rows = stats(tmp_path)
-    for name in ("record latency (long-poll)", "record latency (websocket)"):
+    for name in (
+        "record latency (long-poll)",
+        "record latency (websocket)",
+        "record latency (group)",
+    ):
         assert name in rows, f"no {name}: {sorted(rows)}"
     assert httpx.URL(done.stdout.split("embedded server at ")[1].split()[0]).port
