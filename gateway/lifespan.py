@@ -29,6 +29,8 @@ import redis.asyncio
 from starlette.applications import Starlette
 
 from gateway.admin.tenants import purge_deleted_tenants
+from gateway.coordinator.service import GroupService
+from gateway.groups.lag_metrics import group_lags
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.metrics import Metrics
 from gateway.http.runtime import Drain, Runtime
@@ -248,6 +250,8 @@ def lifespan_for(
             usage = TenantUsage()
             quotas = QuotaService(directory.limits, limiter)
             metrics.watch_tenants(usage, quotas.throttled, quotas.connections)
+            lag_service = GroupService(backend.groups, backend.log)
+            metrics.watch_group_lag(lambda: group_lags(lag_service, directory))
             app.state.runtime = Runtime(
                 settings=settings,
                 log=backend.log,

@@ -28,6 +28,15 @@ from gateway.http.runtime import Runtime
 from storage.backend import LogStore
 from storage.errors import GroupNotFound, OffsetOutOfRange, TopicNotFound
 from storage.groups import CommittedOffset
+from storage.records import PartitionInfo
+
+
+def unread_from(group: Group, committed: int | None, info: PartitionInfo) -> int:
+    """Where the group reads a partition from: its commit, else the reset policy's
+    end of the log; never past the end, so end minus it is the lag."""
+    if committed is not None:
+        return min(committed, info.end_offset)
+    return info.start_offset if group.reset is ResetPolicy.EARLIEST else info.end_offset
 
 
 async def partition_lag(
@@ -42,11 +51,8 @@ async def partition_lag(
         info = await log.offsets(tp.topic, tp.partition)
     except TopicNotFound:
         return None
-    if committed is not None:
-        position = committed.offset
-    else:
-        position = info.start_offset if group.reset is ResetPolicy.EARLIEST else info.end_offset
-    lag = max(0, info.end_offset - position)
+    position = unread_from(group, None if committed is None else committed.offset, info)
+    lag = info.end_offset - position
     behind = 0
     if lag > 0:
         try:

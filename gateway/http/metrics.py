@@ -9,12 +9,15 @@ Two registries, because tenant names are not public:
   type, and the process's own CPU, memory and file descriptors.
 * `tenants`: series labelled by tenant, or by tenant and topic, added for an
   operator credential only: records and bytes produced and fetched per topic,
-  and each tenant's traffic, connections and rate refusals.
+  and each tenant's traffic, connections and rate refusals, and consumer-group
+  lag by tenant, group and topic (computed when scraped: `refresh_group_lag`).
 
 Labels are bounded: route templates (never paths), status codes, problem
 types, limit names, error classes. Topics are the one open-ended label; at
 most `max_topic_series` (tenant, topic) pairs get series of their own, and
-every topic past that cap is counted under `topic="other"` of its tenant.
+every topic past that cap is counted under `topic="other"` of its tenant
+(group lag too). Group names are bounded by the group source's own cap on
+the groups a scrape reads.
 
 The hot path pays a dictionary lookup and an integer addition per figure.
 What only the event loop updates (request and record counts, problems, quota
@@ -31,7 +34,7 @@ children are cached too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -215,6 +218,65 @@ class _TenantFigures(Collector):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    """Records a group has left to read of one topic (summed over its partitions)."""
+
+    tenant: str
+    group: str
+    topic: str
+    stored_topic: str  # the topic's storage name: the key of its topic series
+    lag: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLags:
+    """A scrape's group lag, and how many groups past the source's cap it left out."""
+
+    rows: list[GroupLag]
+    omitted: int = 0
+
+
+GroupLagSource = Callable[[], Awaitable[GroupLags]]
+
+
+class _GroupLagFigures(Collector):
+    """`tidegate_group_lag_records` by tenant, group and topic, from the last refresh;
+    a topic without a series of its own (past the topic cap) is summed as `other`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.lags = GroupLags([])
+
+    def collect(self) -> Iterator[Metric]:
+        if self.metrics.group_lag_source is None:
+            return
+        summed: dict[tuple[str, str, str], int] = {}
+        for row in self.lags.rows:
+            series = self.metrics.topic(row.stored_topic, row.tenant, row.topic)
+            topic = (
+                row.topic
+                if self.metrics.topic_labels.get((row.tenant, row.topic)) is series
+                else OTHER_TOPIC
+            )
+            key = (row.tenant, row.group, topic)
+            summed[key] = summed.get(key, 0) + row.lag
+        lag = GaugeMetricFamily(
+            "tidegate_group_lag_records",
+            "records a consumer group has left to read (end offset - committed), "
+            "by tenant, group and topic",
+            labels=["tenant", "group", "topic"],
+        )
+        for labels, value in sorted(summed.items()):
+            lag.add_metric(list(labels), value)
+        yield lag
+        yield GaugeMetricFamily(
+            "tidegate_group_lag_groups_omitted",
+            "groups past the cap on the groups a scrape reads, left out of the lag",
+            value=self.lags.omitted,
+        )
+
+
 class Metrics:
     """Every figure of one gateway app. `is_ready` says whether it serves (`tidegate_up`)."""
 
@@ -299,6 +361,9 @@ class Metrics:
 
         self._tenant_figures = _TenantFigures(self)
         self.tenants.register(self._tenant_figures)
+        self.group_lag_source: GroupLagSource | None = None
+        self._group_lag = _GroupLagFigures(self)
+        self.tenants.register(self._group_lag)
 
     # -- the request path ---------------------------------------------------------
 
@@ -373,6 +438,15 @@ class Metrics:
     ) -> None:
         """Serve the tenants' traffic figures from these (the lifespan, once open)."""
         self._tenant_figures.source = _TenantSource(usage, throttled, connections)
+
+    def watch_group_lag(self, source: GroupLagSource) -> None:
+        """Compute group lag with `source` at each operator scrape (the lifespan)."""
+        self.group_lag_source = source
+
+    async def refresh_group_lag(self) -> None:
+        """Read the groups' lag now, for the next render (the metrics route, per scrape)."""
+        if self.group_lag_source is not None:
+            self._group_lag.lags = await self.group_lag_source()
 
     def render(self, *, operator: bool) -> bytes:
         """The Prometheus text exposition; the tenant series too for an operator."""

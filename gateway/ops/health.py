@@ -46,6 +46,7 @@ async def metrics(request: Request) -> Response:
     operator = "authorization" in request.headers
     if operator:
         await runtime.principal(request, Scope.ADMIN)
+        await runtime.metrics.refresh_group_lag()
     return Response(runtime.metrics.render(operator=operator), media_type=PROMETHEUS_TEXT)
 
 

@@ -53,6 +53,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             api.post("/v1/topics", json={"name": "dash", "partitions": 1})
             api.post("/v1/topics/dash/records", json={"records": [{"value": 1}]})
             api.get("/v1/topics/dash/partitions/0/records?offset=0")
+            api.post("/v1/groups/dash-group/members", json={"topics": ["dash"]})
             api.post("/v1/admin/tenants", json={"name": "throttled"})
             api.put("/v1/admin/tenants/throttled/quotas", json={"requests_per_second": 0})
             key = api.post("/v1/admin/tenants/throttled/keys", json={"scopes": ["topics:read"]})
