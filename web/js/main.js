@@ -6,6 +6,8 @@ import { fill, h } from "./dom.js";
 import { isOperator, signedIn, signOut } from "./session.js";
 import * as group from "./view-group.js";
 import * as groups from "./view-groups.js";
+import * as schema from "./view-schema.js";
+import * as schemas from "./view-schemas.js";
 import * as signin from "./view-signin.js";
 import * as tenant from "./view-tenant.js";
 import * as tenants from "./view-tenants.js";
@@ -19,6 +21,8 @@ const ROUTES = [
   { pattern: /^topics\/([^/]+)$/, view: topic, section: "topics" },
   { pattern: /^groups$/, view: groups, section: "groups" },
   { pattern: /^groups\/([^/]+)$/, view: group, section: "groups" },
+  { pattern: /^schemas$/, view: schemas, section: "schemas" },
+  { pattern: /^schemas\/([^/]+)$/, view: schema, section: "schemas" },
   { pattern: /^usage$/, view: usage, section: "usage" },
   { pattern: /^tenants$/, view: tenants, section: "tenants" },
   { pattern: /^tenants\/([^/]+)$/, view: tenant, section: "tenants" },

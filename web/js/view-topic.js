@@ -18,7 +18,7 @@ function summary(topic) {
   const items = [
     ["Partitions", count(topic.partitions.length)],
     ["Value format", c.value_format],
-    ["Schema", c.value_schema || "none"],
+    ["Schema", c.value_schema ? h("a", { href: `#/schemas/${seg(c.value_schema)}` }, c.value_schema) : "none"],
     ["Retention", c.retention_ms === null ? "forever" : duration(c.retention_ms)],
     ["Retention bytes", c.retention_bytes === null ? "unlimited" : bytes(c.retention_bytes)],
     ["Max record", bytes(c.max_record_bytes)],
@@ -44,14 +44,16 @@ function configForm(topic, onSaved) {
   const durability = field("Durability", h("select", {}, ["fsync", "interval", "none"].map((d) =>
     h("option", { value: d, selected: d === c.durability }, d))));
   const partitions = field("Partitions", h("input", { type: "number", min: String(topic.partitions.length), value: String(topic.partitions.length) }), "Can grow, never shrink");
+  const subject = field("Schema subject", h("input", { type: "text", autocomplete: "off", spellcheck: "false", value: c.value_schema || "" }), "Values must validate against its latest version; empty: none");
   const problem = h("div", { class: "problem", role: "alert", hidden: true });
   const saved = h("p", { class: "hint", role: "status" });
   const fields = {
     "/config/retention_ms": retention, "/config/retention_bytes": retentionBytes,
     "/config/max_record_bytes": maxRecord, "/config/durability": durability, "/partitions": partitions,
+    "/config/value_schema": subject,
   };
   const form = h("form", { class: "card grid-form", "aria-label": "Topic config" },
-    h("h2", {}, "Config"), retention, retentionBytes, maxRecord, durability, partitions, problem,
+    h("h2", {}, "Config"), retention, retentionBytes, maxRecord, durability, partitions, subject, problem,
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Save config"), saved));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -63,6 +65,7 @@ function configForm(topic, onSaved) {
       retention_bytes: number(retentionBytes.input),
       max_record_bytes: number(maxRecord.input),
       durability: durability.input.value,
+      value_schema: subject.input.value.trim() || null,
     };
     const body = { config };
     const wanted = Number(partitions.input.value);
