@@ -81,8 +81,9 @@ class Follower:
         *,
         frame_bytes: int,
         only: RecordFilter | None = None,
+        allow_empty: bool = False,
     ) -> None:
-        if not positions:
+        if not positions and not allow_empty:
             raise ValueError("a stream follows at least one partition")
         self.log = log
         self.name = name
@@ -90,6 +91,12 @@ class Follower:
         self.shared = shared
         self.frame_bytes = frame_bytes
         self.only = only
+        self._order = sorted(positions)
+        self._turn = 0
+
+    def follow(self, positions: Mapping[int, int]) -> None:
+        """Follow these partitions from here on (a group member's new assignment)."""
+        self.positions = dict(positions)
         self._order = sorted(positions)
         self._turn = 0
 

@@ -67,7 +67,8 @@ PATHS: dict[str, Any] = {
             "summary": "Follow a topic live over a WebSocket",
             "description": "A WebSocket upgrade (subprotocol tidegate.v1; a browser may offer "
             "bearer.<token> beside it). Server frames: subscribed, records, gap, error, "
-            "closing; client frames: credit. A refused credential, topic or quota is told "
+            "closing, and in group mode assigned, revoked, committed; client frames: credit, "
+            "and in group mode commit. A refused credential, topic or quota is told "
             "after the upgrade with an error frame and a 44xx close code; a page from an "
             "origin not allowed is refused with 403 before it. See docs/api.md.",
             "parameters": [
@@ -76,6 +77,18 @@ PATHS: dict[str, Any] = {
                     "credit",
                     "start in credit mode with this many records of credit",
                     {"type": "integer", "minimum": 0},
+                ),
+                _query(
+                    "group",
+                    "group mode: the connection is a member of this consumer group and reads "
+                    "its assigned partitions from the committed offsets (groups:read too; "
+                    "not with from, timestamp or partitions)",
+                ),
+                _query("member_id", "group mode: rejoin as this member"),
+                _query(
+                    "session_timeout_ms",
+                    "group mode: the member's session",
+                    {"type": "integer", "minimum": 1},
                 ),
             ],
             "responses": {

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ import orjson
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from gateway.coordinator.membership import CoordinatorError
+from gateway.coordinator.service import GroupService
+from gateway.http.auth import require_scope
 from gateway.http.params import MAX_INT64, parse_int, query_of
 from gateway.http.problems import GatewayError, Problem, ProblemType, problem_for
 from gateway.http.runtime import Runtime, open_runtime
@@ -48,6 +52,16 @@ from gateway.streams.feeds import Feed, Feeds, Frame
 from gateway.streams.filters import filter_of
 from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
+from gateway.streams.groupmode import (
+    BadCommit,
+    GroupMember,
+    Reassignment,
+    assigned_frame,
+    commit_frame,
+    committed_frame,
+    group_params,
+    revoked_frame,
+)
 from gateway.streams.positions import format_positions, on_gap_param, resolve, start_of
 from storage.errors import StorageError
 from tenants.errors import QuotaExceeded, TenantError
@@ -106,6 +120,7 @@ class StreamSession:
         close_on_gap: bool,
         expires_at_ms: int | None,
         feeds: Feeds | None,
+        group: GroupMember | None = None,
     ) -> None:
         self.ws = ws
         # The raw ASGI channel once accepted: frames go out without wrappers.
@@ -130,6 +145,12 @@ class StreamSession:
         self.joined: dict[int, Feed] = {}
         self.frame_records = self.settings.stream_frame_records
         self.traffic = runtime.usage.traffic[tenant]
+        # Group mode: frames the pump sends next (commit answers), the assignment it
+        # moves to next, and the wake-up that tells a waiting pump about either.
+        self.group = group
+        self.notices: list[str] = []
+        self.reassignment: Reassignment | None = None
+        self.wake = asyncio.Event()
 
     # -- ending -------------------------------------------------------------------------
     def end(self, ending: Ending) -> None:
@@ -168,8 +189,13 @@ class StreamSession:
 
     # -- the connection -----------------------------------------------------------------
     async def run(self) -> None:
-        hello = subscribed_frame(self.follower.positions)
+        group = self.group
+        if group is None:
+            hello = subscribed_frame(self.follower.positions)
+        else:
+            hello = assigned_frame(group.member_id, group.generation, self.follower.positions)
         await self.send({"type": "websocket.send", "text": hello})
+        beating = None if group is None else asyncio.ensure_future(self._heartbeats(group))
         loop = asyncio.get_running_loop()
         drain = self.runtime.drain
         drain.watchers.add(self._drained)
@@ -187,6 +213,10 @@ class StreamSession:
             drain.watchers.discard(self._drained)
             if expiry is not None:
                 expiry.cancel()
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
             if self.ending is None:
                 self.end(Ending(CloseCode.NORMAL, "", client_gone=True))
             pump = self.pump
@@ -210,9 +240,9 @@ class StreamSession:
             if text is None:
                 self.end(Ending(CloseCode.UNSUPPORTED_DATA, "frames are JSON text"))
                 continue
-            self._client_frame(text)
+            await self._client_frame(text)
 
-    def _client_frame(self, text: str) -> None:
+    async def _client_frame(self, text: str) -> None:
         try:
             frame = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -226,10 +256,95 @@ class StreamSession:
                 self._bad_frame(str(exc))
                 return
             self.credit.set()
+        elif kind == "commit" and self.group is not None:
+            await self._commit(self.group, frame)
         elif kind == "commit":
             self._bad_frame("commit frames are for group mode (group=...)")
         else:
             self._bad_frame('client frames are {"type": "credit", "records": n}')
+
+    # -- group mode ---------------------------------------------------------------------
+    def _notify(self, frame: str) -> None:
+        """A frame for the pump to send before its next records."""
+        self.notices.append(frame)
+        self.wake.set()
+
+    async def _commit(self, group: GroupMember, frame: dict[str, Any]) -> None:
+        """A commit frame: stored and answered `committed`, or refused with an `error`
+        frame (stale generation, a partition not owned, past the end); either way the
+        stream goes on. A malformed one is a protocol error (4400)."""
+        try:
+            commit = commit_frame(frame)
+        except BadCommit as exc:
+            self._bad_frame(str(exc))
+            return
+        try:
+            generation, offsets = await group.commit(commit)
+        except (GatewayError, CoordinatorError, StorageError) as exc:
+            self._notify(error_frame(problem_for(exc)))
+            return
+        self._notify(committed_frame(generation, offsets))
+
+    async def _heartbeats(self, group: GroupMember) -> None:
+        """Heartbeat while open; a rebalance it learns of goes to the pump."""
+        try:
+            while self.ending is None:
+                await asyncio.sleep(group.heartbeat_s)
+                moved = await group.beat()
+                if moved is not None:
+                    self.reassignment = moved
+                    self.wake.set()
+        except Exception as exc:  # the group is gone, the store is down: the stream ends
+            problem = problem_for(exc)
+            self.end(
+                Ending(
+                    close_code_for(problem), close_reason(problem.detail), [error_frame(problem)]
+                )
+            )
+
+    async def _group_news(self) -> None:
+        """Send what group mode has for the client before any more records: commit
+        answers, then `revoked`/`assigned` for a new generation (kept partitions go on
+        from the stream's position, gained ones from where the group says)."""
+        while self.notices:
+            await self._deliver(self.notices.pop(0))
+        moved, self.reassignment = self.reassignment, None
+        group = self.group
+        if moved is None or group is None:
+            return
+        before = self.follower.positions
+        lost = [p for p in before if p not in moved.starts]
+        if lost:
+            await self._deliver(revoked_frame(moved.generation, lost))
+        positions = {p: before.get(p, start) for p, start in moved.starts.items()}
+        self.follower.follow(positions)
+        await self._deliver(assigned_frame(group.member_id, moved.generation, positions))
+
+    def _news_due(self) -> bool:
+        return bool(self.notices) or self.reassignment is not None
+
+    async def _sleep(
+        self, waiting: Callable[[], Awaitable[object]], *, on_log: bool = False
+    ) -> None:
+        """Await `waiting()`; in group mode only until group news is due as well (a
+        member with no partitions waits on the news alone)."""
+        if self.group is None:
+            await waiting()
+            return
+        self.wake.clear()
+        if self._news_due():
+            return
+        tasks: list[asyncio.Future[object]] = [asyncio.ensure_future(self.wake.wait())]
+        if self.follower.positions or not on_log:
+            tasks.append(asyncio.ensure_future(waiting()))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _log_wait(self) -> None:
+        await self.follower.wait(WAIT_S)
 
     def _bad_frame(self, detail: str) -> None:
         problem = Problem(ProblemType.BAD_REQUEST, detail)
@@ -310,10 +425,13 @@ class StreamSession:
         quotas, traffic = self.runtime.quotas, self.runtime.usage.traffic
         frame_records = settings.stream_frame_records
         while self.ending is None:
+            if self.group is not None and self._news_due():
+                await self._group_news()
+                continue
             allowance = window.allowance(frame_records)
             if allowance == 0:
                 self.credit.clear()
-                await self.credit.wait()
+                await self._sleep(self.credit.wait)
                 continue
             try:
                 await quotas.admit_consume(self.tenant)
@@ -325,7 +443,7 @@ class StreamSession:
                 if self._join_feeds():
                     return  # parked: the feeds write; a partition that leaves restarts it
                 if self.feeds is None:
-                    await follower.wait(WAIT_S)
+                    await self._sleep(self._log_wait, on_log=True)
                 # else a feed is past this stream's position there: read on to it
             elif isinstance(item, Gap):
                 await self._deliver(gap_frame(item.entries))
@@ -410,18 +528,24 @@ async def stream(
             close_on_gap = on_gap_param(params)
             only = filter_of(params)
             window = CreditWindow(credit_param(params))
-            if "group" in params:
-                raise GatewayError(
-                    ProblemType.INVALID_PARAMETER,
-                    "group mode is not available on this server yet",
-                    parameter="group",
-                )
+            grouped = group_params(params, settings)
+            if grouped is not None:  # the scopes of a group fetch
+                require_scope(target.principal, Scope_.GROUPS_READ)
             info = await target.log.get_topic(target.stored)
-            positions = await resolve(target.log, target.stored, info.partitions, start)
             tenant = target.principal.tenant
             limits = await runtime.quotas.limits(tenant)
             holding.enter_context(runtime.quotas.connection(tenant, limits))
-        except (GatewayError, StorageError, TenantError) as exc:
+            member = None
+            if grouped is None:
+                positions = await resolve(target.log, target.stored, info.partitions, start)
+            else:
+                service = GroupService(runtime.groups, runtime.log)
+                member_id = grouped.member_id or uuid.uuid4().hex
+                member = GroupMember(
+                    service, target.principal.namespace, grouped, target.stored, member_id
+                )
+                positions = (await member.join()).starts
+        except (GatewayError, StorageError, TenantError, CoordinatorError) as exc:
             await refuse(ws, problem_for(exc), subprotocol)
             return
         await ws.accept(subprotocol=subprotocol)
@@ -432,6 +556,7 @@ async def stream(
             shared,
             frame_bytes=settings.stream_frame_bytes,
             only=only,
+            allow_empty=member is not None,  # a member may be assigned nothing (yet)
         )
         session = StreamSession(
             ws,
@@ -445,8 +570,15 @@ async def stream(
             window=window,
             close_on_gap=close_on_gap,
             expires_at_ms=target.principal.expires_at_ms,
-            # A consume rate is charged per frame by the pump: such streams read alone.
-            feeds=feeds if limits.consume_bytes_per_second is None else None,
+            # A consume rate is charged per frame by the pump: such streams read alone,
+            # and so do group members (their partitions change with the generation).
+            feeds=feeds if limits.consume_bytes_per_second is None and member is None else None,
+            group=member,
         )
-        with runtime.metrics.stream_open("websocket"):
-            await session.run()
+        try:
+            with runtime.metrics.stream_open("websocket"):
+                await session.run()
+        finally:
+            if member is not None:  # closed, drained or ended: its partitions go on
+                with contextlib.suppress(Exception):
+                    await member.leave()
