@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.gateway.conftest import GatewayProcess
 from tests.support.streams import frame
+from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +158,13 @@ async def test_two_members_split_the_partitions_and_one_takes_over_at_the_commit
             ]
     finally:
         await a_ws.close()
-    # `b` closed too: the group has no members left.
-    described = await http.get(f"/v1/groups/{group}")
-    assert described.status_code == 200, described.text
-    assert described.json()["members"] == []
+    # `b` closed too: once the server has seen the close, the group has no members left.
+    with gateway.client() as client:
+        members = await asyncio.to_thread(
+            poll_until,
+            lambda: client.get(f"/v1/groups/{group}").json()["members"],
+            lambda m: m == [],
+            what="both members left",
+            timeout_s=10,
+        )
+    assert members == []
