@@ -655,21 +655,7 @@ class EmbeddedLogStore:
         self._check_open()
         topic = self._topic(name)
         watched = [(self._partition(topic, p), pos) for p, pos in positions.items()]
-        if any(p.end_offset > pos for p, pos in watched):
-            return True
-        if not watched or timeout_s <= 0:
-            return False
-        fut: asyncio.Future[bool] = self._loop.create_future()
-        for p, pos in watched:
-            p.waiters[fut] = pos
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await fut
-        except TimeoutError:
-            return False
-        finally:
-            for p, _ in watched:
-                p.waiters.pop(fut, None)
+        return await self._park(watched, timeout_s)
 
     async def wait_for_any(
         self, positions: Mapping[tuple[str, int], int], timeout_s: float
@@ -682,6 +668,11 @@ class EmbeddedLogStore:
             topic = self._topics.get(name)
             if topic is not None and 0 <= number < len(topic.partitions):
                 watched.append((topic.partitions[number], pos))
+        return await self._park(watched, timeout_s)
+
+    async def _park(self, watched: list[tuple[Partition, int]], timeout_s: float) -> bool:
+        """True at once if any watched partition is past its position; else one future
+        parked in every one of them until an append wakes it or `timeout_s` passes."""
         if any(p.end_offset > pos for p, pos in watched):
             return True
         if not watched or timeout_s <= 0:

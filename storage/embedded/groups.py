@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from storage.embedded.engine import EmbeddedLogStore
-from storage.embedded.state import is_disk_full
-from storage.errors import DiskFull, GroupNotFound, MemberFenced, StoreClosed, VersionConflict
+from storage.embedded.state import sqlite_space_checked
+from storage.errors import GroupNotFound, MemberFenced, StoreClosed, VersionConflict
 from storage.groups import (
     CommittedOffset,
     MemberPosition,
@@ -51,15 +51,6 @@ _SCHEMA = (
 )
 
 
-def _space_checked(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (sqlite3.Error, OSError) as exc:
-        if is_disk_full(exc):
-            raise DiskFull("no space left on the device for consumer groups") from exc
-        raise
-
-
 class SqliteGroupStore:
     """GroupStore on one SQLite connection, waits on the embedded log."""
 
@@ -86,7 +77,7 @@ class SqliteGroupStore:
                 raise
             return db
 
-        return cls(await asyncio.to_thread(_space_checked, connect), log)
+        return cls(await asyncio.to_thread(sqlite_space_checked, "consumer groups", connect), log)
 
     # -- the transaction every operation runs in ----------------------------------------
 
@@ -116,7 +107,7 @@ class SqliteGroupStore:
             return body(db)
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(_space_checked, fn)
+        return await asyncio.to_thread(sqlite_space_checked, "consumer groups", fn)
 
     @staticmethod
     def _version(db: sqlite3.Connection, group: str) -> tuple[int, int] | None:

@@ -17,9 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from storage.embedded.state import is_disk_full
+from storage.embedded.state import sqlite_space_checked
 from storage.errors import (
-    DiskFull,
     InvalidCompatibility,
     SchemaNotFound,
     StoreClosed,
@@ -68,15 +67,6 @@ def _version(row: Row) -> SubjectVersion:
     return SubjectVersion(subject, version, schema_id, schema_type, schema, bool(deleted))
 
 
-def _space_checked(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (sqlite3.Error, OSError) as exc:
-        if is_disk_full(exc):
-            raise DiskFull("no space left on the device for the schema registry") from exc
-        raise
-
-
 class SqliteSchemaStore:
     """SchemaStore on one SQLite connection."""
 
@@ -120,7 +110,7 @@ class SqliteSchemaStore:
                     raise
                 return result
 
-        return await asyncio.to_thread(_space_checked, call)
+        return await asyncio.to_thread(sqlite_space_checked, "the schema registry", call)
 
     # -- reads ------------------------------------------------------------
 

@@ -36,12 +36,14 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def _space_checked(fn: Callable[[], T]) -> T:
+def sqlite_space_checked(what: str, fn: Callable[[], T]) -> T:
+    """`fn()`, with a full disk under one of the SQLite stores reported as DiskFull
+    naming `what` (the state store, consumer groups, the schema registry)."""
     try:
         return fn()
     except (sqlite3.Error, OSError) as exc:
         if is_disk_full(exc):
-            raise DiskFull("no space left on the device for the state store") from exc
+            raise DiskFull(f"no space left on the device for {what}") from exc
         raise
 
 
@@ -150,20 +152,24 @@ class SqliteStateStore:
                 db.close()
 
     async def get(self, key: str) -> bytes | None:
-        return await asyncio.to_thread(_space_checked, lambda: self._get(key))
+        return await asyncio.to_thread(
+            sqlite_space_checked, "the state store", lambda: self._get(key)
+        )
 
     async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
-        await asyncio.to_thread(_space_checked, lambda: self._put(key, value, ttl_s))
+        await asyncio.to_thread(
+            sqlite_space_checked, "the state store", lambda: self._put(key, value, ttl_s)
+        )
 
     async def put_if_absent(
         self, key: str, value: bytes, *, ttl_s: float | None = None
     ) -> bytes | None:
         return await asyncio.to_thread(
-            _space_checked, lambda: self._put_if_absent(key, value, ttl_s)
+            sqlite_space_checked, "the state store", lambda: self._put_if_absent(key, value, ttl_s)
         )
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(_space_checked, lambda: self._delete(key))
+        await asyncio.to_thread(sqlite_space_checked, "the state store", lambda: self._delete(key))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
