@@ -582,29 +582,38 @@ class Shard:
         """`_write_run` for a partition's plain spread entries: one write for them all;
         on an OSError every entry fails and none is kept."""
         durable = durable and p.config.durability == Durability.FSYNC
-        if not durable:
-            self._dirty.add(p)  # also if the write fails: some of it may have reached the file
-        started = time.perf_counter()
-        try:
-            bases = p.write_many(
-                [(item.batches[i], item.counts[i], item.max_timestamps[i]) for item, i in entries],
-                durable=durable,
-            )
-            if durable:
-                self._observer.synced(time.perf_counter() - started, "durable-write")
-        except OSError as exc:
-            error: StorageError
-            if durable and exc.errno not in _SPACE_ERRNOS:
-                self._fence(p, "durable write", exc)
-                error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
-            else:
-                error = write_error(p, exc)
-            outcome.placed.extend((item.joined, item.slots[i], error) for item, i in entries)
+        bases = self._write_many(
+            p,
+            [(item.batches[i], item.counts[i], item.max_timestamps[i]) for item, i in entries],
+            durable,
+        )
+        if isinstance(bases, StorageError):
+            outcome.placed.extend((item.joined, item.slots[i], bases) for item, i in entries)
             return
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
         written[p] = _Written(entries, bases, durable)
+
+    def _write_many(
+        self, p: Partition, batches: list[tuple[bytes, int, int]], durable: bool
+    ) -> list[int] | StorageError:
+        """The batches' base offsets after one write of them all, or the error every one
+        of them answers. A failed durable write fences the partition (as a failed fsync
+        does) unless the disk is full; a non-durable one leaves the partition dirty."""
+        if not durable:
+            self._dirty.add(p)  # also if the write fails: some of it may have reached the file
+        started = time.perf_counter()
+        try:
+            bases = p.write_many(batches, durable=durable)
+        except OSError as exc:
+            if durable and exc.errno not in _SPACE_ERRNOS:
+                self._fence(p, "durable write", exc)
+                return PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
+            return write_error(p, exc)
+        if durable:
+            self._observer.synced(time.perf_counter() - started, "durable-write")
+        return bases
 
     def _commit_spread(self, p: Partition, done: _Written, outcome: _Outcome) -> None:
         """`_commit` for a partition's written spread entries."""
@@ -645,24 +654,10 @@ class Shard:
         if not run:
             return
         durable = durable and p.config.durability == Durability.FSYNC
-        if not durable:
-            self._dirty.add(p)  # also if the write fails: some of it may have reached the file
-        started = time.perf_counter()
-        try:
-            bases = p.write_many(
-                [(r.batch, r.count, r.max_timestamp) for r in run], durable=durable
-            )
-            if durable:
-                self._observer.synced(time.perf_counter() - started, "durable-write")
-        except OSError as exc:
-            error: StorageError
-            if durable and exc.errno not in _SPACE_ERRNOS:
-                self._fence(p, "durable write", exc)
-                error = PartitionFenced(p.topic, p.number, p.fenced or "durable write failed")
-            else:
-                error = write_error(p, exc)
+        bases = self._write_many(p, [(r.batch, r.count, r.max_timestamp) for r in run], durable)
+        if isinstance(bases, StorageError):
             for r in run:
-                r.answer(outcome, error)
+                r.answer(outcome, bases)
             return
         for req, base in zip(run, bases, strict=True):
             req.base_offset = base
