@@ -30,7 +30,6 @@ from asyncio import BaseTransport, Transport
 from typing import Any, ClassVar, Protocol, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
 
 TRANSPORT_EXTENSION = "tidegate.transport"
 """Scope extension of WebSocket connections this protocol serves (absent elsewhere)."""
@@ -63,15 +62,11 @@ class _Handle:
         return self._transport.get_write_buffer_size()
 
     def write_frame(self, frame: bytes) -> bool:
+        # Per delivery of a feed: flags only. A close the client sent, a parser error, a
+        # ping timeout and a lost connection all close the transport; the app's own
+        # close comes after its stream has stopped writing frames.
         protocol = self._protocol
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not protocol.writable.is_set()
-            or protocol.conn.extensions
-            or protocol.conn.state is not State.OPEN
-            or self._transport.is_closing()
-        ):
+        if protocol.paused or protocol.close_sent or self._transport.is_closing():
             return False
         self._transport.write(frame)
         return True
@@ -82,6 +77,7 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
     Build with `stream_websocket_protocol`."""
 
     send_buffer_bytes: ClassVar[int]
+    paused = False  # the transport's buffer is past the bound (or frames cannot go as they are)
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
@@ -90,11 +86,27 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
             high=self.send_buffer_bytes, low=self.send_buffer_bytes // 4
         )
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.paused = bool(self.conn.extensions)
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        # Frames built for a connection without extensions are not this one's.
+        self.paused = bool(self.conn.extensions)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake went on to the application
             scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self, self.transport)
+        # The parsed handshake is not needed once answered (the scope has the headers).
+        del self.request
+
+    def start_keepalive(self) -> None:
+        super().start_keepalive()  # called once the handshake's answer is written
+        del self.response
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()

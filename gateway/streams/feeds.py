@@ -10,7 +10,8 @@ connection if its credit and its send buffer allow, and otherwise leaves the
 feed and wakes its own task, which reads on from its own position (as every
 subscriber that is behind does). So the cost of a delivery to a caught-up
 subscriber is a credit check and a write; fan-out neither re-reads, re-encodes
-nor wakes a task per connection. Used on the event loop only.
+nor wakes a task per connection, and the traffic it counts is charged once a
+frame per tenant, not once a subscriber. Used on the event loop only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.http.tenant_usage import Traffic
 from gateway.streams.filters import RecordFilter
 from gateway.streams.follower import SharedFrames
 from storage.backend import LogStore
@@ -52,15 +54,21 @@ class Frame:
 
     partition: int
     records: Sequence[Record]
+    count: int  # len(records)
     first_offset: int
     next_offset: int
     size: int  # stored bytes of the records
     wire: bytes  # the whole WebSocket frame
 
 
+Taken = list[Traffic]
+"""Per frame: the traffic counters of the subscribers that took it, one entry each."""
+
+
 class Subscriber(Protocol):
-    def offer(self, frame: Frame) -> bool:
-        """Take `frame` (True), or leave the feed (False) and catch up on its own."""
+    def offer(self, frame: Frame, taken: Taken) -> bool:
+        """Stay (True: `frame` taken, counted in `taken`, or already had), or leave the
+        feed (False) and catch up on its own."""
         ...
 
     def dropped(self, partition: int) -> None:
@@ -69,6 +77,16 @@ class Subscriber(Protocol):
 
 
 _Key = tuple[int, str, int, ValueFormat, RecordFilter | None]
+
+
+def charge(frame: Frame, taken: Taken) -> None:
+    """Count `frame` once for each subscriber that took it, one call per tenant."""
+    times: dict[int, tuple[Traffic, int]] = {}
+    for traffic in taken:  # by identity: the counters are mutable, unhashable records
+        held = times.get(id(traffic))
+        times[id(traffic)] = (traffic, 1 if held is None else held[1] + 1)
+    for traffic, n in times.values():
+        traffic.consumed(frame.size * n, frame.count * n)
 
 
 class Feed:
@@ -120,15 +138,19 @@ class Feed:
                 frame = Frame(
                     self.partition,
                     records,
+                    len(records),
                     result.records[0].offset,
                     result.next_offset,
                     result.bytes,
                     wire_frame(text.encode()) if records else b"",
                 )
                 self.tail = result.next_offset
-                for subscriber in list(self.subscribers):
-                    if not subscriber.offer(frame):
-                        self.subscribers.pop(subscriber, None)
+                taken: Taken = []
+                subscribers = self.subscribers
+                for subscriber in list(subscribers):
+                    if not subscriber.offer(frame, taken):
+                        subscribers.pop(subscriber, None)
+                charge(frame, taken)
         except StorageError:
             pass  # the topic went, or the tail is gone: each subscriber finds out alone
         finally:

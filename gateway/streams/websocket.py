@@ -48,7 +48,7 @@ from gateway.http.wsprotocol import TRANSPORT_EXTENSION, StreamTransport
 from gateway.streams.access import origin_allowed, subprotocol_credential, url_credential
 from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
 from gateway.streams.credit import CreditWindow, InvalidCredit
-from gateway.streams.feeds import Feed, Feeds, Frame
+from gateway.streams.feeds import Feed, Feeds, Frame, Taken
 from gateway.streams.filters import filter_of
 from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
@@ -71,6 +71,10 @@ WAIT_S = 60.0
 """How long the pump sleeps on the log at a time (any wake-up ends the sleep early)."""
 CLOSE_TIMEOUT_S = 2.0
 """How long the last frames and the close may take to leave before the connection is dropped."""
+
+
+def _cannot_write(frame: bytes) -> bool:
+    return False  # a protocol without the gateway's transport extension: sends go by ASGI
 
 
 class Stalled(Exception):
@@ -142,6 +146,9 @@ class StreamSession:
             TRANSPORT_EXTENSION
         )
         self.feeds = feeds if self.transport is not None else None
+        self.write_frame: Callable[[bytes], bool] = (
+            _cannot_write if self.transport is None else self.transport.write_frame
+        )
         self.joined: dict[int, Feed] = {}
         self.frame_records = self.settings.stream_frame_records
         self.traffic = runtime.usage.traffic[tenant]
@@ -351,28 +358,28 @@ class StreamSession:
         self.end(Ending(CloseCode.BAD_REQUEST, close_reason(detail), [error_frame(problem)]))
 
     # -- feeds: frames pushed while caught up ----------------------------------------------
-    def offer(self, frame: Frame) -> bool:
+    def offer(self, frame: Frame, taken: Taken) -> bool:
         """A feed's new frame: write it now if it follows on, the credit covers it and
-        the send buffer has room; else leave the feed and wake the pump."""
+        the send buffer has room; else leave the feed and wake the pump. Run once per
+        subscriber of every frame: kept to a few checks and the write."""
         positions = self.follower.positions
         partition = frame.partition
         position = positions[partition]
         if frame.next_offset <= position:
             return True  # already had it (joined ahead of the feed)
-        count = len(frame.records)
-        transport = self.transport
+        count = frame.count
         if (
             frame.first_offset != position
             or self.ending is not None
-            or transport is None
             or self.window.allowance(self.frame_records) < count
-            or (count and not transport.write_frame(frame.wire))
+            or (count and not self.write_frame(frame.wire))
         ):
             self.dropped(partition)
             return False
-        self.window.spend(count)
+        if count:
+            self.window.spend(count)
         positions[partition] = frame.next_offset
-        self.traffic.consumed(frame.size, count)
+        taken.append(self.traffic)
         return True
 
     def dropped(self, partition: int) -> None:

@@ -1,0 +1,48 @@
+"""The uvicorn internals the stream protocol (gateway.http.wsprotocol) builds on.
+
+The live stream tests exercise the protocol end to end; these fail loudly, and
+say where, if a uvicorn release moves what it relies on."""
+
+from __future__ import annotations
+
+import inspect
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from gateway.http.wsprotocol import StreamWebSocketProtocol, stream_websocket_protocol
+
+
+def _source(name: str) -> str:
+    return inspect.getsource(getattr(WebSocketsSansIOProtocol, name))
+
+
+def test_the_handshake_is_parsed_kept_and_answered_where_the_protocol_expects() -> None:
+    connect = _source("handle_connect")
+    assert "self.request = event" in connect  # dropped once handled
+    assert "self.scope" in connect
+    assert '"extensions"' in connect
+    send = _source("send")
+    answer = send.index("self.conn.send_response(self.response)")
+    keepalive = send.index("self.start_keepalive()")
+    assert answer < keepalive  # the answer is written before the response is dropped
+    module = inspect.getsource(inspect.getmodule(WebSocketsSansIOProtocol))  # type: ignore[arg-type]
+    uses = [line.strip() for line in module.splitlines() if "self.request" in line]
+    assert uses == ["self.request = event"]  # nothing reads it after the handshake
+
+
+def test_what_a_prebuilt_frame_checks_is_what_uvicorn_sets() -> None:
+    # Every way uvicorn stops sending either sets close_sent or closes the transport.
+    for name in ("keepalive_timeout", "handle_parser_exception", "handle_handshake_exception"):
+        body = _source(name)
+        assert "self.close_sent = True" in body, name
+        assert "self.transport.close()" in body, name
+    assert "self.transport.close()" in _source("handle_close")
+    assert "self.writable.clear()" in _source("pause_writing")
+    assert "self.writable.set()" in _source("resume_writing")
+
+
+def test_each_server_gets_its_own_bound() -> None:
+    small, large = stream_websocket_protocol(1024), stream_websocket_protocol(1 << 20)
+    assert issubclass(small, StreamWebSocketProtocol)
+    assert (small.send_buffer_bytes, large.send_buffer_bytes) == (1024, 1 << 20)
+    assert small.paused is False
