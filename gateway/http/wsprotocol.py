@@ -12,6 +12,10 @@ bounds a live stream needs from below the application.
   framed again for each connection. Refused (False) when the connection
   negotiated an extension (permessage-deflate), is closing, or its send
   buffer is full, so the caller sends by ASGI or waits instead.
+- less memory per connection, which an idle stream holds for as long as it
+  is open: the handshake's request and response dropped once answered, and
+  a lighter inbox and writable flag in place of uvicorn's `asyncio.Queue`
+  and `asyncio.Event` (the same uses, without their idle deques).
 - a way to drop a client that does not read: closing a connection waits for
   its queued bytes to leave, which they never do for a client that reads
   nothing, so the stream can `abort()` it through the ASGI scope extension
@@ -26,7 +30,8 @@ test_wsprotocol.py fails loudly if they move.
 
 from __future__ import annotations
 
-from asyncio import BaseTransport, Transport
+from asyncio import BaseTransport, Future, Transport, get_running_loop
+from collections import deque
 from typing import Any, ClassVar, Protocol, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -72,12 +77,96 @@ class _Handle:
         return True
 
 
+class _Inbox:
+    """What uvicorn's protocol uses of an `asyncio.Queue` (`put_nowait`, `get`, `empty`)
+    for the messages its application receives, at a tenth of the memory: an idle
+    stream holds one of these for as long as it is open."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] | None = None
+        self._waiters: list[Future[None]] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self._waiters is not None and waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
+class _Flag:
+    """What uvicorn's protocol uses of an `asyncio.Event` (`set`, `clear`, `is_set`,
+    `wait`), its waiters kept only while there are some."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self, value: bool) -> None:
+        self._set = value
+        self._waiters: list[Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
     """The sans-I/O WebSocket protocol with a bounded send buffer and `abort()`.
     Build with `stream_websocket_protocol`."""
 
     send_buffer_bytes: ClassVar[int]
     paused = False  # the transport's buffer is past the bound (or frames cannot go as they are)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The same uses, in less memory per connection (an idle one keeps them).
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag(True)  # type: ignore[assignment]
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
@@ -101,8 +190,10 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake went on to the application
             scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self, self.transport)
-        # The parsed handshake is not needed once answered (the scope has the headers).
+        # The parsed handshake is not needed once answered (the scope has the headers);
+        # its request stays referenced by the parser, so its headers are emptied.
         del self.request
+        event.headers.clear()
 
     def start_keepalive(self) -> None:
         super().start_keepalive()  # called once the handshake's answer is written

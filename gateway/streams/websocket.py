@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,35 @@ def credit_param(params: Mapping[str, str]) -> int | None:
 
 
 class StreamSession:
-    """One open WebSocket stream."""
+    """One open WebSocket stream (slotted: an idle subscriber holds one for as long as it
+    is open)."""
+
+    __slots__ = (
+        "close_on_gap",
+        "credit",
+        "ending",
+        "expires_at_ms",
+        "feeds",
+        "fmt",
+        "follower",
+        "frame_records",
+        "group",
+        "joined",
+        "notices",
+        "pump",
+        "reassignment",
+        "receive",
+        "runtime",
+        "send",
+        "settings",
+        "shared",
+        "tenant",
+        "traffic",
+        "transport",
+        "wake",
+        "window",
+        "write_frame",
+    )
 
     def __init__(
         self,
@@ -126,7 +155,6 @@ class StreamSession:
         feeds: Feeds | None,
         group: GroupMember | None = None,
     ) -> None:
-        self.ws = ws
         # The raw ASGI channel once accepted: frames go out without wrappers.
         self.receive = receive
         self.send = send
@@ -140,7 +168,7 @@ class StreamSession:
         self.close_on_gap = close_on_gap
         self.expires_at_ms = expires_at_ms
         self.ending: Ending | None = None
-        self.credit = asyncio.Event()
+        self.credit: asyncio.Event | None = None  # made when the pump first waits for credit
         self.pump: asyncio.Task[None] | None = None
         self.transport: StreamTransport | None = ws.scope.get("extensions", {}).get(
             TRANSPORT_EXTENSION
@@ -157,7 +185,7 @@ class StreamSession:
         self.group = group
         self.notices: list[str] = []
         self.reassignment: Reassignment | None = None
-        self.wake = asyncio.Event()
+        self.wake: asyncio.Event | None = None if group is None else asyncio.Event()
 
     # -- ending -------------------------------------------------------------------------
     def end(self, ending: Ending) -> None:
@@ -262,7 +290,8 @@ class StreamSession:
             except InvalidCredit as exc:
                 self._bad_frame(str(exc))
                 return
-            self.credit.set()
+            if self.credit is not None:
+                self.credit.set()
         elif kind == "commit" and self.group is not None:
             await self._commit(self.group, frame)
         elif kind == "commit":
@@ -271,10 +300,15 @@ class StreamSession:
             self._bad_frame('client frames are {"type": "credit", "records": n}')
 
     # -- group mode ---------------------------------------------------------------------
+    def _rouse(self) -> None:
+        """Group mode: end the pump's wait, news is due."""
+        if self.wake is not None:
+            self.wake.set()
+
     def _notify(self, frame: str) -> None:
         """A frame for the pump to send before its next records."""
         self.notices.append(frame)
-        self.wake.set()
+        self._rouse()
 
     async def _commit(self, group: GroupMember, frame: dict[str, Any]) -> None:
         """A commit frame: stored and answered `committed`, or refused with an `error`
@@ -300,7 +334,7 @@ class StreamSession:
                 moved = await group.beat()
                 if moved is not None:
                     self.reassignment = moved
-                    self.wake.set()
+                    self._rouse()
         except Exception as exc:  # the group is gone, the store is down: the stream ends
             problem = problem_for(exc)
             self.end(
@@ -335,13 +369,14 @@ class StreamSession:
     ) -> None:
         """Await `waiting()`; in group mode only until group news is due as well (a
         member with no partitions waits on the news alone)."""
-        if self.group is None:
+        wake = self.wake
+        if wake is None:
             await waiting()
             return
-        self.wake.clear()
+        wake.clear()
         if self._news_due():
             return
-        tasks: list[asyncio.Future[object]] = [asyncio.ensure_future(self.wake.wait())]
+        tasks: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
         if self.follower.positions or not on_log:
             tasks.append(asyncio.ensure_future(waiting()))
         try:
@@ -437,6 +472,8 @@ class StreamSession:
                 continue
             allowance = window.allowance(frame_records)
             if allowance == 0:
+                if self.credit is None:
+                    self.credit = asyncio.Event()
                 self.credit.clear()
                 await self._sleep(self.credit.wait)
                 continue
@@ -448,7 +485,8 @@ class StreamSession:
             item = await follower.poll(allowance, self.joined)
             if item is None:
                 if self._join_feeds():
-                    return  # parked: the feeds write; a partition that leaves restarts it
+                    self.pump = None  # parked: the feeds write; a partition that leaves
+                    return  # restarts it
                 if self.feeds is None:
                     await self._sleep(self._log_wait, on_log=True)
                 # else a feed is past this stream's position there: read on to it
@@ -512,80 +550,103 @@ async def stream(
     scope: Scope, receive: Receive, send: Send, shared: SharedFrames, feeds: Feeds
 ) -> None:
     """The WebSocket endpoint (ASGI): check, accept, follow until something ends it."""
+    opened = await _open(scope, receive, send, shared, feeds)
+    if opened is None:
+        return
+    session, member, holding = opened
+    try:
+        with session.runtime.metrics.stream_open("websocket"):
+            await session.run()
+    finally:
+        holding.__exit__(None, None, None)
+        if member is not None:  # closed, drained or ended: its partitions go on
+            with contextlib.suppress(Exception):
+                await member.leave()
+
+
+async def _open(
+    scope: Scope, receive: Receive, send: Send, shared: SharedFrames, feeds: Feeds
+) -> tuple[StreamSession, GroupMember | None, AbstractContextManager[None]] | None:
+    """Check the stream's request and accept it: the session, its group membership and
+    the tenant's connection it holds (None: refused, and answered). Apart from the
+    endpoint so that what the checks needed is not kept while the stream is open."""
     ws = WebSocket(scope, receive, send)
     runtime = open_runtime(ws)
     if runtime is None or runtime.drain.started:
         problem = Problem(ProblemType.SHUTTING_DOWN, "the server is not serving streams now")
         await refuse(ws, problem, None)
-        return
+        return None
     settings = runtime.settings
     if not origin_allowed(ws, settings.stream_allowed_origins):
         origin = ws.headers.get("origin")
         denied = Problem(ProblemType.FORBIDDEN, f"pages from {origin!r} may not open streams here")
         await ws.send_denial_response(denied.response())
-        return
+        return None
     subprotocol = None
-    with contextlib.ExitStack() as holding:
-        try:
-            credential, subprotocol = subprotocol_credential(scope.get("subprotocols", []))
-            credential = credential or url_credential(ws)
-            target = await runtime.topic_request(ws, Scope_.TOPICS_READ, credential=credential)
-            params = query_of(ws)
-            start = start_of(params)
-            close_on_gap = on_gap_param(params)
-            only = filter_of(params)
-            window = CreditWindow(credit_param(params))
-            grouped = group_params(params, settings)
-            if grouped is not None:  # the scopes of a group fetch
-                require_scope(target.principal, Scope_.GROUPS_READ)
-            info = await target.log.get_topic(target.stored)
-            tenant = target.principal.tenant
-            limits = await runtime.quotas.limits(tenant)
-            holding.enter_context(runtime.quotas.connection(tenant, limits))
-            member = None
-            if grouped is None:
-                positions = await resolve(target.log, target.stored, info.partitions, start)
-            else:
-                service = GroupService(runtime.groups, runtime.log)
-                member_id = grouped.member_id or uuid.uuid4().hex
-                member = GroupMember(
-                    service, target.principal.namespace, grouped, target.stored, member_id
-                )
-                positions = (await member.join()).starts
-        except (GatewayError, StorageError, TenantError, CoordinatorError) as exc:
-            await refuse(ws, problem_for(exc), subprotocol)
-            return
+    holding: AbstractContextManager[None] | None = None
+    try:
+        credential, subprotocol = subprotocol_credential(scope.get("subprotocols", []))
+        credential = credential or url_credential(ws)
+        target = await runtime.topic_request(ws, Scope_.TOPICS_READ, credential=credential)
+        params = query_of(ws)
+        start = start_of(params)
+        close_on_gap = on_gap_param(params)
+        only = filter_of(params)
+        window = CreditWindow(credit_param(params))
+        grouped = group_params(params, settings)
+        if grouped is not None:  # the scopes of a group fetch
+            require_scope(target.principal, Scope_.GROUPS_READ)
+        info = await target.log.get_topic(target.stored)
+        tenant = target.principal.tenant
+        limits = await runtime.quotas.limits(tenant)
+        holding = runtime.quotas.connection(tenant, limits)
+        holding.__enter__()
+        member = None
+        if grouped is None:
+            positions = await resolve(target.log, target.stored, info.partitions, start)
+        else:
+            service = GroupService(runtime.groups, runtime.log)
+            member_id = grouped.member_id or uuid.uuid4().hex
+            member = GroupMember(
+                service, target.principal.namespace, grouped, target.stored, member_id
+            )
+            positions = (await member.join()).starts
         await ws.accept(subprotocol=subprotocol)
-        follower = Follower(
-            target.log,
-            target.stored,
-            positions,
-            shared,
-            frame_bytes=settings.stream_frame_bytes,
-            only=only,
-            allow_empty=member is not None,  # a member may be assigned nothing (yet)
-        )
-        session = StreamSession(
-            ws,
-            receive,
-            send,
-            runtime,
-            follower,
-            shared,
-            tenant=tenant,
-            fmt=info.config.value_format,
-            window=window,
-            close_on_gap=close_on_gap,
-            expires_at_ms=target.principal.expires_at_ms,
-            # A consume rate is charged per frame by the pump: such streams read alone,
-            # and so do group members (their partitions change with the generation).
-            feeds=feeds if limits.consume_bytes_per_second is None and member is None else None,
-            group=member,
-        )
-        try:
-            with runtime.metrics.stream_open("websocket"):
-                await session.run()
-        finally:
-            if member is not None:  # closed, drained or ended: its partitions go on
-                with contextlib.suppress(Exception):
-                    await member.leave()
+    except (GatewayError, StorageError, TenantError, CoordinatorError) as exc:
+        if holding is not None:
+            holding.__exit__(None, None, None)
+        await refuse(ws, problem_for(exc), subprotocol)
+        return None
+    except BaseException:
+        if holding is not None:
+            holding.__exit__(None, None, None)
+        raise
+    # Nothing reads the handshake's headers from here on; an idle stream need not keep them.
+    scope["headers"].clear()
+    follower = Follower(
+        target.log,
+        target.stored,
+        positions,
+        shared,
+        frame_bytes=settings.stream_frame_bytes,
+        only=only,
+        allow_empty=member is not None,  # a member may be assigned nothing (yet)
+    )
+    session = StreamSession(
+        ws,
+        receive,
+        send,
+        runtime,
+        follower,
+        shared,
+        tenant=tenant,
+        fmt=info.config.value_format,
+        window=window,
+        close_on_gap=close_on_gap,
+        expires_at_ms=target.principal.expires_at_ms,
+        # A consume rate is charged per frame by the pump: such streams read alone,
+        # and so do group members (their partitions change with the generation).
+        feeds=feeds if limits.consume_bytes_per_second is None and member is None else None,
+        group=member,
+    )
+    return session, member, holding

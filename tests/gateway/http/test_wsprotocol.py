@@ -5,11 +5,19 @@ say where, if a uvicorn release moves what it relies on."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import re
 
+import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from gateway.http.wsprotocol import StreamWebSocketProtocol, stream_websocket_protocol
+from gateway.http.wsprotocol import (
+    StreamWebSocketProtocol,
+    _Flag,
+    _Inbox,
+    stream_websocket_protocol,
+)
 
 
 def _source(name: str) -> str:
@@ -46,3 +54,34 @@ def test_each_server_gets_its_own_bound() -> None:
     assert issubclass(small, StreamWebSocketProtocol)
     assert (small.send_buffer_bytes, large.send_buffer_bytes) == (1024, 1 << 20)
     assert small.paused is False
+
+
+def test_the_lighter_inbox_and_flag_have_all_that_uvicorn_uses_of_them() -> None:
+    module = inspect.getsource(inspect.getmodule(WebSocketsSansIOProtocol))  # type: ignore[arg-type]
+    for attribute, stand_in in (("queue", _Inbox), ("writable", _Flag)):
+        used = set(re.findall(rf"self\.{attribute}\.(\w+)", module))
+        assert used, attribute
+        assert all(callable(getattr(stand_in, name, None)) for name in used), (attribute, used)
+
+
+@pytest.mark.anyio
+async def test_the_inbox_hands_out_messages_in_order_to_a_waiting_reader() -> None:
+    inbox = _Inbox()
+    reader = asyncio.ensure_future(asyncio.gather(inbox.get(), inbox.get()))
+    await asyncio.sleep(0)
+    inbox.put_nowait("a")
+    inbox.put_nowait("b")
+    assert await asyncio.wait_for(reader, 5) == ["a", "b"]
+    assert inbox.empty()
+
+
+@pytest.mark.anyio
+async def test_the_flag_wakes_its_waiters_when_set() -> None:
+    flag = _Flag(False)
+    waiter = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    flag.set()
+    assert await asyncio.wait_for(waiter, 5) is True
+    flag.clear()
+    assert not flag.is_set()
