@@ -1,17 +1,20 @@
 """Group mode over a real gateway process and the `websockets` client: two WebSocket
 members of one group share a topic's partitions, commit frames land (and are fenced by
-generation), and a member that closes hands its partitions over at the committed offsets."""
+generation), a member that closes hands its partitions over at the committed offsets, a
+member assigned nothing waits for a share, and a drained shutdown leaves the group."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.gateway.conftest import GatewayProcess
 from tests.support.streams import frame
@@ -168,3 +171,84 @@ async def test_two_members_split_the_partitions_and_one_takes_over_at_the_commit
             timeout_s=10,
         )
     assert members == []
+
+
+async def test_a_member_assigned_nothing_waits_and_takes_over_when_the_other_leaves(
+    gateway: GatewayProcess, http: httpx.AsyncClient, topic_name: str
+) -> None:
+    reply = await http.post("/v1/topics", json={"name": topic_name, "partitions": 1})
+    assert reply.status_code == 201, reply.text
+    group = f"{topic_name}-g"
+    url = member_url(gateway, topic_name, group)
+    a = await connect(url, additional_headers=gateway.headers)
+    b = await connect(url, additional_headers=gateway.headers)
+    try:
+        assert (await frame(a))["assignment"] == [0]
+        seen: dict[ClientConnection, list[dict[str, Any]]] = {a: [], b: []}
+        b_assigned = await frame(b)
+        generation = b_assigned["generation"]
+        a_assigned = await until(a, lambda f: f["type"] == "assigned", seen[a])
+        assert a_assigned["generation"] == generation
+        # One partition, two members: one of them holds it, the other has none.
+        shares = {a: a_assigned["assignment"], b: b_assigned["assignment"]}
+        assert sorted(shares.values()) == [[], [0]]
+        holder, idle = (a, b) if shares[a] == [0] else (b, a)
+        reply = await http.post(
+            f"/v1/topics/{topic_name}/records", json={"records": [{"value": 1}]}
+        )
+        assert reply.status_code == 200, reply.text
+        await until(holder, lambda _f: len(records_of(seen[holder])) >= 1, seen[holder])
+        # The member with nothing gets no records, answers a commit of what it does not
+        # own with an error frame, and outlives several heartbeats.
+        bad = {"type": "commit", "offsets": [{"partition": 0, "offset": 1}]}
+        await idle.send(orjson.dumps(bad).decode())
+        refused = await until(idle, lambda _f: True, seen[idle])
+        assert refused["type"] == "error", refused
+        await asyncio.sleep(1.5)  # three heartbeats of its 1.5 s session
+        # The holder leaves: the other member is assigned the partition and reads it
+        # from the start (nothing was committed).
+        await holder.close()
+        moved = await until(idle, lambda f: f["type"] == "assigned", seen[idle])
+        assert moved["assignment"] == [0]
+        assert moved["generation"] > generation
+        await until(idle, lambda _f: len(records_of(seen[idle])) >= 1, seen[idle])
+        assert records_of(seen[idle]) == [(0, 0)]
+        assert [f["type"] for f in seen[idle]] == ["error", "assigned", "records"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_drained_shutdown_takes_each_member_out_of_its_group(
+    tmp_path: Path, topic_name: str
+) -> None:
+    server = GatewayProcess(tmp_path / "data").start()
+    group = f"{topic_name}-g"
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as client:
+            reply = await client.post("/v1/topics", json={"name": topic_name, "partitions": 2})
+            assert reply.status_code == 201, reply.text
+        # A long session: without a leave the member would still be listed after the restart.
+        url = (
+            f"ws://127.0.0.1:{server.port}/v1/topics/{topic_name}/stream"
+            f"?group={group}&session_timeout_ms=60000"
+        )
+        async with connect(url, additional_headers=server.headers) as ws:
+            assert (await frame(ws))["assignment"] == [0, 1]
+            stopping = asyncio.ensure_future(asyncio.to_thread(server.stop))
+            closing = await frame(ws, 15)
+            assert closing["type"] == "closing"
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 15)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+            assert await stopping == 0
+        server.start()
+        with server.client() as client:
+            described = client.get(f"/v1/groups/{group}")
+        assert described.status_code == 200, described.text
+        assert described.json()["members"] == []
+    finally:
+        server.stop()
