@@ -22,18 +22,36 @@ from dataclasses import dataclass
 from gateway.http.rendered import RenderedRecords
 from gateway.http.woken import WokenReads
 from gateway.streams.filters import RecordFilter
-from gateway.streams.frames import GapEntry, records_frame
+from gateway.streams.frames import GapEntry, records_frame, sse_context, sse_records
 from storage.backend import LogStore
 from storage.errors import OffsetOutOfRange
 from storage.records import Record, ValueFormat
 
 
 class SharedFrames:
-    """The reads and rendered `records` frames that a process's streams share."""
+    """The reads and rendered `records` frames and event runs that a process's streams
+    share."""
 
     def __init__(self, render_cache_bytes: int) -> None:
         self.reads = WokenReads()
         self.frames: RenderedRecords[str] = RenderedRecords(render_cache_bytes)
+        self.events = RenderedEvents(EVENTS_HELD, EVENTS_BYTES)
+
+    def sse(
+        self,
+        records: Sequence[Record],
+        partition: int,
+        fmt: ValueFormat,
+        positions: Mapping[int, int],
+        filtered: bool = False,
+    ) -> bytes:
+        """The `record` events of a run for a stream at `positions`: rendered once for
+        every SSE stream at the same positions (the resume tokens name them all), unless
+        the run was filtered."""
+        context = sse_context(partition, positions)
+        if filtered or not records:
+            return sse_records(records, partition, fmt, context)
+        return self.events.get(records, partition, fmt, context)
 
     def frame(
         self, records: Sequence[Record], partition: int, fmt: ValueFormat, filtered: bool = False
@@ -49,6 +67,52 @@ class SharedFrames:
 
 
 _FORMATS = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
+
+EVENTS_HELD = 64
+"""Event runs kept: the streams one append wakes all render the same run in the same
+pass, so only the latest few runs of each busy partition need keeping."""
+EVENTS_BYTES = 4 << 20
+"""...and at most this many bytes of them (a larger run is rendered and not kept)."""
+
+
+class RenderedEvents:
+    """The latest rendered SSE event runs, found by the identity of the run's first and
+    last record objects (kept with the entry, so their ids are not reused while it
+    lives, as in `RenderedRecords`), its length, partition, format and token context."""
+
+    def __init__(self, held: int, budget_bytes: int) -> None:
+        self.held = held
+        self.budget_bytes = budget_bytes
+        self.held_bytes = 0
+        self.hits = 0
+        self._entries: dict[tuple[object, ...], tuple[Record, Record, bytes]] = {}
+
+    def get(
+        self,
+        records: Sequence[Record],
+        partition: int,
+        fmt: ValueFormat,
+        context: tuple[bytes, bytes],
+    ) -> bytes:
+        first, last = records[0], records[-1]
+        key = (id(first), id(last), len(records), partition, fmt, context)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is first and entry[1] is last:
+            self.hits += 1
+            return entry[2]
+        body = sse_records(records, partition, fmt, context)
+        if len(body) > self.budget_bytes:
+            return body
+        replaced = self._entries.pop(key, None)
+        if replaced is not None:
+            self.held_bytes -= len(replaced[2])
+        self._entries[key] = (first, last, body)
+        self.held_bytes += len(body)
+        # The oldest go first (dicts keep insertion order).
+        while len(self._entries) > self.held or self.held_bytes > self.budget_bytes:
+            oldest = next(iter(self._entries))
+            self.held_bytes -= len(self._entries.pop(oldest)[2])
+        return body
 
 
 @dataclass(frozen=True, slots=True)

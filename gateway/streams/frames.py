@@ -85,19 +85,24 @@ def sse_event(event: str, data: bytes, event_id: str | None = None) -> bytes:
     return b"event: %b\nid: %b\ndata: %b\n\n" % (event.encode(), event_id.encode(), data)
 
 
-def sse_records(
-    records: Sequence[Record], partition: int, fmt: ValueFormat, positions: Mapping[int, int]
-) -> bytes:
-    """One `record` event per record, each `id:` the position list right after it.
-    `positions` are the stream's positions before these records."""
-    # Only `partition` changes within the run: the rest of the token is built once.
+def sse_context(partition: int, positions: Mapping[int, int]) -> tuple[bytes, bytes]:
+    """What the resume tokens of a run of `partition`'s records share: the positions of
+    the other partitions before and after it (only `partition`'s offset changes)."""
     before = format_positions({p: o for p, o in positions.items() if p < partition})
     after = format_positions({p: o for p, o in positions.items() if p > partition})
-    head = (before + "," if before else "") + f"{partition}:"
-    tail = ("," + after if after else "").encode()
+    head = ((before + "," if before else "") + f"{partition}:").encode()
+    return head, ("," + after if after else "").encode()
+
+
+def sse_records(
+    records: Sequence[Record], partition: int, fmt: ValueFormat, context: tuple[bytes, bytes]
+) -> bytes:
+    """One `record` event per record, each `id:` the position list right after it;
+    `context` is `sse_context` of the stream's positions before these records."""
+    head, tail = context
     out = []
     for record in records:
-        token = b"%b%d%b" % (head.encode(), record.offset + 1, tail)
+        token = b"%b%d%b" % (head, record.offset + 1, tail)
         data = record_json(record, partition, fmt)
         out.append(b"event: record\nid: %b\ndata: %b\n\n" % (token, data))
     return b"".join(out)

@@ -41,7 +41,6 @@ from gateway.streams.frames import (
     HEARTBEAT,
     gap_document,
     sse_event,
-    sse_records,
     sse_retry,
     subscribed_document,
 )
@@ -206,7 +205,10 @@ class EventStream(Response):
                 await self._send(send, sse_event("gap", data, format_positions(follower.positions)))
             else:
                 if item.records:  # a filtered run may keep none: then only the position moves
-                    body = sse_records(item.records, item.partition, self.fmt, follower.positions)
+                    filtered = follower.only is not None
+                    body = follower.shared.sse(
+                        item.records, item.partition, self.fmt, follower.positions, filtered
+                    )
                     await self._send(send, body)
                 follower.advance(item)
                 traffic[self.tenant].consumed(item.bytes, len(item.records))
