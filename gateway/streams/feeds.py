@@ -25,7 +25,7 @@ from typing import Protocol
 
 from gateway.http.tenant_usage import Traffic
 from gateway.streams.filters import RecordFilter
-from gateway.streams.follower import SharedFrames
+from gateway.streams.follower import GROWTH_CHECK_S, SharedFrames
 from storage.backend import LogStore
 from storage.errors import StorageError
 from storage.records import Record, ValueFormat
@@ -73,6 +73,10 @@ class Subscriber(Protocol):
 
     def dropped(self, partition: int) -> None:
         """The feed stopped: read on alone from the current position."""
+        ...
+
+    def topic_grew(self) -> None:
+        """Partitions were added to the topic: a stream of every partition follows them."""
         ...
 
 
@@ -168,6 +172,10 @@ class Feeds:
         self.frame_records = frame_records
         self.frame_bytes = frame_bytes
         self._feeds: dict[_Key, Feed] = {}
+        # Partitions each fed topic had as its subscribers knew it, and the task that
+        # looks for more (a parked subscriber reads nothing that would tell it).
+        self._counts: dict[tuple[int, str], int] = {}
+        self._watch: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._feeds)
@@ -181,9 +189,16 @@ class Feeds:
         fmt: ValueFormat,
         position: int,
         only: RecordFilter | None = None,
+        *,
+        partitions: int,
     ) -> Feed | None:
         """Add `subscriber`, at `position`, to the partition's feed (made if needed); None
-        when the feed is past that position (the subscriber is behind: it reads alone)."""
+        when the feed is past that position (the subscriber is behind: it reads alone).
+        `partitions`: how many the subscriber knows the topic to have."""
+        topic = (id(log), name)
+        self._counts[topic] = min(partitions, self._counts.get(topic, partitions))
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.ensure_future(self._watch_growth())
         key = (id(log), name, partition, fmt, only)
         feed = self._feeds.get(key)
         if feed is None:
@@ -196,6 +211,27 @@ class Feeds:
         feed.subscribers[subscriber] = None
         return feed
 
+    async def _watch_growth(self) -> None:
+        """While there are feeds: every `GROWTH_CHECK_S`, tell the subscribers of a topic
+        that has gained partitions (one look at each fed topic, not one a subscriber)."""
+        while self._feeds:
+            await asyncio.sleep(GROWTH_CHECK_S)
+            topics = {(id(f.log), f.name): f.log for f in self._feeds.values()}
+            for topic in [t for t in self._counts if t not in topics]:
+                del self._counts[topic]
+            for topic, log in topics.items():
+                try:
+                    count = (await log.get_topic(topic[1])).partitions
+                except StorageError:
+                    continue  # the topic went: each feed finds out on its own
+                known = self._counts.get(topic, count)
+                self._counts[topic] = count
+                if count <= known:
+                    continue
+                for feed in [f for f in self._feeds.values() if (id(f.log), f.name) == topic]:
+                    for subscriber in list(feed.subscribers):
+                        subscriber.topic_grew()
+
     def forget(self, feed: Feed) -> None:
         if self._feeds.get(feed.key) is feed:
             del self._feeds[feed.key]
@@ -205,6 +241,8 @@ class Feeds:
 
     async def close(self) -> None:
         tasks = [f.task for f in self._feeds.values() if f.task is not None]
+        if self._watch is not None:
+            tasks.append(self._watch)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -12,10 +12,15 @@ the subscribers that one append wakes all read at the same position in the
 same event-loop pass, and one read (`WokenReads`) and one rendering of the
 frame (`RenderedRecords`, keyed by the record objects the log hands out)
 serve them all, so fan-out does not re-read or re-encode per connection.
+
+A stream that follows every partition (no `partitions` subset and no position
+list) follows the partitions added to its topic while it is open as well,
+from their first offset, so that nothing produced to them is missed (`grown`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +72,10 @@ class SharedFrames:
 
 
 _FORMATS = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
+
+GROWTH_CHECK_S = 1.0
+"""How often a stream of every partition, while it reads, looks for partitions added to
+its topic (a stream parked on the feeds is told by them, `Feeds`)."""
 
 EVENTS_HELD = 64
 """Event runs kept: the streams one append wakes all render the same run in the same
@@ -146,9 +155,13 @@ class Follower:
         frame_bytes: int,
         only: RecordFilter | None = None,
         allow_empty: bool = False,
+        every: bool = False,
     ) -> None:
         if not positions and not allow_empty:
             raise ValueError("a stream follows at least one partition")
+        self.every = every  # follows every partition, those added to the topic later too
+        self._checked_at = asyncio.get_running_loop().time() if every else 0.0
+        self._recheck = False
         self.log = log
         self.name = name
         self.positions = dict(positions)
@@ -157,6 +170,28 @@ class Follower:
         self.only = only
         self._order = sorted(positions)
         self._turn = 0
+
+    def recheck(self) -> None:
+        """The topic may have grown: look at its partitions on the next `grown`."""
+        self._recheck = True
+
+    async def grown(self) -> bool:
+        """For a stream of every partition: follow the partitions the topic has gained,
+        from their first retained offset (True when there were some). The topic is
+        looked at when `recheck` says so, or at most every `GROWTH_CHECK_S` otherwise."""
+        if not self.every:
+            return False
+        now = asyncio.get_running_loop().time()
+        if not self._recheck and now - self._checked_at < GROWTH_CHECK_S:
+            return False
+        self._recheck, self._checked_at = False, now
+        info = await self.log.get_topic(self.name)
+        added = [p for p in range(info.partitions) if p not in self.positions]
+        for p in added:
+            self.positions[p] = (await self.log.offsets(self.name, p)).start_offset
+        if added:
+            self._order = sorted(self.positions)
+        return bool(added)
 
     def follow(self, positions: Mapping[int, int]) -> None:
         """Follow these partitions from here on (a group member's new assignment)."""

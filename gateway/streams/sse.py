@@ -36,7 +36,7 @@ from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
 from gateway.http.runtime import Runtime, runtime_of
 from gateway.streams.access import url_credential
 from gateway.streams.filters import filter_of
-from gateway.streams.follower import Follower, Gap, SharedFrames
+from gateway.streams.follower import GROWTH_CHECK_S, Follower, Gap, SharedFrames
 from gateway.streams.frames import (
     HEARTBEAT,
     gap_document,
@@ -83,6 +83,7 @@ class EventStream(Response):
         self.close_on_gap = close_on_gap
         self.expires_at_ms = expires_at_ms
         self.why: str | None = None  # why the stream was interrupted
+        self.sent_at = 0.0  # the event loop's time of the last send
         self.task: asyncio.Task[object] | None = None
 
     def _interrupt(self, why: str) -> None:
@@ -180,9 +181,11 @@ class EventStream(Response):
         except TimeoutError:
             self.why = "stalled"
             raise _Ended from None
+        self.sent_at = asyncio.get_running_loop().time()
 
     async def _pump(self, send: Send) -> None:
         follower, quotas = self.follower, self.runtime.quotas
+        loop = asyncio.get_running_loop()
         traffic = self.runtime.usage.traffic
         frame_records = self.settings.stream_frame_records
         heartbeat_s = self.settings.stream_heartbeat_s
@@ -194,7 +197,12 @@ class EventStream(Response):
                 continue
             item = await follower.poll(frame_records)
             if item is None:
-                if not await follower.wait(heartbeat_s):
+                if await follower.grown():
+                    continue  # partitions added to the topic: read them too
+                # A stream of every partition wakes now and then to look for new ones;
+                # a heartbeat goes once nothing was sent for `heartbeat_s`.
+                wait_s = min(heartbeat_s, GROWTH_CHECK_S) if follower.every else heartbeat_s
+                if not await follower.wait(wait_s) and loop.time() - self.sent_at >= heartbeat_s:
                     await self._send(send, HEARTBEAT)
             elif isinstance(item, Gap):
                 data = orjson.dumps(gap_document(item.entries))
@@ -238,6 +246,7 @@ async def events(request: Request, shared: SharedFrames) -> Response:
         shared,
         frame_bytes=runtime.settings.stream_frame_bytes,
         only=only,
+        every=start.positions is None and start.partitions is None,
     )
     return EventStream(
         runtime,

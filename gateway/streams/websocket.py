@@ -51,7 +51,7 @@ from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
 from gateway.streams.credit import CreditWindow, InvalidCredit
 from gateway.streams.feeds import Feed, Feeds, Frame, Taken
 from gateway.streams.filters import filter_of
-from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
+from gateway.streams.follower import GROWTH_CHECK_S, Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
 from gateway.streams.groupmode import (
     BadCommit,
@@ -386,7 +386,8 @@ class StreamSession:
                 task.cancel()
 
     async def _log_wait(self) -> None:
-        await self.follower.wait(WAIT_S)
+        # A stream of every partition wakes now and then to look for new ones.
+        await self.follower.wait(GROWTH_CHECK_S if self.follower.every else WAIT_S)
 
     def _bad_frame(self, detail: str) -> None:
         problem = Problem(ProblemType.BAD_REQUEST, detail)
@@ -423,6 +424,13 @@ class StreamSession:
         if self.ending is None:
             self._start_pump()
 
+    def topic_grew(self) -> None:
+        """Told by the feeds: a stream of every partition reads the new ones (its pump
+        joins their feeds once caught up)."""
+        if self.follower.every and self.ending is None:
+            self.follower.recheck()
+            self._start_pump()
+
     def _join_feeds(self) -> bool:
         """Join the feed of every followed partition not in one; True when all are."""
         feeds, follower = self.feeds, self.follower
@@ -432,7 +440,14 @@ class StreamSession:
             if partition in self.joined:
                 continue
             feed = feeds.join(
-                self, follower.log, follower.name, partition, self.fmt, position, follower.only
+                self,
+                follower.log,
+                follower.name,
+                partition,
+                self.fmt,
+                position,
+                follower.only,
+                partitions=len(follower.positions),
             )
             if feed is None:
                 return False
@@ -484,6 +499,8 @@ class StreamSession:
                 continue
             item = await follower.poll(allowance, self.joined)
             if item is None:
+                if await follower.grown():
+                    continue  # partitions added to the topic: read them too
                 if self._join_feeds():
                     self.pump = None  # parked: the feeds write; a partition that leaves
                     return  # restarts it
@@ -631,6 +648,7 @@ async def _open(
         frame_bytes=settings.stream_frame_bytes,
         only=only,
         allow_empty=member is not None,  # a member may be assigned nothing (yet)
+        every=member is None and start.positions is None and start.partitions is None,
     )
     session = StreamSession(
         ws,

@@ -420,3 +420,42 @@ async def test_a_filtered_stream_gets_only_its_records_and_resumes_exactly(
     ) as source:
         rest, _ = await sse_records(source.aiter_sse(), len(both) - 3)
     assert sorted(v for _p, _o, v in first + rest) == both
+
+
+async def test_streams_of_every_partition_follow_partitions_added_while_they_are_open(
+    gateway: GatewayProcess, http: httpx.AsyncClient, topic_name: str
+) -> None:
+    await create(http, topic_name, partitions=1)
+    headers = gateway.headers
+    async with (
+        connect(ws_url(gateway, topic_name), additional_headers=headers) as every,
+        connect(ws_url(gateway, topic_name, "partitions=0"), additional_headers=headers) as some,
+        aconnect_sse(http, "GET", f"/v1/topics/{topic_name}/events") as source,
+    ):
+        assert (await frame(every))["partitions"] == [0]
+        assert (await frame(some))["partitions"] == [0]
+        events = source.aiter_sse()
+        assert (await anext(events)).event == "subscribed"
+        await produce(http, topic_name, ["before"])
+        assert [v for _p, _o, v in await ws_records(every, 1)] == ["before"]
+        assert [v for _p, _o, v in await ws_records(some, 1)] == ["before"]
+        assert [v for _p, _o, v in (await sse_records(events, 1))[0]] == ["before"]
+        # Parked on the feed, with nothing to read: the topic grows to three partitions.
+        grown = await http.patch(f"/v1/topics/{topic_name}", json={"partitions": 3})
+        assert grown.status_code == 200, grown.text
+        records = [{"value": f"p{p}", "partition": p} for p in (2, 1, 0)]
+        reply = await http.post(f"/v1/topics/{topic_name}/records", json={"records": records})
+        assert reply.status_code == 200, reply.text
+        over_ws = await ws_records(every, 3)
+        over_sse, last_id = await sse_records(events, 3)
+        for seen in (over_ws, over_sse):
+            assert sorted((p, o, v) for p, o, v in seen) == [
+                (0, 1, "p0"),
+                (1, 0, "p1"),
+                (2, 0, "p2"),
+            ]
+        assert last_id == "0:2,1:1,2:1"  # the resume token names the new partitions too
+        # A stream of a subset keeps to it.
+        assert [(p, v) for p, _o, v in await ws_records(some, 1)] == [(0, "p0")]
+        with pytest.raises(TimeoutError):
+            await frame(some, 1.5)
