@@ -229,6 +229,15 @@ class GroupService:
         MustRejoin otherwise (after the group's expired members are removed).
         `loaded`: the group as the caller just read it (saves a read)."""
         now = self.clock()
+        if loaded is not None:
+            try:
+                same = (
+                    membership.heartbeat(loaded.group, member_id, generation, now) is loaded.group
+                )
+            except MustRejoin:
+                same = False  # decided below, where the expired members are removed
+            if same:
+                return loaded  # a fresh read with nothing to write: no lock, no round trip
 
         async def beat(group: Group) -> Group:
             return membership.heartbeat(group, member_id, generation, now)

@@ -252,6 +252,16 @@ async def group_fetch(
             if now is not None:  # a rebalance while waiting: 409 now, not stale records
                 _check(now.group, stored, member_id, group.generation)
             after = await reads.fair(after, order, max_records, max_bytes)
+    if (
+        reads.count == 0
+        and cursor is not None
+        and position is not None
+        and cursor == position.answered
+        and after == position.after
+    ):
+        # Nothing read and nothing moved: the same cursor names the same position,
+        # so nothing is written (an idle member's long polls cost no write).
+        return await _reply(runtime, reads, cursor, group.generation, assignment, tenant)
     answered = positions.new_cursor(group.generation, seq)
     moved = positions.Position(
         generation=group.generation,

@@ -212,6 +212,31 @@ def test_the_same_cursor_returns_the_same_records(api: httpx.Client, topic_name:
     assert len(seen) == len(set(seen)) == 11
 
 
+def test_an_empty_reply_keeps_the_cursor_and_loses_nothing(
+    api: httpx.Client, topic_name: str
+) -> None:
+    """A reply that reads nothing moves nothing: it answers the cursor it came with,
+    which still reads on from the same place, and a retry loses nothing either."""
+    make_topic(api, topic_name, 2)
+    produce(api, topic_name, [{"partition": i % 2, "value": i} for i in range(4)])
+    member = Member(api, f"g-{topic_name}", [topic_name])
+    member.join()
+    first = member.fetch(max_records=100)
+    assert first is not None
+    assert len(first) == 4
+    held = member.cursor
+    for _ in range(3):  # idle polls, each answered and acknowledged
+        idle = member.fetch_raw(max_wait_ms=20).json()
+        assert (idle["records"], idle["cursor"]) == ([], held)
+    produce(api, topic_name, [{"partition": 1, "value": "late"}])
+    lost = member.fetch_raw().json()  # its reply is lost: the same cursor is sent again
+    assert [r["value"] for r in lost["records"]] == ["late"]
+    retried = member.fetch_raw().json()
+    assert retried == lost
+    member.cursor = retried["cursor"]
+    assert member.fetch() == []
+
+
 def test_a_fetch_during_a_rebalance_returns_within_its_wait(
     api: httpx.Client, topic_name: str
 ) -> None:

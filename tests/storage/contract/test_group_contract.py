@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -174,3 +176,96 @@ async def test_member_view_reads_group_position_and_commits_together(backend: Ba
     assert view.position == MemberPosition(1, b"p")
     assert view.committed == await groups.committed_offsets("t~g")
     assert (await groups.member_view("t~g", "b")).position is None
+
+
+async def test_every_read_shows_what_the_file_holds(storage_config: StorageConfig) -> None:
+    """After each kind of write, what the open store answers is what a store opened
+    afresh on the same data reads: no read is served from a state the writes left
+    behind (an engine may keep reads in memory, never a stale one)."""
+
+    async def seen(backend: Backend) -> tuple[object, ...]:
+        groups = backend.groups
+        view = await groups.member_view("t~g", "a")
+        return (
+            view.group,
+            view.position,
+            view.committed,
+            await groups.get_group("t~g"),
+            await groups.get_position("t~g", "b"),
+            await groups.committed_offsets("t~g"),
+        )
+
+    async def step(write: Callable[[Backend], Awaitable[object]]) -> None:
+        opened = await open_backend(storage_config)
+        try:
+            await seen(opened)  # read before the write, so a copy in memory exists
+            await write(opened)
+            live = await seen(opened)
+        finally:
+            await opened.close()
+        fresh = await open_backend(storage_config)
+        try:
+            assert live == await seen(fresh)
+        finally:
+            await fresh.close()
+
+    async def version(b: Backend) -> int:
+        stored = await b.groups.get_group("t~g")
+        assert stored is not None
+        return stored.version
+
+    def regroup(generation: int, *ids: str) -> Callable[[Backend], Awaitable[object]]:
+        async def put(b: Backend) -> int:
+            return await b.groups.put_group(
+                "t~g", members(generation, *ids), expected_version=await version(b)
+            )
+
+        return put
+
+    async def fenced_position(b: Backend) -> None:
+        with pytest.raises(MemberFenced):
+            await b.groups.put_position("t~g", "a", MemberPosition(1, b"late"))
+
+    async def reset(b: Backend) -> None:
+        offsets = [OffsetCommit("t~x", 0, 1)]
+        await b.groups.reset_offsets("t~g", offsets, expected_version=await version(b), now_ms=7)
+
+    async def delete(b: Backend) -> None:
+        await b.groups.delete_group("t~g", expected_version=await version(b))
+
+    commit = [OffsetCommit("t~x", 1, 9, "m"), OffsetCommit("t~x", 0, 3)]
+    await step(lambda b: b.groups.put_group("t~g", members(1, "a", "b"), expected_version=0))
+    await step(lambda b: b.groups.put_position("t~g", "a", MemberPosition(1, b"a1")))
+    await step(lambda b: b.groups.put_position("t~g", "b", MemberPosition(1, b"b1")))
+    await step(lambda b: b.groups.commit_offsets("t~g", "a", 1, commit, now_ms=5))
+    await step(regroup(2, "b"))
+    await step(fenced_position)
+    await step(lambda b: b.groups.put_position("t~g", "b", MemberPosition(2, b"b2")))
+    await step(regroup(3))
+    await step(reset)
+    await step(delete)
+    await step(lambda b: b.groups.put_group("t~g", members(1, "a"), expected_version=0))
+
+
+async def test_a_position_write_racing_a_rebalance_lands_only_if_fenced_in(
+    backend: Backend,
+) -> None:
+    """Position writes and compare-and-sets at once: afterwards no member that the
+    group no longer has keeps a position, and none of another generation landed."""
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1, "a", "b"), expected_version=0)
+
+    async def write(member: str, generation: int) -> None:
+        with contextlib.suppress(MemberFenced):
+            await groups.put_position("t~g", member, MemberPosition(generation, b"p"))
+
+    await asyncio.gather(
+        *(write(m, 1) for m in ("a", "b") for _ in range(20)),
+        groups.put_group("t~g", members(2, "b"), expected_version=version),
+        *(write(m, 2) for m in ("a", "b") for _ in range(20)),
+    )
+    assert await groups.get_position("t~g", "a") is None
+    position = await groups.get_position("t~g", "b")
+    assert position is None or position.generation in (1, 2)
+    await groups.put_position("t~g", "b", MemberPosition(2, b"last"))
+    assert (await groups.member_view("t~g", "b")).position == MemberPosition(2, b"last")
