@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.coordinator import document, membership
 from gateway.coordinator.assignors import TopicPartition
@@ -33,6 +34,8 @@ from storage.backend import LogStore
 from storage.errors import GroupNotFound, MemberFenced, TopicNotFound, VersionConflict
 from storage.groups import GroupStore, OffsetCommit
 
+T = TypeVar("T")
+
 CAS_ATTEMPTS = 50
 """Compare-and-set attempts before giving up (VersionConflict): only other gateways'
 writes to the same group at the same moment can make one fail."""
@@ -44,6 +47,16 @@ DECODED_GROUPS = 1024
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def _within(deadline: float | None, step: Awaitable[T]) -> T:
+    """`await step`, cancelled with TimeoutError at `deadline` (the loop's clock).
+    Only coordinator steps are bounded so: a compare-and-set cut short may have
+    landed or not, and either is a state the next request reads and builds on."""
+    if deadline is None:
+        return await step
+    async with asyncio.timeout_at(deadline):
+        return await step
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,33 +236,62 @@ class GroupService:
         return await self._update(name, change, create=True)
 
     async def heartbeat(
-        self, name: str, member_id: str, generation: int | None, *, loaded: Loaded | None = None
+        self,
+        name: str,
+        member_id: str,
+        generation: int | None,
+        *,
+        loaded: Loaded | None = None,
+        deadline: float | None = None,
     ) -> Loaded:
         """The member is alive and may act in `generation` (None: the one it joined);
         MustRejoin otherwise (after the group's expired members are removed).
-        `loaded`: the group as the caller just read it (saves a read)."""
+        `loaded`: the group as the caller just read it (saves a read).
+
+        `deadline` (the event loop's clock; with `loaded`): how long the call may
+        wait for the group's lock, behind a join storm say. Past it the answer is
+        the one `loaded` gives: MustRejoin if it says so (the expiry it found is
+        written by the member's rejoin), else the member may act and its touch
+        waits for its next request."""
         now = self.clock()
+        refused: MustRejoin | None = None
         if loaded is not None:
+            # Decided on a fresh read: with nothing to write (no touch due, nobody
+            # expired) it needs no lock and no round trip, a refusal included.
+            group = loaded.group
             try:
-                same = (
-                    membership.heartbeat(loaded.group, member_id, generation, now) is loaded.group
-                )
-            except MustRejoin:
-                same = False  # decided below, where the expired members are removed
-            if same:
-                return loaded  # a fresh read with nothing to write: no lock, no round trip
+                if membership.heartbeat(group, member_id, generation, now) is group:
+                    return loaded
+            except MustRejoin as exc:
+                exc.group = name
+                if membership.expire(group, now) is group:
+                    raise
+                refused = exc  # and the expiry it found is written below
 
         async def beat(group: Group) -> Group:
             return membership.heartbeat(group, member_id, generation, now)
 
         try:
-            return await self._update(name, beat, first=loaded)
-        except MustRejoin:
-            await self.expire(name)
-            raise
+            return await _within(deadline, self._update(name, beat, first=loaded))
+        except MustRejoin as exc:
+            refused = exc
+        except TimeoutError:
+            if deadline is None or loaded is None:
+                raise
+            if refused is None:
+                return loaded  # `loaded` says the member may act; its touch waits
+        assert refused is not None
+        try:  # a fresh read refused it: write the expiry it found, if time allows
+            await _within(deadline, self.expire(name))
+        except TimeoutError:
+            if deadline is None:
+                raise
+        raise refused
 
-    async def refresh(self, name: str, loaded: Loaded) -> Loaded:
-        """A new generation if a subscribed topic's partition count changed."""
+    async def refresh(self, name: str, loaded: Loaded, *, deadline: float | None = None) -> Loaded:
+        """A new generation if a subscribed topic's partition count changed. Past
+        `deadline` (waiting for the group's lock), `loaded` as it was: the next
+        request starts the new generation."""
         counts = await self.partition_counts(loaded.group.topics, required=())
         if counts == dict(loaded.group.partitions):
             return loaded
@@ -258,7 +300,12 @@ class GroupService:
         async def grown(group: Group) -> Group:
             return membership.refresh_partitions(group, counts, now)
 
-        return await self._update(name, grown)
+        try:
+            return await _within(deadline, self._update(name, grown))
+        except TimeoutError:
+            if deadline is None:
+                raise
+            return loaded
 
     async def leave(self, name: str, member_id: str) -> Loaded:
         now = self.clock()

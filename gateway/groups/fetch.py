@@ -6,10 +6,16 @@ the budget (`max_records`, `max_bytes`) is shared out over the partitions,
 starting at a partition that rotates with every reply, so one busy partition
 cannot starve the others; what a partition leaves unused goes to the next in
 a second pass. With nothing to read it long-polls every assigned partition at
-once (`GroupStore.wait_for_records`) until `max_wait_ms`; the wait is the only
-thing that takes time, so the reply never outlives `max_wait_ms` by more than
-the reads. A rebalance that happens meanwhile answers 409 after the wait, or
-at once on the next fetch.
+once (`GroupStore.wait_for_records`) until `max_wait_ms`.
+
+The whole request is bounded: `max_wait_ms` counts from its start, and what
+waits on the group (its lock, behind a join storm; a position write queued
+behind other writers) may use at most `COORDINATION_MARGIN_S` past it. Cut
+short, the fetch answers what the group as read says: 409 if the member must
+rejoin, else its records (its heartbeat's write waits for its next request),
+or 409 `rebalance-in-progress` when its position could not be written in
+time. A rebalance that happens during the wait answers 409 after it, or at
+once on the next fetch.
 
 The fetch is a heartbeat. The reply is `{"records": [{"topic", ...}],
 "cursor", "generation", "assignment"}`; records are rendered by the floor's
@@ -18,7 +24,7 @@ The fetch is a heartbeat. The reply is `{"records": [{"topic", ...}],
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Mapping
 
 import orjson
@@ -42,6 +48,9 @@ from storage.groups import MemberPosition
 from storage.records import ValueFormat
 
 PASSES = 2  # a first fair share each, then what is left to those that had more
+
+COORDINATION_MARGIN_S = 0.05
+"""How far past `max_wait_ms` a fetch may wait on its group (the lock, a write)."""
 
 
 def assignment_json(group: Group, member_id: str, namespace: str) -> list[dict[str, object]]:
@@ -155,7 +164,8 @@ async def group_fetch(
     renderer: FetchRenderer | None = None,
 ) -> Response:
     target = await GroupRequest.of(request, runtime, consuming=True)  # a heartbeat too
-    began = time.monotonic()
+    clock = asyncio.get_running_loop().time
+    began = clock()
     params = query_of(request)
     member_id = params.get("member_id")
     if not member_id:
@@ -177,14 +187,16 @@ async def group_fetch(
     if cursor is not None and named is None:
         raise GatewayError(ProblemType.INVALID_PARAMETER, "cursor is malformed", parameter="cursor")
     stored = target.stored
+    deadline = began + max_wait_ms / 1000
+    bound = deadline + COORDINATION_MARGIN_S  # what waiting on the group may use
 
     # One read for the group, the member's position and the commits (the hot path).
     view = await runtime.groups.member_view(stored, member_id)
     if view.group is None:
         raise GroupNotFound(stored)
     first = Loaded(view.group.version, service.decoded(stored, view.group.membership.body))
-    loaded = await service.heartbeat(stored, member_id, named, loaded=first)
-    loaded = await service.refresh(stored, loaded)
+    loaded = await service.heartbeat(stored, member_id, named, loaded=first, deadline=bound)
+    loaded = await service.refresh(stored, loaded, deadline=bound)
     group = loaded.group
     _check(group, stored, member_id, named)  # a partition count changed just now: 409
     assigned = group.assigned(member_id)
@@ -195,8 +207,9 @@ async def group_fetch(
         try:
             formats[topic] = (await runtime.log.get_topic(topic)).config.value_format
         except TopicNotFound:
-            loaded = await service.refresh(stored, loaded)  # it went: a new generation
+            loaded = await service.refresh(stored, loaded, deadline=bound)  # a new generation
             _check(loaded.group, stored, member_id, named)
+            raise _rebalancing(stored, member_id, group.generation) from None  # not in time
     stored_position = view.position
     position = (
         positions.decode(stored_position.generation, stored_position.body)
@@ -234,8 +247,7 @@ async def group_fetch(
         turn = seq % len(order)
         order = order[turn:] + order[:turn]
     after = await reads.fair(starts, order, max_records, max_bytes)
-    deadline = began + max_wait_ms / 1000
-    remaining = deadline - time.monotonic()
+    remaining = deadline - clock()
     if reads.count == 0 and remaining > 0 and order and not runtime.drain.started:
         watched = {(tp.topic, tp.partition): offset for tp, offset in after.items()}
         try:
@@ -272,16 +284,30 @@ async def group_fetch(
         after=after,
     )
     try:
-        await runtime.groups.put_position(
-            stored, member_id, MemberPosition(group.generation, positions.encode(moved))
-        )
+        async with asyncio.timeout_at(max(bound, clock() + COORDINATION_MARGIN_S)):
+            await runtime.groups.put_position(
+                stored, member_id, MemberPosition(group.generation, positions.encode(moved))
+            )
     except MemberFenced as exc:
-        fenced = membership.MustRejoin(
-            membership.RejoinReason.REBALANCE_IN_PROGRESS, member_id, group.generation, exc.current
-        )
-        fenced.group = stored
-        raise fenced from None
+        raise _rebalancing(stored, member_id, group.generation, exc.current) from None
+    except TimeoutError:
+        # Written later or never: either way the member's next fetch without a cursor
+        # reads from its acknowledged position, so nothing is skipped.
+        raise _rebalancing(stored, member_id, group.generation) from None
     return await _reply(runtime, reads, answered, group.generation, assignment, tenant)
+
+
+def _rebalancing(
+    stored: str, member_id: str, generation: int, current: int | None = None
+) -> membership.MustRejoin:
+    fenced = membership.MustRejoin(
+        membership.RejoinReason.REBALANCE_IN_PROGRESS,
+        member_id,
+        generation,
+        generation if current is None else current,
+    )
+    fenced.group = stored
+    return fenced
 
 
 def _check(group: Group, stored: str, member_id: str, generation: int | None) -> None:

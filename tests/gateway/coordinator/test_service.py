@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +122,58 @@ async def test_two_gateways_share_one_group_through_the_store(backend: Backend) 
     assert set(again.assigned("a")).isdisjoint(again.assigned("b"))
     loaded = await two.heartbeat("t~g", "b", b.generation)
     assert loaded.group == again
+
+
+async def test_a_heartbeat_with_a_deadline_does_not_wait_out_a_busy_group(
+    backend: Backend,
+) -> None:
+    """While the group's lock is taken (a join storm in this process), a heartbeat
+    with a deadline answers from the group as just read: it may act, or must
+    rejoin; the write it would have made waits for a later request."""
+    clock = Clock()
+    service = GroupService(backend.groups, backend.log, clock=clock)
+    await service.join("t~g", "a", ["t~orders"], 1_000)
+    await service.join("t~g", "b", ["t~orders"], 10_000)
+    joined = await service.join("t~g", "a", ["t~orders"], 1_000)
+    generation = joined.group.generation
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def storm() -> None:
+        async with service._locks.hold("t~g"):
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(storm())
+    await held.wait()
+    loop = asyncio.get_running_loop()
+    try:
+        clock.ms += 500  # a's touch is due (a tenth of its session has passed)
+        fresh = await service.load("t~g")
+        assert fresh is not None
+        beat = service.heartbeat("t~g", "a", generation, loaded=fresh, deadline=loop.time())
+        assert await asyncio.wait_for(beat, 10) is fresh  # may act; the touch waits
+        with pytest.raises(MustRejoin):  # refused on the fresh read: no write, no wait
+            await asyncio.wait_for(
+                service.heartbeat("t~g", "a", generation - 1, loaded=fresh, deadline=loop.time()),
+                10,
+            )
+        clock.ms += 1_000  # a's session ran out: b must rejoin, and a's expiry wants a write
+        with pytest.raises(MustRejoin) as told:
+            await asyncio.wait_for(
+                service.heartbeat("t~g", "b", generation, loaded=fresh, deadline=loop.time()),
+                10,
+            )
+        assert told.value.reason is RejoinReason.REBALANCE_IN_PROGRESS
+        unchanged = await backend.groups.get_group("t~g")
+        assert unchanged is not None
+        assert unchanged.version == fresh.version  # nothing written past the deadline
+    finally:
+        release.set()
+        await holder
+    with pytest.raises(MustRejoin):  # the lock free again: the expiry is written now
+        await service.heartbeat("t~g", "b", generation)
+    after = await service.load("t~g")
+    assert after is not None
+    assert after.group.generation == generation + 1
+    assert after.group.member("a") is None

@@ -363,3 +363,51 @@ def test_groups_are_isolated_by_tenant_and_scope(api: httpx.Client, topic_name: 
     assert api.get("/v1/groups", headers={"Authorization": f"Bearer {again}"}).json() == {
         "groups": []
     }
+
+
+def test_a_fetch_in_a_join_storm_returns_within_its_wait(
+    api: httpx.Client, topic_name: str
+) -> None:
+    """kafka-rest #396/#597: there a consumer hangs while its group rebalances. Here
+    a fetch never waits on the group (its lock, behind dozens of joins) past its
+    max_wait_ms and a small margin: it answers 409 or its records in time."""
+    make_topic(api, topic_name, 8)
+    group = f"g-{topic_name}"
+    fetching = Member(api, group, [topic_name])
+    fetching.join()
+    stop = threading.Event()
+    joins = [0]
+
+    def storm() -> None:
+        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=30) as own:
+            while not stop.is_set():  # each join and each leave is a new generation
+                r = own.post(f"/v1/groups/{group}/members", json={"topics": [topic_name]})
+                assert r.status_code == 200, r.text
+                gone = own.delete(f"/v1/groups/{group}/members/{r.json()['member_id']}")
+                assert gone.status_code == 204, gone.text
+                joins[0] += 1
+
+    joiners = [threading.Thread(target=storm) for _ in range(32)]
+    for t in joiners:
+        t.start()
+    slowest = 0.0
+    answers: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and joins[0] < 400:
+            began = time.monotonic()
+            r = fetching.fetch_raw(max_wait_ms=100)
+            slowest = max(slowest, time.monotonic() - began)
+            answers[r.status_code] = answers.get(r.status_code, 0) + 1
+            assert r.status_code in (200, 409), r.text
+            if r.status_code == 409:
+                fetching.join()  # as a client would (a join may wait: it has no max_wait)
+            else:
+                fetching.cursor = r.json()["cursor"]
+    finally:
+        stop.set()
+        for t in joiners:
+            t.join(30)
+    assert joins[0] > 50, "the storm did not happen"
+    assert answers.get(409, 0) > 0, "no fetch met a rebalance"
+    assert slowest < 0.1 + 0.2, f"a fetch took {slowest:.3f} s ({answers}, {joins[0]} joins)"
