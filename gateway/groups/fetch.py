@@ -25,6 +25,7 @@ The fetch is a heartbeat. The reply is `{"records": [{"topic", ...}],
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 
 import orjson
@@ -247,22 +248,16 @@ async def group_fetch(
         turn = seq % len(order)
         order = order[turn:] + order[:turn]
     after = await reads.fair(starts, order, max_records, max_bytes)
-    remaining = deadline - clock()
-    if reads.count == 0 and remaining > 0 and order and not runtime.drain.started:
+    if reads.count == 0 and deadline > clock() and order and not runtime.drain.started:
         watched = {(tp.topic, tp.partition): offset for tp, offset in after.items()}
         try:
             with quotas.connection(tenant, await quotas.limits(tenant)):
-                arrived = await wait_interruptibly(
-                    request,
-                    runtime,
-                    lambda: runtime.groups.wait_for_records(watched, remaining),
+                arrived = await _long_poll(
+                    request, runtime, service, stored, loaded, member_id, watched, (deadline, bound)
                 )
         except ClientGone:
             return Response(status_code=204)  # nobody is listening; nothing moves
-        if arrived and not runtime.drain.started:
-            now = await service.load(stored)
-            if now is not None:  # a rebalance while waiting: 409 now, not stale records
-                _check(now.group, stored, member_id, group.generation)
+        if arrived:
             after = await reads.fair(after, order, max_records, max_bytes)
     if (
         reads.count == 0
@@ -295,6 +290,59 @@ async def group_fetch(
         # reads from its acknowledged position, so nothing is skipped.
         raise _rebalancing(stored, member_id, group.generation) from None
     return await _reply(runtime, reads, answered, group.generation, assignment, tenant)
+
+
+async def _long_poll(
+    request: Request,
+    runtime: Runtime,
+    service: GroupService,
+    stored: str,
+    loaded: Loaded,
+    member_id: str,
+    watched: dict[tuple[str, int], int],
+    limits: tuple[float, float],
+) -> bool:
+    """Wait for records on every watched partition until `deadline`; True if some
+    arrived (and the member is still in its generation: 409 otherwise, not stale
+    records), False at the deadline or the drain.
+
+    The wait is cut into stretches that end when the group may change without
+    anyone asking: when another member's session runs out (so a member parked
+    here learns of that rebalance then, with a 409, not at its next request)
+    and at half of this member's own session (its touch is written, so a poll
+    longer than its session does not let it expire while it waits)."""
+    clock = asyncio.get_running_loop().time
+    deadline, bound = limits  # the reply's, and what waiting on the group may use
+    generation = loaded.group.generation
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return False
+        stretch = min(remaining, _until_the_group_may_change(loaded, member_id, service.clock()))
+        wait = functools.partial(runtime.groups.wait_for_records, watched, stretch)
+        arrived = await wait_interruptibly(request, runtime, wait)
+        if runtime.drain.started:
+            return False
+        fresh = await service.load(stored)
+        if fresh is None:  # deleted meanwhile (its members had all expired)
+            raise _rebalancing(stored, member_id, generation)
+        # A touch if due; 409 if the group moved on (an expiry found here is written).
+        loaded = await service.heartbeat(
+            stored, member_id, generation, loaded=fresh, deadline=bound
+        )
+        if arrived:
+            return True
+
+
+def _until_the_group_may_change(loaded: Loaded, member_id: str, now_ms: int) -> float:
+    """Seconds until another member's session runs out or half of `member_id`'s has
+    passed since it was last heard from (at least a millisecond)."""
+    moments = [
+        m.last_seen_ms
+        + (m.session_timeout_ms // 2 if m.member_id == member_id else m.session_timeout_ms + 1)
+        for m in loaded.group.members
+    ]
+    return max(0.001, (min(moments, default=now_ms) - now_ms) / 1000)
 
 
 def _rebalancing(

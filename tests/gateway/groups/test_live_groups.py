@@ -411,3 +411,84 @@ def test_a_fetch_in_a_join_storm_returns_within_its_wait(
     assert joins[0] > 50, "the storm did not happen"
     assert answers.get(409, 0) > 0, "no fetch met a rebalance"
     assert slowest < 0.1 + 0.2, f"a fetch took {slowest:.3f} s ({answers}, {joins[0]} joins)"
+
+
+def test_a_parked_fetch_hears_of_another_members_expiry_at_once(
+    api: httpx.Client, topic_name: str
+) -> None:
+    """A member waiting in a long fetch learns that another member's session ran
+    out (a new generation) when it runs out, not after its own max_wait_ms."""
+    make_topic(api, topic_name, 2)
+    group = f"g-{topic_name}"
+    parked = Member(api, group, [topic_name])
+    silent = Member(api, group, [topic_name], session_timeout_ms=SHORT_SESSION_MS)
+    parked.join()
+    silent.join()
+    settle([parked, silent])
+    assert parked.fetch() == []  # a cursor and a position, so the poll below is a plain wait
+    began = time.monotonic()
+    r = parked.fetch_raw(max_wait_ms=8_000)
+    elapsed = time.monotonic() - began
+    assert r.status_code == 409, r.text
+    assert r.json()["type"].endswith("/rebalance-in-progress")
+    assert elapsed < 5, f"told after {elapsed:.1f} s"  # the session is 0.6 s, the poll 8 s
+    parked.join()
+    assert parked.assignment == {(topic_name, 0), (topic_name, 1)}
+
+
+def test_a_poll_longer_than_the_session_keeps_the_member(
+    api: httpx.Client, topic_name: str
+) -> None:
+    """A fetch that waits longer than its member's session keeps it alive: another
+    member's requests meanwhile (which remove expired members) leave it in."""
+    make_topic(api, topic_name, 2)
+    group = f"g-{topic_name}"
+    polling = Member(api, group, [topic_name], session_timeout_ms=SHORT_SESSION_MS)
+    other = Member(api, group, [topic_name])
+    polling.join()
+    other.join()
+    settle([polling, other])
+    assert polling.fetch() == []
+    outcome: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=10) as own:
+            r = own.get(
+                f"/v1/groups/{group}/records",
+                params={
+                    "member_id": polling.member_id,
+                    "cursor": polling.cursor,
+                    "max_wait_ms": 2_000,
+                },
+            )
+        outcome["status"] = r.status_code
+
+    thread = threading.Thread(target=long_poll)
+    thread.start()
+    while thread.is_alive():
+        assert other.heartbeat().status_code == 200  # would expire a silent member
+        time.sleep(0.1)
+    thread.join()
+    assert outcome["status"] == 200
+    assert polling.heartbeat().status_code == 200
+
+
+def test_describe_and_list_show_an_expired_member_gone(api: httpx.Client, topic_name: str) -> None:
+    """Nobody else asks the group anything: describe and list still show the silent
+    member removed and its partitions handed on, as the next fetch would see."""
+    make_topic(api, topic_name, 4)
+    group = f"g-{topic_name}"
+    staying = Member(api, group, [topic_name], session_timeout_ms=30_000)
+    silent = Member(api, group, [topic_name], session_timeout_ms=SHORT_SESSION_MS)
+    staying.join()
+    silent.join()
+    generation = settle([staying, silent])
+    time.sleep(SHORT_SESSION_MS / 1000 + 0.3)
+    described = api.get(f"/v1/groups/{group}").json()
+    assert [m["member_id"] for m in described["members"]] == [staying.member_id]
+    assert described["generation"] == generation + 1
+    assert described["state"] == "rebalancing"  # the one left has yet to rejoin
+    assert {p["member_id"] for p in described["partitions"]} == {staying.member_id}
+    listed = {g["group"]: g for g in api.get("/v1/groups").json()["groups"]}
+    assert (listed[group]["members"], listed[group]["state"]) == (1, "rebalancing")
+    assert staying.heartbeat().status_code == 409  # what describe showed is what it meets
