@@ -16,6 +16,7 @@ from tests.gateway.groups.client import Member, settle
 from tests.support.waiting import poll_until
 
 SHORT_SESSION_MS = 600
+STORM_JOINS = 600
 
 
 @pytest.fixture(scope="module")
@@ -369,9 +370,12 @@ def test_a_fetch_in_a_join_storm_returns_within_its_wait(
     api: httpx.Client, topic_name: str
 ) -> None:
     """kafka-rest #396/#597: there a consumer hangs while its group rebalances. Here
-    a fetch never waits on the group (its lock, behind dozens of joins) past its
-    max_wait_ms and a small margin: it answers 409 or its records in time."""
-    make_topic(api, topic_name, 8)
+    a fetch does not wait on its group (the lock, behind a storm of joins each
+    held up by other groups' synced commits) past max_wait_ms and a small
+    margin: it answers 409 or its records in time. Without that bound such a
+    fetch waits for the joins queued before it (0.8-0.9 s here, on a loaded
+    2-core machine; 0.3 s with it, the event loop being busy with the joins)."""
+    make_topic(api, topic_name, 64)  # each join of the storm reassigns all of them
     group = f"g-{topic_name}"
     fetching = Member(api, group, [topic_name])
     fetching.join()
@@ -379,24 +383,33 @@ def test_a_fetch_in_a_join_storm_returns_within_its_wait(
     joins = [0]
 
     def storm() -> None:
-        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=30) as own:
-            while not stop.is_set():  # each join and each leave is a new generation
+        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=60) as own:
+            while not stop.is_set() and joins[0] < STORM_JOINS:  # each a new generation
                 r = own.post(f"/v1/groups/{group}/members", json={"topics": [topic_name]})
                 assert r.status_code == 200, r.text
-                gone = own.delete(f"/v1/groups/{group}/members/{r.json()['member_id']}")
-                assert gone.status_code == 204, gone.text
                 joins[0] += 1
 
-    joiners = [threading.Thread(target=storm) for _ in range(32)]
+    def commits(index: int) -> None:
+        """Another group's member committing (synced writes), so that the store's
+        writes queue and each join holds the group's lock the longer."""
+        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=60) as own:
+            committer = Member(own, f"{group}-c{index}", [topic_name])
+            committer.join()
+            while not stop.is_set() and joins[0] < STORM_JOINS:
+                r = committer.commit({(topic_name, index): 0})
+                assert r.status_code == 204, r.text
+
+    joiners = [threading.Thread(target=storm) for _ in range(24)]
+    joiners += [threading.Thread(target=commits, args=(i,)) for i in range(8)]
     for t in joiners:
         t.start()
     slowest = 0.0
     answers: dict[int, int] = {}
     try:
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline and joins[0] < 400:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and joins[0] < STORM_JOINS:
             began = time.monotonic()
-            r = fetching.fetch_raw(max_wait_ms=100)
+            r = fetching.fetch_raw(max_wait_ms=200)
             slowest = max(slowest, time.monotonic() - began)
             answers[r.status_code] = answers.get(r.status_code, 0) + 1
             assert r.status_code in (200, 409), r.text
@@ -407,10 +420,10 @@ def test_a_fetch_in_a_join_storm_returns_within_its_wait(
     finally:
         stop.set()
         for t in joiners:
-            t.join(30)
-    assert joins[0] > 50, "the storm did not happen"
+            t.join(60)
+    assert joins[0] > 100, "the storm did not happen"
     assert answers.get(409, 0) > 0, "no fetch met a rebalance"
-    assert slowest < 0.1 + 0.2, f"a fetch took {slowest:.3f} s ({answers}, {joins[0]} joins)"
+    assert slowest < 0.2 + 0.3, f"a fetch took {slowest:.3f} s ({answers}, {joins[0]} joins)"
 
 
 def test_a_parked_fetch_hears_of_another_members_expiry_at_once(
