@@ -1,5 +1,6 @@
 """A group fetch's records: rendered in C (the records feature's renderer, one call a
-record) they are the reference's bytes exactly, and the API's record shape."""
+batch, cut into records) they are the reference's bytes exactly, and the API's
+record shape."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ json_texts = st.recursive(
     | st.integers(-(2**63), 2**64 - 1)  # what orjson writes
     | st.floats(allow_nan=False)
     | texts,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    # "partition" as a key: values that look like the records around them
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(texts | st.just("partition"), inner, max_size=3)
+    ),
     max_leaves=8,
 ).map(lambda v: orjson.dumps(v))
 
@@ -61,3 +66,21 @@ def test_c_rendering_is_the_reference(
         )
         if fmt is ValueFormat.BINARY and record.value is not None:
             assert base64.b64decode(shown["value"]) == record.value
+
+
+def test_a_json_value_that_looks_like_a_record_is_not_cut_into_two() -> None:
+    """`,{"partition":` is where two rendered records meet, and a json value may hold
+    it too: the batch is then rendered record by record, the same bytes."""
+    tricky = b'[1,{"partition":0,"offset":1,"timestamp":2,"key":null,"value":3,"headers":[]}]'
+    batch = [
+        Record(0, 10, None, b"{}"),
+        Record(1, 11, b"k", tricky),
+        Record(2, 12, None, b'{"partition":5}'),
+    ]
+    rendered = topic_records_json("t", batch, 0, ValueFormat.JSON, renderer)
+    assert rendered == topic_records_json("t", batch, 0, ValueFormat.JSON)
+    assert [orjson.loads(r)["value"] for r in rendered] == [
+        {},
+        orjson.loads(tricky),
+        {"partition": 5},
+    ]
