@@ -159,4 +159,11 @@ class SchemaStore(Protocol):
         """Every namespace that holds anything (for purging deleted tenants)."""
         ...
 
+    async def changes(self) -> int:
+        """A count that moves (only ever grows) with every write to the store; reads
+        may be cached under it and read again once it has moved. A change is counted
+        before the call that made it returns, so a reader that checks it sees every
+        change that returned before. Cheap: per produce of a schema-bound topic."""
+        ...
+
     async def close(self) -> None: ...

@@ -6,6 +6,12 @@ registration that returned survives a crash. Each call is one transaction
 version are one atomic step. Ids come from a per-namespace counter that only
 grows, so a permanently deleted schema's id is never given to another.
 sqlite3 blocks: every call runs in a worker thread behind one lock.
+
+`changes` counts committed writes in memory: the data directory belongs to one
+process (`lock.py`), so no write can reach `schemas.db` without passing here,
+and the count is exact. It moves inside the worker thread right after the
+commit, so a caller that was cancelled while its write ran still leaves it
+moved, and a reply to the write is only sent after it moved.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class SqliteSchemaStore:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db: sqlite3.Connection | None = connection
         self._lock = threading.Lock()
+        self._changes = 0
 
     @classmethod
     async def open(cls, data_dir: str) -> SqliteSchemaStore:
@@ -108,9 +115,14 @@ class SqliteSchemaStore:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
+                finally:
+                    self._changes += 1  # also after a failure: whatever it did is seen
                 return result
 
         return await asyncio.to_thread(sqlite_space_checked, "the schema registry", call)
+
+    async def changes(self) -> int:
+        return self._changes
 
     # -- reads ------------------------------------------------------------
 

@@ -115,6 +115,10 @@ def test_a_schema_change_applies_to_the_next_request_and_versions_can_be_pinned(
     assert r.status_code == 200, r.text
     ids = [rec["headers"][0][1] for rec in fetched(api, "evolving")]
     assert ids == [str(first), str(second), str(first), str(first), str(second)]
+    # A delete applies to the next request too: version 1 is the latest again.
+    assert api.delete("/v1/schemas/evolving-value/versions/2").status_code == 200
+    assert produce(api, "evolving", [{"n": 6}]).status_code == 200
+    assert produce(api, "evolving", [{"n": "six"}]).status_code == 422
     r = produce(api, "evolving", [{"n": 5}], headers={"Tidegate-Schema-Version": "9"})
     assert (r.status_code, r.json()["type"]) == (404, PROBLEMS + "schema-version-not-found")
 

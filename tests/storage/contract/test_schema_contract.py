@@ -177,6 +177,37 @@ async def test_purge_removes_one_namespace_only(backend: Backend) -> None:
     assert await store.subjects(OTHER) == ["a"]
 
 
+async def test_the_count_of_changes_moves_with_every_write_and_only_then(
+    backend: Backend,
+) -> None:
+    """What lets a gateway keep the versions it read until the store changes."""
+    store = backend.schemas
+    seen = [await store.changes()]
+
+    async def moved() -> bool:
+        now = await store.changes()
+        grew = now > seen[-1]
+        seen.append(now)
+        return grew
+
+    await _register(store, "a", '{"type": "string"}')
+    assert await moved()
+    await store.version(NS, "a", None)
+    await store.versions(NS, "a")
+    await store.lookup(NS, "a", "JSON", '{"type":"string"}')
+    assert not await moved()
+    await _register(store, "a", '{"type": "integer"}')
+    assert await moved()
+    await store.delete_version(NS, "a", 2, permanent=False)
+    assert await moved()
+    await store.delete_version(NS, "a", 2, permanent=True)
+    assert await moved()
+    await store.delete_subject(NS, "a", permanent=False)
+    assert await moved()
+    await store.purge(NS)
+    assert await moved()
+
+
 async def test_registrations_survive_a_reopen(storage_config: StorageConfig) -> None:
     first = await open_backend(storage_config)
     try:
