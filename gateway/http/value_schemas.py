@@ -29,6 +29,12 @@ class ValueSchema(Protocol):
     @property
     def version(self) -> int: ...
 
+    @property
+    def accepting_type(self) -> Any | None:
+        """A msgspec type whose decoding accepts only values valid under this schema
+        (a fast way to accept; a value it refuses may still be valid), or None."""
+        ...
+
     def is_valid(self, value: Any) -> bool: ...
 
     def violations(self, value: Any, *, limit: int) -> Sequence[tuple[str, str]]:

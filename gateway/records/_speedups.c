@@ -1,7 +1,8 @@
 /*
  * The gateway's per-record loops, in C: reading a produce body straight into
  * storage's packed record layout, writing fetched records as the API's JSON, and
- * writing a produce reply's offsets.
+ * writing a produce reply's offsets, and adding the schema id header to packed
+ * records.
  *
  * Each is a fast path with a Python twin that stays the reference. Each answers
  * None for anything it is not certain about, and the caller then takes the Python
@@ -1336,6 +1337,71 @@ static PyObject *placed_offsets_json(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* ------------------------------------------------------------ schema header -- */
+
+static uint32_t read_be(const unsigned char *p, int n) {
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* `count` packed records (storage.records.PackedRecords.data) with `header`, one
+ * packed header (name and value with their lengths), appended to each record's
+ * headers; None when the data does not hold `count` whole records or a record
+ * already has the most headers a count holds. The twin of
+ * schema_check.with_header. */
+static PyObject *add_header(PyObject *self, PyObject *args) {
+    Py_buffer data, header;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "y*ny*", &data, &count, &header)) return NULL;
+    PyObject *result = NULL;
+    const unsigned char *in = data.buf, *end = in + data.len;
+    if (count < 0 || header.len > (PY_SSIZE_T_MAX - data.len) / (count ? count : 1)) goto none;
+    result = PyBytes_FromStringAndSize(NULL, data.len + count * header.len);
+    if (result == NULL) goto done;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t r = 0; r < count; r++) {
+        const unsigned char *start = in;
+        if (end - in < PACKED_RECORD_HEAD) goto none;
+        int32_t klen = (int32_t)read_be(in + 8, 4), vlen = (int32_t)read_be(in + 12, 4);
+        uint32_t headers = read_be(in + 16, 2);
+        if (headers >= 0xFFFF) goto none;
+        in += PACKED_RECORD_HEAD;
+        if (klen > 0) {
+            if (end - in < klen) goto none;
+            in += klen;
+        }
+        if (vlen > 0) {
+            if (end - in < vlen) goto none;
+            in += vlen;
+        }
+        for (uint32_t h = 0; h < headers; h++) { /* name_len u16, name, value_len i32, value */
+            if (end - in < 2) goto none;
+            uint32_t nlen = read_be(in, 2);
+            if (end - in - 2 < (Py_ssize_t)nlen + 4) goto none;
+            in += 2 + nlen;
+            int32_t hlen = (int32_t)read_be(in, 4);
+            if (hlen < 0 || end - in - 4 < hlen) goto none;
+            in += 4 + hlen;
+        }
+        memcpy(out, start, in - start);
+        out[16] = (unsigned char)((headers + 1) >> 8);
+        out[17] = (unsigned char)((headers + 1) & 0xFF);
+        out += in - start;
+        memcpy(out, header.buf, header.len);
+        out += header.len;
+    }
+    if (in != end) goto none;
+    goto done;
+none:
+    Py_XDECREF(result);
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&header);
+    return result;
+}
+
 /* ------------------------------------------------------------------ module -- */
 
 static PyMethodDef methods[] = {
@@ -1347,6 +1413,8 @@ static PyMethodDef methods[] = {
      "The JSON array of `count` consecutive offsets of one partition from `base`."},
     {"placed_offsets_json", placed_offsets_json, METH_VARARGS,
      "The JSON array of each record's partition and offset, for records over several."},
+    {"add_header", add_header, METH_VARARGS,
+     "Packed records with one packed header appended to each record's headers; or None."},
     {0},
 };
 

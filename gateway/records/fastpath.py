@@ -41,6 +41,8 @@ class FastPaths(Protocol):
 
     def placed_offsets_json(self, order: list[int], bases: dict[int, int], /) -> bytes: ...
 
+    def add_header(self, data: bytes, count: int, header: bytes, /) -> bytes | None: ...
+
     def render_fetch(
         self,
         records: Sequence[Record],

@@ -178,7 +178,7 @@ async def produce(
             if scan is not None:
                 version = pinned_version(request.headers)
                 schema = await runtime.value_schemas.bound(principal.namespace, subject, version)
-                batch = scan_checked(scan, body, schema)
+                batch = scan_checked(fast, scan, body, schema)
         if batch is None:
             batch = await _schema_checked(
                 runtime,

@@ -12,30 +12,40 @@ client sent under that name is replaced), which fetch and streams return with it
 Two ways, one answer. The reference: produce resolves the versions
 (`versions_needed`, then `ValueSchemas.bound`) and calls `validated` on the
 reference path's records. The fast one, for a JSON body the C scanner took (it
-declines any record that pins a version): `scan_checked` reads the body's values
-once with orjson, checks them against the request's version and, when every one
-is valid, adds the schema id header to the scanner's packed records; when any is
-not (or the body names the reserved header), it answers None and the reference
-path writes the 422. A differential test holds the two to the same records.
+declines any record that pins a version): `scan_checked` decodes the whole body
+once with msgspec into the schema's accepting type (`ValueSchema.accepting_type`,
+every record's value checked in C, no Python object per JSON value), or, when
+the schema has none or that refuses, reads the values with orjson and checks
+each with the validator; when every value is valid the C `add_header` adds the
+schema id header to the scanner's packed records. When any is not (or the body names the
+reserved header), it answers None and the reference path writes the 422.
+Differential tests hold the ways to the same records and the accepting type to
+the validator's verdicts (tests/gateway/schemas/test_fast_types.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.value_schemas import SCHEMA_ID_HEADER, SCHEMA_VERSION_HEADER, ValueSchema
 from gateway.records.batching import Appendable
+from gateway.records.fastpath import FastPaths
 from gateway.records.validation import ParsedBatch
 from storage.records import PackedRecords
 
 MAX_SCHEMA_ERRORS = 100
 """Schema failures listed in one 422 (`errors_not_shown` counts the rest)."""
+
+CACHED_BODY_DECODERS = 1024
+"""Body decoders kept per process, one per schema with an accepting type in use."""
 
 _ID_NAME = SCHEMA_ID_HEADER
 
@@ -121,28 +131,58 @@ _NAME = struct.Struct(">H")
 _VALUE = struct.Struct(">i")
 
 
-def scan_checked(batch: Appendable, body: bytes, schema: ValueSchema) -> Appendable | None:
-    """The scanner's `batch` of `body` with the schema id header on every record, when
-    every value is valid under `schema`; None to let the reference path decide."""
+def scan_checked(
+    fast: FastPaths, batch: Appendable, body: bytes, schema: ValueSchema
+) -> Appendable | None:
+    """The scanner's `batch` of `body` with the schema id header on every record (added
+    by `fast.add_header`, the twin of `with_header`), when every value is valid under
+    `schema`; None to let the reference path decide."""
     if _ID_BYTES in body:
         return None  # a client-sent reserved header: the reference path replaces it
-    try:
-        values = [r.get("value") for r in orjson.loads(body)["records"]]
-    except orjson.JSONDecodeError:
-        return None  # numbers past 64 bits: the reference path reads them
-    is_valid = schema.is_valid
-    for value in values:
-        if not is_valid(value):
-            return None
+    if not _accepted(body, schema.accepting_type):
+        try:
+            values = [r.get("value") for r in orjson.loads(body)["records"]]
+        except orjson.JSONDecodeError:
+            return None  # numbers past 64 bits: the reference path reads them
+        is_valid = schema.is_valid
+        for value in values:
+            if not is_valid(value):
+                return None
     header = _NAME.pack(len(_ID_BYTES)) + _ID_BYTES
     raw_id = b"%d" % schema.schema_id
     header += _VALUE.pack(len(raw_id)) + raw_id
-    groups = [(p, with_header(packed, header)) for p, packed in batch.groups]
+    groups = []
+    for p, packed in batch.groups:
+        data = fast.add_header(packed.data, packed.record_count, header)
+        if data is None:
+            return None
+        groups.append((p, packed._replace(data=data)))
     return Appendable(batch.count, groups, batch.order)
 
 
+def _accepted(body: bytes, value_type: Any | None) -> bool:
+    """Whether every record's value in `body` decodes into `value_type` (so is valid)."""
+    if value_type is None:
+        return False
+    try:
+        body_decoder(value_type).decode(body)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=CACHED_BODY_DECODERS)
+def body_decoder(value_type: Any) -> msgspec.json.Decoder[Any]:
+    """A decoder of `{"records": [{"value": <value_type>, ...}, ...]}` that skips every
+    other member (the scanner has checked them)."""
+    record = msgspec.defstruct("Record", [("value", value_type)], gc=False)
+    records: Any = list.__class_getitem__(record)
+    return msgspec.json.Decoder(msgspec.defstruct("Body", [("records", records)], gc=False))
+
+
 def with_header(packed: PackedRecords, header: bytes) -> PackedRecords:
-    """`packed` with the packed `header` appended to every record's headers."""
+    """`packed` with the packed `header` appended to every record's headers (the
+    reference of `_speedups.add_header`)."""
     data = packed.data
     view = memoryview(data)
     head, name, value = _HEAD.unpack_from, _NAME.unpack_from, _VALUE.unpack_from

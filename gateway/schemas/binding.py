@@ -32,6 +32,10 @@ class BoundSchema:
     version: int
     validator: ValueValidator
 
+    @property
+    def accepting_type(self) -> Any | None:
+        return self.validator.accepting_type
+
     def is_valid(self, value: Any) -> bool:
         return self.validator.is_valid(value)
 

@@ -7,6 +7,10 @@ the schema's type and canonical text, which are the same for every tenant and
 subject that holds the schema, so a registration compiles once per process and
 a produce only looks it up. `violations` answers at once for a valid value
 (`is_valid`) and walks the errors only for a bad one.
+
+Each also holds, when the schema has one, its `accepting_type` (`fast_types`):
+a msgspec type that decodes only valid values, which lets produce accept a
+batch straight from its JSON text; the validator here decides everything else.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.schemas.avro_json import avro_as_json_schema
+from gateway.schemas.fast_types import accepting_type
 from gateway.schemas.formats import (
     DRAFT_2020_12,
     SchemaType,
@@ -47,12 +52,13 @@ def pointer(path: Any) -> str:
 
 
 class ValueValidator:
-    """One schema, compiled."""
+    """One schema, compiled, with its fast accepting type (None if it has none)."""
 
-    __slots__ = ("_compiled",)
+    __slots__ = ("_compiled", "accepting_type")
 
-    def __init__(self, compiled: Any) -> None:
+    def __init__(self, compiled: Any, accepting: Any | None = None) -> None:
         self._compiled = compiled
+        self.accepting_type = accepting
 
     def is_valid(self, value: Any) -> bool:
         return bool(self._compiled.is_valid(value))
@@ -72,8 +78,9 @@ class ValueValidator:
 def compile_validator(schema_type: SchemaType, document: Any) -> ValueValidator:
     """A validator for a checked schema document."""
     if schema_type is SchemaType.AVRO:
-        return ValueValidator(json_validator(avro_as_json_schema(document), DRAFT_2020_12))
-    return ValueValidator(json_validator(document, json_draft(document)))
+        translated = avro_as_json_schema(document)
+        return ValueValidator(json_validator(translated, DRAFT_2020_12), accepting_type(translated))
+    return ValueValidator(json_validator(document, json_draft(document)), accepting_type(document))
 
 
 @functools.lru_cache(maxsize=CACHED_VALIDATORS)

@@ -5,6 +5,7 @@ stores for the same body on an unbound topic, with the schema id header added.""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import orjson
@@ -26,10 +27,12 @@ from gateway.records.schema_check import (
     versions_needed,
 )
 from gateway.schemas.binding import BoundSchema
+from gateway.schemas.fast_types import accepting_type
 from gateway.schemas.formats import SchemaType
 from gateway.schemas.validators import compile_validator
 from loadtests.order_schema import AVRO_SCHEMA, JSON_SCHEMA, order
 from storage.records import TopicConfig, TopicInfo, unpack_records
+from tests.gateway.schemas.strategies import keyword_schemas, values_for
 
 NOW = 1_764_000_000_000
 BOUNDS = Bounds(JsonLimits(), 10_000, 1 << 20)
@@ -63,7 +66,7 @@ def fast_schema_path(body: bytes, partitions: int, schema: BoundSchema) -> list[
     info = topic(partitions, "orders-value")
     scan = scanned(FAST, body, info, BOUNDS, RoundRobin(), NOW)
     assert scan is not None
-    batch = scan_checked(scan, body, schema)
+    batch = scan_checked(FAST, scan, body, schema)
     if batch is None:
         return None
     return [(p, unpack_records(packed)) for p, packed in batch.groups]
@@ -118,6 +121,34 @@ def test_the_fast_way_hands_any_invalid_body_to_the_reference_path(
     assert fast_schema_path(body, 1, schema) is None
     with pytest.raises(GatewayError):
         schema_path(body, 1, schema)
+
+
+@pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_what_the_fast_way_accepts_the_reference_path_accepts_and_stores_alike(
+    data: st.DataObject,
+) -> None:
+    doc = data.draw(keyword_schemas())
+    values = data.draw(st.lists(values_for(doc, doc), min_size=1, max_size=5))
+    body = json.dumps({"records": [{"value": v} for v in values]}).encode()  # any integer
+    schema = BoundSchema(5, 2, compile_validator(SchemaType.JSON, doc))
+    assert FAST is not None
+    scan = scanned(FAST, body, topic(1, "s-value"), BOUNDS, RoundRobin(), NOW)
+    fast = None if scan is None else scan_checked(FAST, scan, body, schema)
+    try:
+        reference = schema_path(body, 1, schema)
+    except GatewayError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert [(p, unpack_records(packed)) for p, packed in fast.groups] == reference
+
+
+def test_the_order_schemas_take_the_fast_accepting_type() -> None:
+    assert JSON_BOUND.accepting_type is not None
+    assert AVRO_BOUND.accepting_type is not None
+    assert accepting_type({"type": "string", "format": "email"}) is None
 
 
 @pytest.mark.skipif(FAST is None, reason="the C fast path is not built")

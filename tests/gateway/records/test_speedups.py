@@ -4,6 +4,8 @@
 answers, the answer must equal what the reference (`batching.checked`: read,
 validate, partition, pack) builds from the same body. `render_fetch` writes a
 fetch reply; whenever it answers, the bytes must equal the Python renderer's.
+`add_header` adds the schema id header to packed records as
+`schema_check.with_header` does.
 
 The produce bodies are written by a JSON writer that varies everything JSON
 leaves free (whitespace, escapes, number spellings, member order, repeated
@@ -43,8 +45,17 @@ from gateway.records.fastpath import FastPaths, built
 from gateway.records.fetch import records_head
 from gateway.records.partitioner import RoundRobin, partition_for_key
 from gateway.records.rendering import offsets_json
+from gateway.records.schema_check import with_header
 from gateway.records.values import FORMAT_CODES
-from storage.records import Record, TopicConfig, TopicInfo, ValueFormat, unpack_records
+from storage.records import (
+    NewRecord,
+    Record,
+    TopicConfig,
+    TopicInfo,
+    ValueFormat,
+    pack_records,
+    unpack_records,
+)
 
 NOW = 1_764_000_000_000
 _built = built()
@@ -851,3 +862,42 @@ def test_every_position_of_a_string_reads_as_the_reference_reads_it(special: byt
                 body = b'{"records":[' + record % text + b"]}"
                 for info in (topic(), topic(fmt=ValueFormat.STRING)):
                     agree(body, info, exactly=True)
+
+
+packed_records = st.lists(
+    st.builds(
+        NewRecord,
+        st.none() | st.binary(max_size=20),
+        st.none() | st.binary(max_size=8),
+        st.lists(st.tuples(st.text(max_size=6), st.binary(max_size=6)), max_size=3).map(tuple),
+        st.none() | st.integers(0, 2**62),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(packed_records, st.binary(max_size=30), st.integers(0, 2**31))
+@settings(lenient)
+def test_the_schema_id_header_is_added_as_python_adds_it(
+    records: list[NewRecord], name: bytes, schema_id: int
+) -> None:
+    packed = pack_records(records, now_ms=NOW)
+    raw_id = b"%d" % schema_id
+    header = len(name).to_bytes(2, "big") + name + len(raw_id).to_bytes(4, "big") + raw_id
+    added = _speedups.add_header(packed.data, packed.record_count, header)
+    assert added == with_header(packed, header).data
+
+
+@given(packed_records, st.data())
+@settings(lenient)
+def test_adding_the_header_declines_data_that_is_not_the_records_it_counts(
+    records: list[NewRecord], data: st.DataObject
+) -> None:
+    packed = pack_records(records, now_ms=NOW)
+    header = b"\x00\x01h\x00\x00\x00\x011"
+    cut = data.draw(st.integers(0, len(packed.data) - 1))
+    assert _speedups.add_header(packed.data[:cut], packed.record_count, header) is None
+    assert _speedups.add_header(packed.data, packed.record_count + 1, header) is None
+    if packed.record_count > 1:
+        assert _speedups.add_header(packed.data, packed.record_count - 1, header) is None
