@@ -143,7 +143,22 @@ class Gap:
 
 
 class Follower:
-    """Where one stream is in each followed partition, and what comes next."""
+    """Where one stream is in each followed partition, and what comes next (slotted:
+    every open stream holds one)."""
+
+    __slots__ = (
+        "_checked_at",
+        "_order",
+        "_recheck",
+        "_turn",
+        "every",
+        "frame_bytes",
+        "log",
+        "name",
+        "only",
+        "positions",
+        "shared",
+    )
 
     def __init__(
         self,
