@@ -9,13 +9,14 @@ a second pass. With nothing to read it long-polls every assigned partition at
 once (`GroupStore.wait_for_records`) until `max_wait_ms`.
 
 The whole request is bounded: `max_wait_ms` counts from its start, and what
-waits on the group (its lock, behind a join storm; a position write queued
-behind other writers) may use at most `COORDINATION_MARGIN_S` past it. Cut
-short, the fetch answers what the group as read says: 409 if the member must
-rejoin, else its records (its heartbeat's write waits for its next request),
-or 409 `rebalance-in-progress` when its position could not be written in
-time. A rebalance that happens during the wait answers 409 after it, or at
-once on the next fetch.
+waits on the group (its lock, behind a join storm) may use at most
+`COORDINATION_MARGIN_S` past it. Cut short, the fetch answers what the group
+as read says: 409 if the member must rejoin, else its records (its
+heartbeat's write waits for its next request). The position write is not
+cut short: it waits only for the store (a commit's or a checkpoint's sync
+at worst), never for a rebalance, and a 409 there would send a member that
+did nothing wrong to rejoin. A rebalance that happens during the wait
+answers 409 after it, or at once on the next fetch.
 
 The fetch is a heartbeat. The reply is `{"records": [{"topic", ...}],
 "cursor", "generation", "assignment"}`; records are rendered by the floor's
@@ -279,16 +280,11 @@ async def group_fetch(
         after=after,
     )
     try:
-        async with asyncio.timeout_at(max(bound, clock() + COORDINATION_MARGIN_S)):
-            await runtime.groups.put_position(
-                stored, member_id, MemberPosition(group.generation, positions.encode(moved))
-            )
+        await runtime.groups.put_position(
+            stored, member_id, MemberPosition(group.generation, positions.encode(moved))
+        )
     except MemberFenced as exc:
         raise _rebalancing(stored, member_id, group.generation, exc.current) from None
-    except TimeoutError:
-        # Written later or never: either way the member's next fetch without a cursor
-        # reads from its acknowledged position, so nothing is skipped.
-        raise _rebalancing(stored, member_id, group.generation) from None
     return await _reply(runtime, reads, answered, group.generation, assignment, tenant)
 
 
