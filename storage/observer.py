@@ -25,7 +25,9 @@ class StorageObserver(Protocol):
 
     def appended(self, seconds: float) -> None:
         """An append was acknowledged `seconds` after it was handed to the engine
-        (queueing, the write and the sync its durability asks for)."""
+        (queueing, the write and the sync its durability asks for). One call of
+        `append_packed` or `append_batches` is one append, however many partitions
+        it spans (reported once if any of them was acknowledged)."""
 
     def synced(self, seconds: float, kind: SyncKind) -> None:
         """One sync of `kind` took `seconds` (it may cover many appends: group commit)."""

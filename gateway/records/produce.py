@@ -85,31 +85,21 @@ async def append_groups(
         offsets = range(one.base_offset, one.base_offset + one.count)
         return offsets_json((partition, o) for o in offsets)
     results = await log_store.append_batches(name, batch.groups, identity=identity)
-    # One pass over the partitions' outcomes (a keyed batch spans most of a topic's).
-    next_offset: dict[int, int] = {}
-    failures: list[StorageError] = []
-    miscounted: tuple[AppendResult, int] | None = None
-    for result, (_, packed) in zip(results, batch.groups, strict=True):
-        if isinstance(result, AppendResult):
-            next_offset[result.partition] = result.base_offset
-            if result.count != packed.record_count:
-                miscounted = (result, packed.record_count)
-        else:
-            failures.append(result)
-    if failures:
-        if next_offset:
+    # Comprehensions rather than one loop of checks: a keyed batch spans most of a
+    # topic's partitions, and this runs for each.
+    done = [r for r in results if isinstance(r, AppendResult)]
+    if len(done) < len(results):
+        if done:
             log.error(
                 "append to %r failed on some partitions after others succeeded: %s",
                 name,
-                [
-                    (r.partition, r.base_offset, r.count)
-                    for r in results
-                    if isinstance(r, AppendResult)
-                ],
+                [(r.partition, r.base_offset, r.count) for r in done],
             )
-        raise failures[0]
-    if miscounted is not None:
-        _check_count(*miscounted)
+        raise next(r for r in results if not isinstance(r, AppendResult))
+    if identity is not None:  # only a held batch can answer for this one's records
+        for result, (_, packed) in zip(done, batch.groups, strict=True):
+            _check_count(result, packed.record_count)
+    next_offset = {r.partition: r.base_offset for r in done}
     if fast is not None:
         return fast.placed_offsets_json(batch.order, next_offset)
     placed = []

@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
 MAX_PARTITIONS = 10_000
+# What a batch's header holds (codec.py): a record count of 32 bits, timestamps of 64.
+_MAX_COUNT = 2**32 - 1
+_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 
 
 def _now_ms() -> int:
@@ -542,68 +545,82 @@ class EmbeddedLogStore:
         topic = self._topic(name)
         _check_identity(identity)
         joined = Joined(self._loop, len(batches))
-        # Every batch is checked and framed before any is handed over: a refusal
-        # here appends nothing at all. This loop runs once per partition a request
-        # writes (a keyed batch spans most of a topic's), so it does each thing once.
+        # Every batch is checked before any is handed over: a refusal here appends
+        # nothing at all. This loop runs once per partition a request writes (a
+        # keyed batch spans most of a topic's), so it does each thing once.
         partitions, shards = topic.partitions, topic.shards
-        appended_ms = _now_ms() if identity is not None else 0
+        count = len(partitions)
         limit = topic.info.config.max_record_bytes
         taken: set[int] = set()
-        # Without an identity, one item per shard holds the request's batches for it;
-        # with one, each batch is a request of its own (the writer deduplicates those).
-        spreads: dict[Shard, SpreadAppend] | None = {} if identity is None else None
-        requests: list[tuple[Shard, AppendRequest]] = []
-        for i, (p, packed) in enumerate(batches):
-            if p in taken:
-                raise InvalidConfig("append_batches takes one batch per partition")
-            taken.add(p)
-            target = partitions[p] if 0 <= p < len(partitions) else self._partition(topic, p)
-            batch = _framed(packed, limit, identity, appended_ms)
-            shard = shards[p]
-            if spreads is not None:
+        if identity is None:
+            # One item per shard holds the request's batches for it, unframed: the
+            # writer frames each partition's records of a pass together (shard.py).
+            spreads: dict[Shard, SpreadAppend] = {}
+            for i, (p, packed) in enumerate(batches):
+                if p in taken:
+                    raise InvalidConfig("append_batches takes one batch per partition")
+                taken.add(p)
+                target = partitions[p] if 0 <= p < count else self._partition(topic, p)
+                data, records, first, last = packed
+                if not (
+                    0 < records <= _MAX_COUNT
+                    and len(data) <= limit
+                    and _MIN_TS <= first <= _MAX_TS
+                    and _MIN_TS <= last <= _MAX_TS
+                ):
+                    _framed(packed, limit, None, 0)  # raises what is wrong, if anything is
+                shard = shards[p]
                 spread = spreads.get(shard)
                 if spread is None:
                     spread = spreads[shard] = SpreadAppend(joined)
-                spread.add(
+                spread.partitions.append(target)
+                spread.packed.append(packed)
+                spread.slots.append(i)
+            requests: list[tuple[Shard, AppendRequest | SpreadAppend]] = list(spreads.items())
+        else:
+            # With an identity each batch is a request of its own (the writer
+            # deduplicates those), framed here with the identity in it.
+            appended_ms = _now_ms()
+            requests = []
+            for i, (p, packed) in enumerate(batches):
+                if p in taken:
+                    raise InvalidConfig("append_batches takes one batch per partition")
+                taken.add(p)
+                target = partitions[p] if 0 <= p < count else self._partition(topic, p)
+                request = AppendRequest(
                     target,
-                    batch,
+                    _framed(packed, limit, identity, appended_ms),
                     packed.record_count,
                     packed.first_timestamp,
                     packed.max_timestamp,
-                    i,
+                    joined.slot(i),
+                    identity=identity,
+                    appended_ms=appended_ms,
                 )
-                continue
-            request = AppendRequest(
-                target,
-                batch,
-                packed.record_count,
-                packed.first_timestamp,
-                packed.max_timestamp,
-                joined.slot(i),
-                identity=identity,
-                appended_ms=appended_ms,
-            )
-            requests.append((shard, request))
+                requests.append((shards[p], request))
         observer = self.options.observer
-        started = time.perf_counter()
+        # Room on every shard first, then the hand-over: a shard whose queue is full
+        # refuses the whole request, never its part after another shard took theirs.
+        wanted: dict[Shard, int] = {}
+        for shard, _ in requests:
+            wanted[shard] = wanted.get(shard, 0) + 1
         try:
-            if spreads is not None:
-                for shard, spread in spreads.items():
-                    shard.submit(spread)
-            for shard, request in requests:
-                shard.submit(request)
+            for shard, items in wanted.items():
+                shard.check_room(items)
         except StorageError as exc:
-            # Those handed over before the refusal are written; their outcomes are
-            # still collected (`joined`), nobody awaits them.
             observer.failed(exc)
             raise
+        started = time.perf_counter()
+        for shard, item in requests:
+            shard.submit(item)
         results = await joined.future
         elapsed = time.perf_counter() - started
-        for result in results:
-            if isinstance(result, StorageError):
-                observer.failed(result)
-            else:
-                observer.appended(elapsed)
+        # One append, one observation, however many partitions it spans.
+        failures = [r for r in results if isinstance(r, StorageError)]
+        for failure in failures:
+            observer.failed(failure)
+        if len(failures) < len(results):
+            observer.appended(elapsed)
         return results
 
     def _request(

@@ -25,9 +25,14 @@ this one thread, so two appends of one identity can never both be written.
 
 An append that spans several partitions without an identity (a keyed batch)
 reaches each shard as one `SpreadAppend`: one queue item for the request's
-partitions of that shard, however many. A pass writes each of its entries with
-the partition's other batches and answers them into the request's `Joined`,
-with no per-partition request object; an entry whose partition needs more than
+partitions of that shard, however many, their records not yet framed. A pass
+frames all the entries it holds for a partition together, as one batch (split
+past `MERGED_BATCH_BYTES`), writes it with one write and answers each entry,
+with the offsets of its own records, into its request's `Joined`, with no
+per-partition request object: a pass of 60 keyed requests over 32 partitions
+frames, writes and indexes 32 batches rather than 1,920. Such a batch is
+acknowledged whole or not at all, as any batch is: every entry in it was
+answered by the same commit. An entry whose partition needs more than
 a plain write in that pass (a roll, a fence, a deleted topic, or other appends
 of its own to order with) becomes an `AppendRequest` and takes the path above.
 
@@ -59,6 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from storage.embedded.codec import HEADER_SIZE, frame
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
 from storage.embedded.openfiles import OpenFiles
@@ -73,9 +79,16 @@ from storage.errors import (
     TopicNotFound,
 )
 from storage.observer import NO_OBSERVER, StorageObserver
-from storage.records import AppendResult, Durability
+from storage.records import AppendResult, Durability, PackedRecords
 
 log = logging.getLogger(__name__)
+
+MERGED_BATCH_BYTES = 1024 * 1024
+"""Records of one partition's spread entries framed together as one batch, at most
+(an entry larger than this is a batch of its own): a keyed request brings a few
+records for each partition, and a pass of many such requests then writes, indexes
+and checks one batch per partition instead of one per request, while a read of a
+few records never has to copy and check a batch much larger than a megabyte."""
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -165,36 +178,25 @@ class AppendRequest:
 @dataclass(slots=True, eq=False)
 class SpreadAppend:
     """One request's batches for the partitions of one shard, without an identity:
-    entry `i` is `batches[i]` (framed) for `partitions[i]`, answered into `joined`
-    at `slots[i]`. Lists side by side rather than an object per entry: a keyed
-    batch has an entry for most of a topic's partitions."""
+    entry `i` is the packed records `packed[i]` (not framed: the writer frames a
+    partition's entries of a pass together) for `partitions[i]`, answered into
+    `joined` at `slots[i]`. Lists side by side rather than an object per entry: a
+    keyed batch has an entry for most of a topic's partitions."""
 
     joined: Joined
     partitions: list[Partition] = field(default_factory=list)
-    batches: list[bytes] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
-    first_timestamps: list[int] = field(default_factory=list)
-    max_timestamps: list[int] = field(default_factory=list)
+    packed: list[PackedRecords] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
 
-    def add(
-        self, partition: Partition, batch: bytes, count: int, first: int, last: int, slot: int
-    ) -> None:
-        self.partitions.append(partition)
-        self.batches.append(batch)
-        self.counts.append(count)
-        self.first_timestamps.append(first)
-        self.max_timestamps.append(last)
-        self.slots.append(slot)
-
     def request(self, i: int) -> AppendRequest:
-        """Entry `i` as a request of its own, for the general path."""
+        """Entry `i` as a request of its own (framed alone), for the general path."""
+        data, count, first, last = self.packed[i]
         return AppendRequest(
             self.partitions[i],
-            self.batches[i],
-            self.counts[i],
-            self.first_timestamps[i],
-            self.max_timestamps[i],
+            frame(data, count, first, last, None, 0),
+            count,
+            first,
+            last,
             self.joined.slot(self.slots[i]),
         )
 
@@ -328,13 +330,18 @@ class Shard:
         interpreter until its pass ends) and would only contend for it; woken
         at the end, it finds the whole group.
         """
-        if self._queued + len(self._held) >= self._max_queued:
-            raise BackendUnavailable(
-                f"shard {self.number} has {self._max_queued} appends queued; retry later"
-            )
+        self.check_room(1)
         if not self._held:
             self._loop.call_soon(self._hand_over)
         self._held.append(request)
+
+    def check_room(self, items: int) -> None:
+        """Refuse (backpressure) unless `items` more appends fit in the queue now. Event
+        loop only: nothing is queued between this check and the `submit`s after it."""
+        if self._queued + len(self._held) + items > self._max_queued:
+            raise BackendUnavailable(
+                f"shard {self.number} has {self._max_queued} appends queued; retry later"
+            )
 
     def _hand_over(self) -> None:
         """Event loop: give the writer what this pass submitted, in order."""
@@ -558,14 +565,16 @@ class Shard:
 
     @staticmethod
     def _plain_spread(p: Partition, entries: _Entries, now_ms: int) -> bool:
-        """`_plain_run` for spread entries (which never carry an identity)."""
+        """`_plain_run` for spread entries (which never carry an identity), counting a
+        batch header for each (framed together, they take less)."""
         if p.detached or p.fenced is not None:
             return False
         total = 0
         for item, i in entries:
-            total += len(item.batches[i])
+            total += len(item.packed[i].data)
         seg = p.active
         config = p.config
+        total += HEADER_SIZE * len(entries)
         return (
             seg.size + total <= config.segment_bytes and now_ms - seg.created_ms < config.segment_ms
         )
@@ -579,21 +588,41 @@ class Shard:
         *,
         durable: bool,
     ) -> None:
-        """`_write_run` for a partition's plain spread entries: one write for them all;
-        on an OSError every entry fails and none is kept."""
+        """`_write_run` for a partition's plain spread entries: their records framed
+        together, as one batch (or a few, of at most `MERGED_BATCH_BYTES` of records
+        each), and one write for them all; on an OSError every entry fails and none
+        is kept. Each entry's records keep their order and get consecutive offsets."""
         durable = durable and p.config.durability == Durability.FSYNC
-        bases = self._write_many(
-            p,
-            [(item.batches[i], item.counts[i], item.max_timestamps[i]) for item, i in entries],
-            durable,
-        )
+        batches: list[tuple[bytes, int, int]] = []
+        starts: list[int] = []  # each entry's first offset, counted from the first batch's
+        parts: list[bytes] = []
+        size = records = at = first = last = 0
+        for item, i in entries:
+            data, count, earliest, top = item.packed[i]
+            if parts and size + len(data) > MERGED_BATCH_BYTES:
+                batches.append(
+                    (frame(b"".join(parts), records, first, last, None, 0), records, last)
+                )
+                parts, size, records = [], 0, 0
+            if not parts:
+                first, last = earliest, top
+            elif top > last:
+                last = top
+            parts.append(data)
+            size += len(data)
+            records += count
+            starts.append(at)
+            at += count
+        batches.append((frame(b"".join(parts), records, first, last, None, 0), records, last))
+        bases = self._write_many(p, batches, durable)
         if isinstance(bases, StorageError):
             outcome.placed.extend((item.joined, item.slots[i], bases) for item, i in entries)
             return
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
-        written[p] = _Written(entries, bases, durable)
+        base = bases[0]
+        written[p] = _Written(entries, [base + start for start in starts], durable)
 
     def _write_many(
         self, p: Partition, batches: list[tuple[bytes, int, int]], durable: bool
@@ -631,7 +660,8 @@ class Shard:
         p.publish()
         number, placed = p.number, outcome.placed
         for (item, i), base in zip(done.entries, done.bases, strict=True):
-            result = AppendResult(number, base, item.counts[i], item.first_timestamps[i])
+            packed = item.packed[i]
+            result = AppendResult(number, base, packed.record_count, packed.first_timestamp)
             placed.append((item.joined, item.slots[i], result))
         outcome.woken.add(p)
 

@@ -10,7 +10,9 @@ roll, or a partition whose disk is full.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ import pytest
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
-from storage.errors import DiskFull, StorageError
+from storage.embedded.shard import MERGED_BATCH_BYTES
+from storage.errors import BackendUnavailable, DiskFull, StorageError
 from storage.records import AppendResult, NewRecord, TopicConfig, pack_records
 from tests.storage.faults import FullDirectory
 
@@ -157,4 +160,113 @@ async def test_spread_entries_are_synced_one_by_one_without_syncfs(tmp_path: Pat
             [b"%d" % p] for p in range(8)
         ]
     finally:
+        await store.close()
+
+
+async def test_spreads_of_one_pass_keep_every_record_whole_and_in_order(tmp_path: Path) -> None:
+    """The writer frames a partition's spread entries of a pass together (and splits
+    them past `MERGED_BATCH_BYTES`): every record reads back with its key, headers and
+    timestamp at the offset its request was told, also after a restart (recovery
+    checks the batches as written), and `offset_for_time` still finds each one."""
+    big = MERGED_BATCH_BYTES // 3  # three requests of these fill a merged batch
+    store = await EmbeddedLogStore.open(str(tmp_path), options=EngineOptions(shards=2))
+    expected: dict[int, dict[int, NewRecord]] = {p: {} for p in range(PARTITIONS)}
+    try:
+        await store.create_topic("t", PARTITIONS, TopicConfig())
+
+        async def spread(tag: int) -> None:
+            groups = {
+                p: [
+                    NewRecord(
+                        b"v" * (big if tag % 4 == 0 else 10) + b"%d-%d-%d" % (tag, p, i),
+                        key=b"k%d" % tag if i % 2 else None,
+                        headers=(("h", b"%d" % i),) if i else (),
+                        timestamp=1_000 * tag + i,
+                    )
+                    for i in range(1 + (tag + p) % 3)
+                ]
+                for p in range(PARTITIONS)
+                if (tag + p) % 2 == 0 or p == 0
+            }
+            batches = [(p, pack_records(rs, now_ms=1)) for p, rs in groups.items()]
+            results = await store.append_batches("t", batches)
+            for result, (p, records) in zip(results, groups.items(), strict=True):
+                assert isinstance(result, AppendResult)
+                assert (result.count, result.timestamp) == (len(records), records[0].timestamp)
+                for i, record in enumerate(records):
+                    expected[p][result.base_offset + i] = record
+
+        await asyncio.gather(*(spread(tag) for tag in range(24)))
+    finally:
+        await store.close()
+    for reopened in (False, True):
+        store = await EmbeddedLogStore.open(str(tmp_path), options=EngineOptions(shards=2))
+        if reopened:
+            await store._abandon()  # not clean: the next open scans every batch
+            store = await EmbeddedLogStore.open(str(tmp_path), options=EngineOptions(shards=2))
+        try:
+            for p, records in expected.items():
+                fetched = await store.read("t", p, 0, max_records=10_000, max_bytes=1 << 30)
+                assert [r.offset for r in fetched.records] == list(range(len(records)))
+                assert [(r.value, r.key, r.headers, r.timestamp) for r in fetched.records] == [
+                    (n.value, n.key, n.headers, n.timestamp) for _, n in sorted(records.items())
+                ]
+                for offset in (1, len(records) // 2, len(records) - 1):
+                    one = await store.read("t", p, offset, max_records=1)
+                    assert [r.offset for r in one.records] == [offset]
+        finally:
+            await store.close()
+
+
+class GatedDirectory(FileIO):
+    """Writes to files under `gated` wait until `open_gate` is set (a slow disk under
+    one partition), telling `entered` when one starts waiting."""
+
+    def __init__(self) -> None:
+        self.gated: set[str] = set()
+        self.entered = threading.Event()
+        self.open_gate = threading.Event()
+        self._paths: dict[int, str] = {}
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        fd = super().open(path, flags, mode)
+        self._paths[fd] = os.path.abspath(path)
+        return fd
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        path = self._paths.get(fd, "")
+        if any(path.startswith(d + os.sep) for d in self.gated):
+            self.entered.set()
+            assert self.open_gate.wait(30), "the test never opened the gate"
+        return super().write(fd, data)
+
+
+async def test_a_full_shard_refuses_the_whole_spread_before_any_shard_takes_its_part(
+    tmp_path: Path,
+) -> None:
+    """Backpressure is all or nothing: when one shard's queue is full, a request over
+    partitions of several shards is refused, and the shards with room append nothing
+    of it either (a retry then appends it once, not one part twice)."""
+    fio = GatedDirectory()
+    store = await EmbeddedLogStore.open(
+        str(tmp_path), options=EngineOptions(shards=2, max_queued_appends=1), fileio=fio
+    )
+    try:
+        await store.create_topic("t", 8, TopicConfig())
+        topic = store._topic("t")
+        busy = 0
+        free = next(p for p in range(8) if topic.shards[p] is not topic.shards[busy])
+        fio.gated.add(topic.partitions[busy].directory)
+        blocked = asyncio.ensure_future(store.append("t", busy, [NewRecord(b"first")]))
+        assert await asyncio.to_thread(fio.entered.wait, 30)  # the busy shard's queue is full
+        batches = [(p, pack_records([NewRecord(b"keyed")], now_ms=1)) for p in (free, busy)]
+        with pytest.raises(BackendUnavailable):
+            await store.append_batches("t", batches)
+        fio.open_gate.set()
+        assert (await blocked).base_offset == 0
+        await store.append("t", free, [NewRecord(b"after")])  # the free shard's pass is done
+        assert await read_values(store, "t", free) == [b"after"]
+        assert await read_values(store, "t", busy) == [b"first"]
+    finally:
+        fio.open_gate.set()
         await store.close()
