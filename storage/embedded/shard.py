@@ -424,7 +424,7 @@ class Shard:
                 calls.append(item)
         outcome.taken = taken
         if spread:
-            self._plain_or_general(spread, arrived, now_ms)
+            self._plain_or_general(spread, arrived)
         synced = sum(1 for p in arrived if p.config.durability == Durability.FSYNC)
         synced += sum(1 for p in spread if p.config.durability == Durability.FSYNC)
         together = synced >= SYNC_TOGETHER_AT and self._fio.syncs_together()
@@ -443,8 +443,13 @@ class Shard:
                     self._write_all(
                         partition, requests, pending, outcome, now_ms, durable=not together
                     )
-                elif entries is not None:
-                    self._write_spread(partition, entries, written, outcome, durable=not together)
+                elif entries is not None and not self._write_spread(
+                    partition, entries, written, outcome, now_ms, durable=not together
+                ):
+                    requests = [item.request(i) for item, i in entries]
+                    self._write_all(
+                        partition, requests, pending, outcome, now_ms, durable=not together
+                    )
             if together:
                 self._sync_together(pending, written, outcome)
             for partition, requests in pending.items():
@@ -545,15 +550,13 @@ class Shard:
         self,
         spread: dict[Partition, _Entries],
         arrived: dict[Partition, list[AppendRequest]],
-        now_ms: int,
     ) -> None:
-        """Leave in `spread` the partitions whose entries are written plainly in this
-        pass (`_plain_run`'s conditions, and no other appends to order them with);
-        the others' entries become requests, after the partition's own, in `arrived`."""
+        """Leave in `spread` the partitions whose entries may be written plainly in this
+        pass (writable, and no other appends to order them with; `_write_spread` checks
+        the roll); the others' entries become requests, after the partition's own, in
+        `arrived`."""
         general = [
-            p
-            for p, entries in spread.items()
-            if p in arrived or not self._plain_spread(p, entries, now_ms)
+            p for p, _ in spread.items() if p in arrived or p.detached or p.fenced is not None
         ]
         for p in general:
             requests = [item.request(i) for item, i in spread.pop(p)]
@@ -563,40 +566,26 @@ class Shard:
             else:
                 queued.extend(requests)
 
-    @staticmethod
-    def _plain_spread(p: Partition, entries: _Entries, now_ms: int) -> bool:
-        """`_plain_run` for spread entries (which never carry an identity), counting a
-        batch header for each (framed together, they take less)."""
-        if p.detached or p.fenced is not None:
-            return False
-        total = 0
-        for item, i in entries:
-            total += len(item.packed[i].data)
-        seg = p.active
-        config = p.config
-        total += HEADER_SIZE * len(entries)
-        return (
-            seg.size + total <= config.segment_bytes and now_ms - seg.created_ms < config.segment_ms
-        )
-
     def _write_spread(
         self,
         p: Partition,
         entries: _Entries,
         written: dict[Partition, _Written],
         outcome: _Outcome,
+        now_ms: int,
         *,
         durable: bool,
-    ) -> None:
-        """`_write_run` for a partition's plain spread entries: their records framed
-        together, as one batch (or a few, of at most `MERGED_BATCH_BYTES` of records
-        each), and one write for them all; on an OSError every entry fails and none
-        is kept. Each entry's records keep their order and get consecutive offsets."""
-        durable = durable and p.config.durability == Durability.FSYNC
+    ) -> bool:
+        """`_write_run` for a partition's spread entries: their records framed together,
+        as one batch (or a few, of at most `MERGED_BATCH_BYTES` of records each), and
+        one write for them all; on an OSError every entry fails and none is kept. Each
+        entry's records keep their order and get consecutive offsets. False, with
+        nothing written, when they do not fit before a roll is due (by size or by
+        age): the caller then takes the general path with them."""
         batches: list[tuple[bytes, int, int]] = []
         starts: list[int] = []  # each entry's first offset, counted from the first batch's
         parts: list[bytes] = []
-        size = records = at = first = last = 0
+        size = total = records = at = first = last = 0
         for item, i in entries:
             data, count, earliest, top = item.packed[i]
             if parts and size + len(data) > MERGED_BATCH_BYTES:
@@ -610,19 +599,26 @@ class Shard:
                 last = top
             parts.append(data)
             size += len(data)
+            total += len(data)
             records += count
             starts.append(at)
             at += count
+        seg, config = p.active, p.config
+        total += HEADER_SIZE * (len(batches) + 1)
+        if seg.size + total > config.segment_bytes or now_ms - seg.created_ms >= config.segment_ms:
+            return False
         batches.append((frame(b"".join(parts), records, first, last, None, 0), records, last))
+        durable = durable and config.durability == Durability.FSYNC
         bases = self._write_many(p, batches, durable)
         if isinstance(bases, StorageError):
             outcome.placed.extend((item.joined, item.slots[i], bases) for item, i in entries)
-            return
+            return True
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
         base = bases[0]
         written[p] = _Written(entries, [base + start for start in starts], durable)
+        return True
 
     def _write_many(
         self, p: Partition, batches: list[tuple[bytes, int, int]], durable: bool
