@@ -20,36 +20,37 @@ exactly as every other route. For each request it:
 from __future__ import annotations
 
 import logging
-import time
+from time import perf_counter
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.headers import header_value
 from gateway.http.metrics import UNMATCHED_ROUTE, Metrics
-from gateway.http.request_ids import (
-    HEADER,
-    SCOPE_KEY,
-    TENANT_SCOPE_KEY,
-    header_value,
-    request_id_from,
-)
+from gateway.http.request_ids import HEADER, SCOPE_KEY, TENANT_SCOPE_KEY, request_id_from
 
 access_log = logging.getLogger("tidegate.access")
 
 
 class RequestObserver:
-    """Request ids, request metrics and the access log, for every HTTP request."""
+    """Request ids, request metrics and the access log, for every HTTP request.
+
+    Every request pays for it, so it does only what it must: one scan of the
+    headers for the id, one wrapper around `send` (for the status and the id
+    header), two clock reads, and two dictionary lookups for its route's series.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool = False) -> None:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        self._routes = metrics.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = perf_counter()
         request_id = request_id_from(header_value(scope["headers"], HEADER))
         scope[SCOPE_KEY] = request_id
         status = 500
@@ -58,20 +59,21 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                headers.append((HEADER, request_id))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", ()), (HEADER, request_id)]
             await send(message)
 
         try:
             await self.app(scope, receive, noting)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = perf_counter() - started
             route: Any = scope.get("route")
             template = UNMATCHED_ROUTE if route is None else getattr(route, "path", UNMATCHED_ROUTE)
-            series = self.metrics.request_series(template, scope["method"])
-            series.count(status)
-            series.duration.observe(elapsed)
+            method = scope["method"]
+            by_method = self._routes.get(template)
+            series = None if by_method is None else by_method.get(method)
+            if series is None:
+                series = self.metrics.request_series(template, method)
+            series.answered(status, elapsed)
             if self.log_requests:
                 _log(scope, request_id, template, status, elapsed)
 

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.http.metrics import Metrics
+from gateway.http.metrics import REQUEST_BUCKETS, Metrics
 from gateway.http.settings import Settings
 from storage.errors import DiskFull, PartitionFenced
 
@@ -175,3 +178,37 @@ def test_the_hot_path_reuses_its_children() -> None:
     assert metrics.topic("T1~a", "acme", "a") is first
     other = metrics.topic("T1~b", "acme", "b")
     assert metrics.topic("T1~c", "acme", "c") is other  # past the cap: one series a tenant
+
+
+durations = st.lists(
+    st.sampled_from(REQUEST_BUCKETS) | st.floats(min_value=0, max_value=100, allow_nan=False),
+    max_size=30,
+)
+
+
+@given(durations)
+def test_the_request_histogram_is_what_prometheus_client_would_expose(seconds: list[float]) -> None:
+    """The latency histogram is kept in plain numbers on the event loop; scraped, it
+    reads as prometheus-client's own Histogram would for the same requests (a
+    duration on a bound counts in that bound's bucket)."""
+    metrics = Metrics()
+    series = metrics.request_series("/x", "GET")
+    registry = CollectorRegistry()
+    reference = Histogram(
+        "tidegate_http_request_duration_seconds",
+        "reference",
+        ["method", "route"],
+        buckets=REQUEST_BUCKETS,
+        registry=registry,
+    ).labels("GET", "/x")
+    for s in seconds:
+        series.answered(200, s)
+        reference.observe(s)
+    ours = samples(metrics.render(operator=False).decode())
+    theirs = samples(generate_latest(registry).decode())
+    for (name, labels), expected in theirs.items():
+        if name.startswith("tidegate_http_request_duration_seconds") and "_created" not in name:
+            assert ours[(name, labels)] == pytest.approx(expected), (name, labels)
+    assert value(ours, "tidegate_http_requests_total", method="GET", route="/x", status="200") == (
+        len(seconds)
+    )
