@@ -13,6 +13,7 @@ from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
+from gateway.http.headers import header
 from gateway.http.problems import GatewayError, ProblemType
 from tenants.principal import Principal, Scope
 
@@ -29,13 +30,8 @@ class Authenticator(Protocol):
 
 def authorization_of(conn: HTTPConnection) -> str | None:
     """The first `Authorization` field of the request, as Starlette's `headers.get`
-    gives it (latin-1), read from the scope without building a `Headers` object:
-    every data request asks, and the scan is a third of what building one costs."""
-    for name, value in conn.scope["headers"]:
-        if name == b"authorization":
-            text: str = value.decode("latin-1")
-            return text
-    return None
+    gives it (latin-1): every data request asks (see `headers`)."""
+    return header(conn, b"authorization")
 
 
 def bearer_credential(conn: HTTPConnection) -> str:

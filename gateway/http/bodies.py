@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
+from gateway.http.headers import header
 from gateway.http.jsonlimits import (
     JsonLimitExceeded,
     JsonLimits,
@@ -26,7 +27,7 @@ from gateway.http.problems import GatewayError, ProblemType
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or 413 `body-too-large` once it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None:
         try:
             length = int(declared)

@@ -41,11 +41,3 @@ def request_id_from(given: bytes | None) -> bytes:
     if given is not None and _SAFE.fullmatch(given) and not given.startswith(_KEY_PREFIX):
         return given
     return new_request_id()
-
-
-def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The first value of header `name` (lower case) among ASGI `headers`."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None

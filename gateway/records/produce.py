@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.bodies import read_body
+from gateway.http.headers import header
 from gateway.http.metrics import TopicSeries
 from gateway.http.params import query_of
 from gateway.http.problems import GatewayError, ProblemType
@@ -125,9 +126,10 @@ async def produce(
     target = await runtime.topic_request(request, Scope.TOPICS_WRITE)
     principal, topic, log_store, name = target.principal, target.topic, target.log, target.stored
     info = await log_store.get_topic(name)
-    media = media_type(request.headers.get("content-type", ""))
+    content_type = header(request, b"content-type") or ""
+    media = media_type(content_type)
     settings = runtime.settings
-    idem_key = request.headers.get("idempotency-key")
+    idem_key = header(request, b"idempotency-key")
     if idem_key is not None and not valid_key(idem_key):
         raise GatewayError(
             ProblemType.INVALID_PARAMETER,
@@ -143,7 +145,7 @@ async def produce(
             request.method,
             request.url.path,
             request.url.query,
-            request.headers.get("content-type", ""),
+            content_type,
             body,
             request.headers.get(SCHEMA_VERSION_HEADER),
         )

@@ -7,7 +7,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.http.request_ids import MAX_REQUEST_ID, header_value, request_id_from
+from gateway.http.headers import header_value
+from gateway.http.request_ids import MAX_REQUEST_ID, request_id_from
 
 SAFE = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
 safe_ids = st.from_regex(SAFE, fullmatch=True).filter(lambda b: not b.startswith(b"tg_"))
