@@ -10,11 +10,14 @@ the gateway minted from a key is held to the same: it is refused once its key
 is revoked or expired or its tenant suspended, by the same cached key record,
 and once it is revoked on its own (by its `jti`, RFC 7009): the revocation is a
 row in the store, so every process sharing the store refuses the token, this
-one at once and the others within the same 5 s.
+one at once and the others within the same 5 s. Requests that find a key's
+entry expired together share one read of it from the store; dropping the
+entry drops that read too, so a request after a revocation reads anew.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import re
@@ -91,6 +94,12 @@ class LoadedKey:
     entry: _Cached
 
 
+def _retrieved(task: asyncio.Task[_Cached | None]) -> None:
+    """Mark a shared read's failure as seen even when every caller was cancelled."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -134,6 +143,7 @@ class TenantDirectory:
         self._cache_ttl_s = cache_ttl_s
         self._touch_interval_ms = touch_interval_ms
         self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Task[_Cached | None]] = {}  # reads in flight
         # SHA-256 of a key that verified -> (key id, the secret hash it verified
         # against): a key presented again skips parsing and the HMAC while that hash
         # still stands. Fingerprints, not secrets: as hard to reverse as the stored hash.
@@ -207,7 +217,7 @@ class TenantDirectory:
                 last_used_ms=None,
             )
         )
-        self._cache.pop(key_id, None)
+        self._drop(key_id)
 
     @staticmethod
     def _id_and_secret(key: str) -> tuple[str, str]:
@@ -278,7 +288,7 @@ class TenantDirectory:
         principal = self._verify_key(cached, secret, now_ms)
         if self._touch_due(cached.record, now_ms):
             await self._store.touch_key(key_id, now_ms)
-            self._cache.pop(key_id, None)
+            self._drop(key_id)
         return principal
 
     @staticmethod
@@ -315,18 +325,39 @@ class TenantDirectory:
         hit = self._cache.get(key_id)
         if hit is not None and time.monotonic() - hit.fetched_at < self._cache_ttl_s:
             return hit
-        record = await self._store.get_key(key_id)
-        if record is None:
-            self._cache.pop(key_id, None)
-            return None
-        tenant = await self._store.get_tenant(record.tenant)
-        if tenant is None:
-            return None
-        if len(self._cache) > 100_000:
-            self._cache.clear()  # bounded; the store stays the source of truth
-        entry = _Cached.of(record, tenant, time.monotonic())
-        self._cache[key_id] = entry
-        return entry
+        loading = self._loading.get(key_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key_id))
+            self._loading[key_id] = loading
+            loading.add_done_callback(_retrieved)
+        return await asyncio.shield(loading)  # one caller's cancellation is not the others'
+
+    async def _load(self, key_id: str) -> _Cached | None:
+        """The key's record and tenant from the store, cached unless dropped meanwhile."""
+        me = asyncio.current_task()
+        try:
+            record = await self._store.get_key(key_id)
+            if record is None:
+                if self._loading.get(key_id) is me:
+                    self._cache.pop(key_id, None)
+                return None
+            tenant = await self._store.get_tenant(record.tenant)
+            if tenant is None:
+                return None
+            entry = _Cached.of(record, tenant, time.monotonic())
+            if self._loading.get(key_id) is me:
+                if len(self._cache) > 100_000:
+                    self._cache.clear()  # bounded; the store stays the source of truth
+                self._cache[key_id] = entry
+            return entry
+        finally:
+            if self._loading.get(key_id) is me:
+                del self._loading[key_id]
+
+    def _drop(self, key_id: str) -> None:
+        """Forget the key's entry and any read of it in flight: the next use reads anew."""
+        self._cache.pop(key_id, None)
+        self._loading.pop(key_id, None)
 
     async def _check_minting_key(self, principal: Principal, now_ms: int) -> str:
         """A gateway token stands while the key it was minted from does (cached as keys
@@ -390,7 +421,7 @@ class TenantDirectory:
         """Note the key's use (`last_used_ms`) as `authenticate` does, when due."""
         if self._touch_due(loaded.entry.record, now_ms):
             await self._store.touch_key(loaded.key_id, now_ms)
-            self._cache.pop(loaded.key_id, None)
+            self._drop(loaded.key_id)
 
     async def _check_tenant_active(self, tenant: str) -> TenantRecord:
         record = await self._store.get_tenant(tenant)
@@ -478,6 +509,7 @@ class TenantDirectory:
     def _forget_tenant(self, name: str) -> None:
         for key_id in [k for k, v in self._cache.items() if v.record.tenant == name]:
             del self._cache[key_id]
+        self._loading.clear()  # whose keys they read is not known until they finish
 
     # -- keys --------------------------------------------------------------------------
 
@@ -519,7 +551,7 @@ class TenantDirectory:
     async def revoke_key(self, tenant: str, key_id: str) -> None:
         if not await self._store.revoke_key(tenant, key_id):
             raise KeyNotFound(key_id)
-        self._cache.pop(key_id, None)
+        self._drop(key_id)
 
     async def get_key(self, tenant: str, key_id: str) -> KeyRecord:
         record = await self._store.get_key(key_id)

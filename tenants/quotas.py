@@ -13,10 +13,14 @@ Count limits (topics, partitions, storage bytes, connections) are checked
 against figures the caller supplies, because counting lives in storage,
 which this layer does not import. A tenant's limits (plan plus overrides) are
 cached for a moment and dropped at once when an operator changes them here.
+When the cached limits expire, the requests in flight share one read of them
+(many connections of one tenant would otherwise each start one, a thread hop
+and a store read apiece, every time the entry expires).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import time
@@ -41,6 +45,12 @@ class _CachedLimits:
 def limits_json(limits: Limits) -> dict[str, float | int | None]:
     """Every limit by name; None means unlimited."""
     return {f.name: getattr(limits, f.name) for f in dataclasses.fields(limits)}
+
+
+def _retrieved(task: asyncio.Task[Limits]) -> None:
+    """Mark a shared read's failure as seen even when every caller was cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 def burst_of(rate: float) -> float:
@@ -70,6 +80,7 @@ class QuotaService:
         self._cache_ttl_s = cache_ttl_s
         self._clock = clock
         self._cache: dict[str, _CachedLimits] = {}
+        self._loading: dict[str, asyncio.Task[Limits]] = {}  # the read in flight, by tenant
         self._connections: dict[str, int] = {}
         self.throttled: dict[tuple[str, str], int] = {}
 
@@ -85,16 +96,34 @@ class QuotaService:
         return None
 
     async def _fetch_limits(self, tenant: str) -> Limits:
-        now = self._clock()
-        limits = await self._limits_of(tenant)
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[tenant] = _CachedLimits(limits, now)
-        return limits
+        """The tenant's limits read from the directory; concurrent callers share the
+        read in flight (shielded: one caller's cancellation is not the others')."""
+        loading = self._loading.get(tenant)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(tenant))
+            self._loading[tenant] = loading
+            loading.add_done_callback(_retrieved)
+        return await asyncio.shield(loading)
+
+    async def _load(self, tenant: str) -> Limits:
+        me = asyncio.current_task()
+        try:
+            now = self._clock()
+            limits = await self._limits_of(tenant)
+            if self._loading.get(tenant) is me:  # not forgotten meanwhile: still current
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                self._cache[tenant] = _CachedLimits(limits, now)
+            return limits
+        finally:
+            if self._loading.get(tenant) is me:
+                del self._loading[tenant]
 
     def forget(self, tenant: str) -> None:
-        """Drop the cached limits, after the plan or the overrides changed."""
+        """Drop the cached limits, after the plan or the overrides changed; a read
+        already in flight is left to its callers, and the next one reads anew."""
         self._cache.pop(tenant, None)
+        self._loading.pop(tenant, None)
 
     # -- rates -------------------------------------------------------------------------
 

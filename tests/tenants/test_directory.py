@@ -1,5 +1,7 @@
 """The tenant directory: bootstrap, key authentication, revocation, suspension."""
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import sqlite3
@@ -321,3 +323,50 @@ async def test_a_loaded_key_checks_only_its_own_secret(directory: TenantDirector
     assert loaded is not None
     with pytest.raises(TenantSuspended):
         directory.check_loaded_key(loaded, key, now_ms=NOW)
+
+
+async def test_requests_that_find_a_key_uncached_together_share_one_store_read(
+    directory: TenantDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await directory.create_tenant("acme")
+    _, key = await directory.create_key("acme", ["topics:read"])
+    store = directory._store
+    reads = 0
+    read_key = store.get_key
+
+    async def counted(key_id: str) -> object:
+        nonlocal reads
+        reads += 1
+        return await read_key(key_id)
+
+    monkeypatch.setattr(store, "get_key", counted)
+    principals = await asyncio.gather(*(directory.authenticate(key, now_ms=NOW) for _ in range(20)))
+    assert {p.tenant for p in principals} == {"acme"}
+    assert reads == 1
+
+
+async def test_a_revocation_while_a_read_is_in_flight_holds_for_the_next_request(
+    directory: TenantDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await directory.create_tenant("acme")
+    key_id, key = await directory.create_key("acme", ["topics:read"])
+    store = directory._store
+    release = asyncio.Event()
+    read_tenant = store.get_tenant
+
+    async def slow(name: str) -> object:  # the store read, held until released
+        await release.wait()
+        return await read_tenant(name)
+
+    monkeypatch.setattr(store, "get_tenant", slow)
+    before = asyncio.ensure_future(directory.authenticate(key, now_ms=NOW))
+    for _ in range(10):
+        await asyncio.sleep(0.01)  # its key record is read; it waits on the tenant
+    await directory.revoke_key("acme", key_id)
+    after = asyncio.ensure_future(directory.authenticate(key, now_ms=NOW))
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(Unauthenticated):
+        await after
+    with contextlib.suppress(Unauthenticated):
+        await before  # began before the revocation: either answer is right
