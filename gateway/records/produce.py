@@ -26,6 +26,7 @@ from gateway.http.headers import header
 from gateway.http.metrics import TopicSeries
 from gateway.http.params import query_of
 from gateway.http.problems import GatewayError, ProblemType
+from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
 from gateway.http.value_schemas import SCHEMA_VERSION_HEADER
 from gateway.records.batching import (
@@ -200,7 +201,7 @@ async def produce(
         # cancelled caller abandons the reply, never the appends.
         reply = await runtime.drain.appending(_append(runtime, name, batch, fast))
         _count(topic_series, batch.count, len(body))
-        return Response(reply, media_type="application/json")
+        return JsonBytes(reply)
 
     store = IdempotencyStore(
         runtime.state,
@@ -230,7 +231,7 @@ async def produce(
         _append_once(runtime, store, key, fp, name, batch, fast, identity)
     )
     _count(topic_series, batch.count, len(body))
-    return Response(reply, media_type="application/json")
+    return JsonBytes(reply)
 
 
 def _count(series: TopicSeries, records: int, nbytes: int) -> None:
