@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -186,6 +186,7 @@ durations = st.lists(
 )
 
 
+@settings(max_examples=50, deadline=None)  # each example renders a whole exposition
 @given(durations)
 def test_the_request_histogram_is_what_prometheus_client_would_expose(seconds: list[float]) -> None:
     """The latency histogram is kept in plain numbers on the event loop; scraped, it
