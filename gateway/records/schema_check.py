@@ -139,7 +139,7 @@ def scan_checked(
     `schema`; None to let the reference path decide."""
     if _ID_BYTES in body:
         return None  # a client-sent reserved header: the reference path replaces it
-    if not _accepted(body, schema.accepting_type):
+    if not values_accepted(body, schema.accepting_type):
         try:
             values = [r.get("value") for r in orjson.loads(body)["records"]]
         except orjson.JSONDecodeError:
@@ -160,13 +160,13 @@ def scan_checked(
     return Appendable(batch.count, groups, batch.order)
 
 
-def _accepted(body: bytes, value_type: Any | None) -> bool:
+def values_accepted(body: bytes, value_type: Any | None) -> bool:
     """Whether every record's value in `body` decodes into `value_type` (so is valid)."""
     if value_type is None:
         return False
     try:
         body_decoder(value_type).decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep for msgspec: not accepted
         return False
     return True
 

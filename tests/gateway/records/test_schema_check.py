@@ -24,6 +24,7 @@ from gateway.records.schema_check import (
     pinned_version,
     scan_checked,
     validated,
+    values_accepted,
     versions_needed,
 )
 from gateway.schemas.binding import BoundSchema
@@ -143,6 +144,12 @@ def test_what_the_fast_way_accepts_the_reference_path_accepts_and_stores_alike(
         return
     if fast is not None:
         assert [(p, unpack_records(packed)) for p, packed in fast.groups] == reference
+
+
+def test_a_value_too_deep_for_the_accepting_type_is_left_to_the_check_after_it() -> None:
+    deep = b'{"records": [{"value": ' + b"[" * 5000 + b"]" * 5000 + b"}]}"
+    assert not values_accepted(deep, accepting_type({"type": "array"}))
+    assert values_accepted(b'{"records": [{"value": [[]]}]}', accepting_type({"type": "array"}))
 
 
 def test_the_order_schemas_take_the_fast_accepting_type() -> None:
