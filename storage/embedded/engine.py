@@ -551,30 +551,38 @@ class EmbeddedLogStore:
         partitions, shards = topic.partitions, topic.shards
         count = len(partitions)
         limit = topic.info.config.max_record_bytes
-        taken: set[int] = set()
         if identity is None:
             # One item per shard holds the request's batches for it, unframed: the
             # writer frames each partition's records of a pass together (shard.py).
-            spreads: dict[Shard, SpreadAppend] = {}
-            for i, (p, packed) in enumerate(batches):
-                if p in taken:
-                    raise InvalidConfig("append_batches takes one batch per partition")
-                taken.add(p)
-                target = partitions[p] if 0 <= p < count else self._partition(topic, p)
-                data, records, first, last = packed
+            # The checks run over the whole request at once (min/max of each field).
+            numbers = [p for p, _ in batches]
+            packs = [packed for _, packed in batches]
+            if len(set(numbers)) != len(numbers):
+                raise InvalidConfig("append_batches takes one batch per partition")
+            if numbers and (min(numbers) < 0 or max(numbers) >= count):
+                for p in numbers:
+                    self._partition(topic, p)  # raises for the first out of range
+            if packs:
+                data, records, first, last = zip(*packs, strict=True)
                 if not (
-                    0 < records <= _MAX_COUNT
-                    and len(data) <= limit
-                    and _MIN_TS <= first <= _MAX_TS
-                    and _MIN_TS <= last <= _MAX_TS
+                    min(records) > 0
+                    and max(records) <= _MAX_COUNT
+                    and max(map(len, data)) <= limit
+                    and min(first) >= _MIN_TS
+                    and max(first) <= _MAX_TS
+                    and min(last) >= _MIN_TS
+                    and max(last) <= _MAX_TS
                 ):
-                    _framed(packed, limit, None, 0)  # raises what is wrong, if anything is
+                    for packed in packs:
+                        _framed(packed, limit, None, 0)  # raises what is wrong, if anything
+            spreads: dict[Shard, SpreadAppend] = {}
+            for i, p in enumerate(numbers):
                 shard = shards[p]
                 spread = spreads.get(shard)
                 if spread is None:
-                    spread = spreads[shard] = SpreadAppend(joined)
-                spread.partitions.append(target)
-                spread.packed.append(packed)
+                    spread = spreads[shard] = SpreadAppend(joined, [], [], [])
+                spread.partitions.append(partitions[p])
+                spread.packed.append(packs[i])
                 spread.slots.append(i)
             requests: list[tuple[Shard, AppendRequest | SpreadAppend]] = list(spreads.items())
         else:
@@ -582,6 +590,7 @@ class EmbeddedLogStore:
             # deduplicates those), framed here with the identity in it.
             appended_ms = _now_ms()
             requests = []
+            taken: set[int] = set()
             for i, (p, packed) in enumerate(batches):
                 if p in taken:
                     raise InvalidConfig("append_batches takes one batch per partition")

@@ -56,11 +56,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -207,10 +208,13 @@ _Entries = list[tuple[SpreadAppend, int]]
 
 @dataclass(slots=True, eq=False)
 class _Written:
-    """A partition's spread entries written in this pass, waiting for their commit."""
+    """A partition's spread entries written in this pass, waiting for their commit:
+    each one's base offset, record count and first timestamp, side by side."""
 
     entries: _Entries
     bases: list[int]
+    counts: Sequence[int]
+    firsts: Sequence[int]
     durable: bool
 
 
@@ -277,6 +281,33 @@ def write_error(partition: Partition, exc: OSError) -> StorageError:
     if exc.errno in _SPACE_ERRNOS:
         return DiskFull(f"no space left on the device for {where}")
     return BackendUnavailable(f"write to {where} failed: {exc}")
+
+
+def _merged(
+    data: Sequence[bytes],
+    counts: Sequence[int],
+    firsts: Sequence[int],
+    lasts: Sequence[int],
+) -> list[tuple[bytes, int, int, int]]:
+    """Consecutive entries' records joined into pieces of at most `MERGED_BATCH_BYTES`
+    (an entry larger than that is a piece of its own): (records, count, first
+    timestamp, max timestamp) of each."""
+    pieces: list[tuple[bytes, int, int, int]] = []
+    start = size = 0
+    for end, piece in enumerate(data):
+        if end > start and size + len(piece) > MERGED_BATCH_BYTES:
+            pieces.append(
+                (
+                    b"".join(data[start:end]),
+                    sum(counts[start:end]),
+                    firsts[start],
+                    max(lasts[start:end]),
+                )
+            )
+            start, size = end, 0
+        size += len(piece)
+    pieces.append((b"".join(data[start:]), sum(counts[start:]), firsts[start], max(lasts[start:])))
+    return pieces
 
 
 class Shard:
@@ -582,32 +613,20 @@ class Shard:
         entry's records keep their order and get consecutive offsets. False, with
         nothing written, when they do not fit before a roll is due (by size or by
         age): the caller then takes the general path with them."""
-        batches: list[tuple[bytes, int, int]] = []
-        starts: list[int] = []  # each entry's first offset, counted from the first batch's
-        parts: list[bytes] = []
-        size = total = records = at = first = last = 0
-        for item, i in entries:
-            data, count, earliest, top = item.packed[i]
-            if parts and size + len(data) > MERGED_BATCH_BYTES:
-                batches.append(
-                    (frame(b"".join(parts), records, first, last, None, 0), records, last)
-                )
-                parts, size, records = [], 0, 0
-            if not parts:
-                first, last = earliest, top
-            elif top > last:
-                last = top
-            parts.append(data)
-            size += len(data)
-            total += len(data)
-            records += count
-            starts.append(at)
-            at += count
+        data, counts, firsts, lasts = zip(*[item.packed[i] for item, i in entries], strict=True)
+        total = sum(map(len, data))
+        if total <= MERGED_BATCH_BYTES:  # the common case: one batch, no loop in Python
+            records, last = sum(counts), max(lasts)
+            pieces = [(b"".join(data), records, firsts[0], last)]
+        else:
+            pieces = _merged(data, counts, firsts, lasts)
         seg, config = p.active, p.config
-        total += HEADER_SIZE * (len(batches) + 1)
-        if seg.size + total > config.segment_bytes or now_ms - seg.created_ms >= config.segment_ms:
+        if (
+            seg.size + total + HEADER_SIZE * len(pieces) > config.segment_bytes
+            or now_ms - seg.created_ms >= config.segment_ms
+        ):
             return False
-        batches.append((frame(b"".join(parts), records, first, last, None, 0), records, last))
+        batches = [(frame(d, n, first, last, None, 0), n, last) for d, n, first, last in pieces]
         durable = durable and config.durability == Durability.FSYNC
         bases = self._write_many(p, batches, durable)
         if isinstance(bases, StorageError):
@@ -616,8 +635,10 @@ class Shard:
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
-        base = bases[0]
-        written[p] = _Written(entries, [base + start for start in starts], durable)
+        # Each entry's first offset: the records before it, after the first batch's base.
+        starts = list(itertools.accumulate(counts, initial=bases[0]))
+        starts.pop()
+        written[p] = _Written(entries, starts, counts, firsts, durable)
         return True
 
     def _write_many(
@@ -654,11 +675,13 @@ class Shard:
             deadline = time.monotonic() + p.config.flush_interval_ms / 1000
             self._unsynced.setdefault(p, deadline)
         p.publish()
-        number, placed = p.number, outcome.placed
-        for (item, i), base in zip(done.entries, done.bases, strict=True):
-            packed = item.packed[i]
-            result = AppendResult(number, base, packed.record_count, packed.first_timestamp)
-            placed.append((item.joined, item.slots[i], result))
+        number = p.number
+        outcome.placed.extend(
+            (item.joined, item.slots[i], AppendResult(number, base, count, first))
+            for (item, i), base, count, first in zip(
+                done.entries, done.bases, done.counts, done.firsts, strict=True
+            )
+        )
         outcome.woken.add(p)
 
     def _write_run(
