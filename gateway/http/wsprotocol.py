@@ -77,72 +77,22 @@ class _Handle:
         return True
 
 
-class _Inbox:
-    """What uvicorn's protocol uses of an `asyncio.Queue` (`put_nowait`, `get`, `empty`)
-    for the messages its application receives, at a tenth of the memory: an idle
-    stream holds one of these for as long as it is open."""
+class _Parking:
+    """Futures parked until the next wake-up, the list kept only while someone waits
+    (an idle stream's inbox and flag must cost next to nothing)."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._items: deque[Any] | None = None
         self._waiters: list[Future[None]] | None = None
 
-    def empty(self) -> bool:
-        return not self._items
-
-    def put_nowait(self, item: Any) -> None:
-        if self._items is None:
-            self._items = deque()
-        self._items.append(item)
+    def _wake(self) -> None:
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def get(self) -> Any:
-        while not self._items:
-            waiter = get_running_loop().create_future()
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if self._waiters is not None and waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        item = self._items.popleft()
-        if not self._items:
-            self._items = None
-        return item
-
-
-class _Flag:
-    """What uvicorn's protocol uses of an `asyncio.Event` (`set`, `clear`, `is_set`,
-    `wait`), its waiters kept only while there are some."""
-
-    __slots__ = ("_set", "_waiters")
-
-    def __init__(self, value: bool) -> None:
-        self._set = value
-        self._waiters: list[Future[None]] | None = None
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def clear(self) -> None:
-        self._set = False
-
-    async def wait(self) -> bool:
-        if self._set:
-            return True
+    async def _park(self) -> None:
         waiter = get_running_loop().create_future()
         if self._waiters is None:
             self._waiters = []
@@ -152,6 +102,60 @@ class _Flag:
         finally:
             if self._waiters is not None and waiter in self._waiters:
                 self._waiters.remove(waiter)
+
+
+class _Inbox(_Parking):
+    """What uvicorn's protocol uses of an `asyncio.Queue` (`put_nowait`, `get`, `empty`)
+    for the messages its application receives, at a tenth of the memory: an idle
+    stream holds one of these for as long as it is open."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: deque[Any] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        self._wake()
+
+    async def get(self) -> Any:
+        while not self._items:
+            await self._park()
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
+class _Flag(_Parking):
+    """What uvicorn's protocol uses of an `asyncio.Event` (`set`, `clear`, `is_set`,
+    `wait`), its waiters kept only while there are some."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self, value: bool) -> None:
+        super().__init__()
+        self._set = value
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        self._wake()
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if not self._set:
+            await self._park()
         return True
 
 
