@@ -33,7 +33,6 @@ thread when the lock is taken or a checkpoint is due).
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from storage.embedded.engine import EmbeddedLogStore
-from storage.embedded.state import sqlite_space_checked
+from storage.embedded.state import open_sqlite, sqlite_space_checked
 from storage.errors import GroupNotFound, MemberFenced, StoreClosed, VersionConflict
 from storage.groups import (
     CommittedOffset,
@@ -104,20 +103,9 @@ class SqliteGroupStore:
     @classmethod
     async def open(cls, data_dir: str, log: EmbeddedLogStore) -> SqliteGroupStore:
         def connect() -> sqlite3.Connection:
-            os.makedirs(data_dir, exist_ok=True)
-            db = sqlite3.connect(
-                os.path.join(data_dir, GROUPS_DB), isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
-                for statement in _SCHEMA:
-                    db.execute(statement)
-            except BaseException:
-                db.close()
-                raise
-            return db
+            # checkpoints run off the loop (see CHECKPOINT_EVERY)
+            pragmas = ("PRAGMA wal_autocheckpoint=0",)
+            return open_sqlite(data_dir, GROUPS_DB, pragmas + _SCHEMA)
 
         return cls(await asyncio.to_thread(sqlite_space_checked, "consumer groups", connect), log)
 

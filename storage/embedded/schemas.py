@@ -17,13 +17,12 @@ moved, and a reply to the write is only sent after it moved.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from storage.embedded.state import sqlite_space_checked
+from storage.embedded.state import open_sqlite, sqlite_space_checked
 from storage.errors import (
     InvalidCompatibility,
     SchemaNotFound,
@@ -59,6 +58,7 @@ CREATE TABLE IF NOT EXISTS config (
     namespace TEXT NOT NULL, subject TEXT NOT NULL, level TEXT NOT NULL,
     PRIMARY KEY (namespace, subject));
 """
+_STATEMENTS = tuple(s.strip() for s in _SCHEMA.split(";") if s.strip())
 
 _VERSION_COLUMNS = (
     "SELECT v.subject, v.version, v.schema_id, s.schema_type, s.schema, v.deleted"
@@ -84,18 +84,7 @@ class SqliteSchemaStore:
     @classmethod
     async def open(cls, data_dir: str) -> SqliteSchemaStore:
         def connect() -> sqlite3.Connection:
-            os.makedirs(data_dir, exist_ok=True)
-            db = sqlite3.connect(
-                os.path.join(data_dir, SCHEMAS_DB), isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            return db
+            return open_sqlite(data_dir, SCHEMAS_DB, _STATEMENTS)
 
         return cls(await asyncio.to_thread(connect))
 

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from storage.errors import DiskFull, StoreClosed
@@ -47,6 +47,25 @@ def sqlite_space_checked(what: str, fn: Callable[[], T]) -> T:
         raise
 
 
+def open_sqlite(data_dir: str, filename: str, statements: Sequence[str]) -> sqlite3.Connection:
+    """A store's SQLite file in `data_dir`, in WAL mode with full syncs (what every
+    embedded store starts from), after `statements` (its own pragmas and tables);
+    closed again if any of them fails. Blocks: run it in a worker thread."""
+    os.makedirs(data_dir, exist_ok=True)
+    db = sqlite3.connect(
+        os.path.join(data_dir, filename), isolation_level=None, check_same_thread=False
+    )
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        for statement in statements:
+            db.execute(statement)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class SqliteStateStore:
     """StateStore on one SQLite connection."""
 
@@ -58,21 +77,14 @@ class SqliteStateStore:
     @classmethod
     async def open(cls, data_dir: str) -> SqliteStateStore:
         def connect() -> sqlite3.Connection:
-            os.makedirs(data_dir, exist_ok=True)
-            db = sqlite3.connect(
-                os.path.join(data_dir, "state.db"), isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute(
+            return open_sqlite(
+                data_dir,
+                "state.db",
+                [
                     "CREATE TABLE IF NOT EXISTS kv ("
                     " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)"
-                )
-            except BaseException:
-                db.close()
-                raise
-            return db
+                ],
+            )
 
         return cls(await asyncio.to_thread(connect))
 

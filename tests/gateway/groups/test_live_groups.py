@@ -480,8 +480,7 @@ def test_a_poll_longer_than_the_session_keeps_the_member(
     thread.start()
     while thread.is_alive():
         assert other.heartbeat().status_code == 200  # would expire a silent member
-        time.sleep(0.1)
-    thread.join()
+        thread.join(timeout=0.1)  # a heartbeat every 0.1 s until the long-poll answers
     assert outcome["status"] == 200
     assert polling.heartbeat().status_code == 200
 
@@ -496,8 +495,13 @@ def test_describe_and_list_show_an_expired_member_gone(api: httpx.Client, topic_
     staying.join()
     silent.join()
     generation = settle([staying, silent])
-    time.sleep(SHORT_SESSION_MS / 1000 + 0.3)
-    described = api.get(f"/v1/groups/{group}").json()
+    described = poll_until(
+        lambda: api.get(f"/v1/groups/{group}").json(),
+        lambda d: len(d["members"]) == 1,
+        what="describe to drop the silent member",
+        timeout_s=SHORT_SESSION_MS / 1000 + 10,
+        every_s=0.1,
+    )
     assert [m["member_id"] for m in described["members"]] == [staying.member_id]
     assert described["generation"] == generation + 1
     assert described["state"] == "rebalancing"  # the one left has yet to rejoin
