@@ -25,6 +25,10 @@
  *   keeps its first place and its last value, as a Python dict does), a null
  *   header value stored empty;
  * - a record field given twice: the last one counts, as in a Python dict.
+ * Records are placed as partitioner.choose_partition places them (Kafka's murmur2
+ * for a key) and packed in one more pass over them, each partition's bytes sized
+ * first and then written in request order; each partition's records come back as
+ * one storage.records.PackedRecords (the type passed in), made here.
  * It declines anything the reference refuses, and what it does not mean to
  * handle: a body member other than one `records`, a header object of more than
  * MAX_HEADER_NAMES names, values nested past MAX_VALUE_DEPTH, base64 padded past
@@ -808,61 +812,131 @@ static inline unsigned char *put_text(unsigned char *out, Text t) {
 
 static inline Py_ssize_t text_size(Text t) { return t.len > 0 ? t.len : 0; }
 
-/* The packed records of `partition`, picked out of `spans` by `chosen` (NULL: all):
- * storage.records.pack_records' layout. */
-static PyObject *pack_group(Span *spans, Py_ssize_t n, const Header *headers,
-                            const long long *chosen, long long partition, long long now_ms) {
-    Py_ssize_t size = 0, count = 0, i;
-    long long first = 0, max_ts = 0;
-    for (i = 0; i < n; i++) {
-        if (chosen && chosen[i] != partition) continue;
-        size += PACKED_RECORD_HEAD + text_size(spans[i].key) + text_size(spans[i].value) +
-                spans[i].packed;
+/* One partition's records in a request, while they are packed. */
+typedef struct {
+    long long partition;
+    Py_ssize_t size, count;
+    long long first, max_ts;
+    PyObject *data;     /* its bytes, once sized */
+    unsigned char *out; /* where its next record goes */
+} Bucket;
+
+static inline Py_ssize_t packed_size(const Span *r) {
+    return PACKED_RECORD_HEAD + text_size(r->key) + text_size(r->value) + r->packed;
+}
+
+/* One record in storage.records.pack_records' layout at `out`; the end. */
+static unsigned char *put_record(unsigned char *out, const Span *r, const Header *headers,
+                                 long long ts) {
+    out = put_be(out, (uint64_t)ts, 8);
+    out = put_be(out, (uint32_t)(int32_t)r->key.len, 4);
+    out = put_be(out, (uint32_t)(int32_t)r->value.len, 4);
+    out = put_be(out, (uint64_t)r->header_count, 2);
+    out = put_text(out, r->key);
+    out = put_text(out, r->value);
+    for (Py_ssize_t j = 0; j < r->header_count; j++) {
+        const Header *header = &headers[r->header_first + j];
+        out = put_be(out, (uint64_t)header->name.len, 2);
+        out = put_text(out, header->name);
+        out = put_be(out, (uint64_t)header->value.len, 4);
+        out = put_text(out, header->value);
     }
-    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
-    if (!data) return NULL;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    return out;
+}
+
+/* A storage.records.PackedRecords (a NamedTuple: a tuple subtype with no fields of its
+ * own), made as tuple.__new__ makes one, without a call into Python. Steals `data`. */
+static PyObject *packed_records(PyTypeObject *type, PyObject *data, const Bucket *b) {
+    PyObject *count = PyLong_FromSsize_t(b->count);
+    PyObject *first = PyLong_FromLongLong(b->first);
+    PyObject *max_ts = PyLong_FromLongLong(b->max_ts);
+    PyObject *packed = count && first && max_ts ? type->tp_alloc(type, 4) : NULL;
+    if (!packed) {
+        Py_DECREF(data);
+        Py_XDECREF(count);
+        Py_XDECREF(first);
+        Py_XDECREF(max_ts);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(packed, 0, data);
+    PyTuple_SET_ITEM(packed, 1, count);
+    PyTuple_SET_ITEM(packed, 2, first);
+    PyTuple_SET_ITEM(packed, 3, max_ts);
+    return packed;
+}
+
+/* Every bucket's records packed in one pass over them (record i goes to bucket
+ * `slot[i]`; NULL: all to bucket 0), as the list of (partition, PackedRecords) in
+ * bucket order. */
+static PyObject *pack_buckets(const Span *spans, Py_ssize_t n, const Header *headers,
+                              const int32_t *slot, Bucket *buckets, Py_ssize_t nb,
+                              long long now_ms, PyTypeObject *packed_type) {
+    Py_ssize_t i, k;
     for (i = 0; i < n; i++) {
-        Span *r = &spans[i];
-        if (chosen && chosen[i] != partition) continue;
+        const Span *r = &spans[i];
+        Bucket *b = &buckets[slot ? slot[i] : 0];
         long long ts = r->timestamp < 0 ? now_ms : r->timestamp;
-        if (count == 0 || ts > max_ts) max_ts = ts;
-        if (count == 0) first = ts;
-        count++;
-        out = put_be(out, (uint64_t)ts, 8);
-        out = put_be(out, (uint32_t)(int32_t)r->key.len, 4);
-        out = put_be(out, (uint32_t)(int32_t)r->value.len, 4);
-        out = put_be(out, (uint64_t)r->header_count, 2);
-        out = put_text(out, r->key);
-        out = put_text(out, r->value);
-        for (Py_ssize_t j = 0; j < r->header_count; j++) {
-            const Header *header = &headers[r->header_first + j];
-            out = put_be(out, (uint64_t)header->name.len, 2);
-            out = put_text(out, header->name);
-            out = put_be(out, (uint64_t)header->value.len, 4);
-            out = put_text(out, header->value);
-        }
+        if (b->count == 0) b->first = b->max_ts = ts;
+        else if (ts > b->max_ts) b->max_ts = ts;
+        b->count++;
+        b->size += packed_size(r);
     }
-    return Py_BuildValue("(LNnLL)", partition, data, count, first, max_ts);
+    for (k = 0; k < nb; k++) {
+        buckets[k].data = PyBytes_FromStringAndSize(NULL, buckets[k].size);
+        if (!buckets[k].data) goto fail;
+        buckets[k].out = (unsigned char *)PyBytes_AS_STRING(buckets[k].data);
+    }
+    for (i = 0; i < n; i++) {
+        const Span *r = &spans[i];
+        Bucket *b = &buckets[slot ? slot[i] : 0];
+        b->out = put_record(b->out, r, headers, r->timestamp < 0 ? now_ms : r->timestamp);
+    }
+    PyObject *groups = PyList_New(nb);
+    if (!groups) goto fail;
+    for (k = 0; k < nb; k++) {
+        PyObject *data = buckets[k].data;
+        buckets[k].data = NULL;
+        PyObject *packed = packed_records(packed_type, data, &buckets[k]);
+        PyObject *group = packed ? Py_BuildValue("(LN)", buckets[k].partition, packed) : NULL;
+        if (!group) {
+            Py_DECREF(groups);
+            goto fail;
+        }
+        PyList_SET_ITEM(groups, k, group);
+    }
+    return groups;
+fail:
+    for (k = 0; k < nb; k++) Py_CLEAR(buckets[k].data);
+    return NULL;
 }
 
 static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"body",       "fmt",        "partitions", "max_records",
                             "max_record_bytes", "max_depth",  "max_items",  "max_string_bytes",
-                            "now_ms",     "round_robin", NULL};
+                            "now_ms",     "round_robin", "packed_type", NULL};
     Py_buffer body;
     int fmt, max_depth;
     long long partitions, max_record_bytes, now_ms, round_robin;
     Py_ssize_t max_records, max_items, max_string;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLnLinnLL", names, &body, &fmt, &partitions,
-                                     &max_records, &max_record_bytes, &max_depth, &max_items,
-                                     &max_string, &now_ms, &round_robin))
+    PyTypeObject *packed_type;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLnLinnLLO!", names, &body, &fmt,
+                                     &partitions, &max_records, &max_record_bytes, &max_depth,
+                                     &max_items, &max_string, &now_ms, &round_robin, &PyType_Type,
+                                     &packed_type))
         return NULL;
+    /* What tuple.__new__ can fill in (a NamedTuple is): no instance fields of its own. */
+    if (packed_type == &PyTuple_Type || !PyType_IsSubtype(packed_type, &PyTuple_Type) ||
+        packed_type->tp_basicsize != PyTuple_Type.tp_basicsize ||
+        packed_type->tp_itemsize != PyTuple_Type.tp_itemsize || packed_type->tp_dictoffset) {
+        PyBuffer_Release(&body);
+        PyErr_SetString(PyExc_TypeError, "packed_type must be a NamedTuple of four fields");
+        return NULL;
+    }
     PyObject *result = NULL;
     Span *spans = NULL;
     Headers headers = {NULL, 0, 0};
-    long long *chosen = NULL;
-    unsigned char *seen = NULL;
+    int32_t *slot = NULL, *slot_of = NULL;
+    Bucket *buckets = NULL;
     Py_ssize_t n = 0, cap = 0, i;
     Scan s = {(const unsigned char *)body.buf, (const unsigned char *)body.buf + body.len, 0,
               max_items, max_string, 0, 0, NULL};
@@ -907,65 +981,64 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
     skip_ws(&s);
     if (s.p != s.end) goto fallback;
 
+    /* Each record's partition, and its partition's bucket (in order of first
+     * appearance), in one pass; then every bucket packed in one more. */
     long long drawn = 0;
-    int one_partition = 1;
+    Py_ssize_t nb = 1;
+    PyObject *order = Py_None;
+    buckets = PyMem_Calloc((size_t)(partitions > 1 ? n : 1), sizeof(Bucket));
+    if (!buckets) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (partitions > 1) {
-        chosen = PyMem_Malloc((size_t)n * sizeof(long long));
-        if (!chosen) {
+        slot = PyMem_Malloc((size_t)n * sizeof(int32_t));
+        slot_of = PyMem_Malloc((size_t)partitions * sizeof(int32_t));
+        if (!slot || !slot_of) {
             PyErr_NoMemory();
             goto done;
         }
+        memset(slot_of, 0xff, (size_t)partitions * sizeof(int32_t)); /* -1: no bucket yet */
+        nb = 0;
         for (i = 0; i < n; i++) {
             Span *r = &spans[i];
+            long long p;
             if (r->partition >= 0)
-                chosen[i] = r->partition;
+                p = r->partition;
             else if (r->key.len >= 0)
-                chosen[i] = (long long)((murmur2(r->key.p, r->key.len) & 0x7fffffff) % partitions);
+                p = (long long)((murmur2(r->key.p, r->key.len) & 0x7fffffff) % partitions);
             else
-                chosen[i] = (long long)(((unsigned long long)round_robin + drawn++) % partitions);
-            if (chosen[i] != chosen[0]) one_partition = 0;
-        }
-    }
-    PyObject *groups = PyList_New(0);
-    if (!groups) goto done;
-    PyObject *order = Py_None;
-    Py_INCREF(order);
-    if (one_partition) {
-        PyObject *group =
-            pack_group(spans, n, headers.items, NULL, chosen ? chosen[0] : 0, now_ms);
-        if (!group || PyList_Append(groups, group) < 0) {
-            Py_XDECREF(group);
-            goto fail_groups;
-        }
-        Py_DECREF(group);
-    } else {
-        Py_DECREF(order);
-        order = PyList_New(n);
-        if (!order) goto fail_groups;
-        seen = PyMem_Calloc((size_t)partitions, 1);
-        if (!seen) {
-            PyErr_NoMemory();
-            goto fail_groups;
-        }
-        for (i = 0; i < n; i++) {
-            PyObject *p = PyLong_FromLongLong(chosen[i]);
-            if (!p) goto fail_groups;
-            PyList_SET_ITEM(order, i, p);
-            if (seen[chosen[i]]) continue; /* groups go in order of first appearance */
-            seen[chosen[i]] = 1;
-            PyObject *group = pack_group(spans, n, headers.items, chosen, chosen[i], now_ms);
-            if (!group || PyList_Append(groups, group) < 0) {
-                Py_XDECREF(group);
-                goto fail_groups;
+                p = (long long)(((unsigned long long)round_robin + drawn++) % partitions);
+            if (slot_of[p] < 0) {
+                slot_of[p] = (int32_t)nb;
+                buckets[nb++].partition = p;
             }
-            Py_DECREF(group);
+            slot[i] = slot_of[p];
         }
+        if (nb > 1) {
+            order = PyList_New(n);
+            if (!order) goto done;
+            for (i = 0; i < n; i++) {
+                PyObject *p = PyLong_FromLongLong(buckets[slot[i]].partition);
+                if (!p) {
+                    Py_DECREF(order);
+                    goto done;
+                }
+                PyList_SET_ITEM(order, i, p);
+            }
+        } else {
+            Py_INCREF(order);
+        }
+    } else {
+        Py_INCREF(order);
+    }
+    PyObject *groups = pack_buckets(spans, n, headers.items, nb > 1 ? slot : NULL, buckets, nb,
+                                    now_ms, packed_type);
+    if (!groups) {
+        Py_DECREF(order);
+        goto done;
     }
     result = Py_BuildValue("(NNL)", groups, order, drawn);
-    goto done;
-fail_groups:
-    Py_DECREF(groups);
-    Py_XDECREF(order);
     goto done;
 fallback:
     if (s.nomem) {
@@ -978,8 +1051,9 @@ done:
     PyMem_Free(spans);
     PyMem_Free(headers.items);
     arena_free(s.arena);
-    PyMem_Free(chosen);
-    PyMem_Free(seen);
+    PyMem_Free(slot);
+    PyMem_Free(slot_of);
+    PyMem_Free(buckets);
     PyBuffer_Release(&body);
     return result;
 }
@@ -1283,13 +1357,15 @@ static PyObject *offsets_json(PyObject *self, PyObject *args) {
 }
 
 /* The JSON array of `{"partition","offset"}` for records placed over several
- * partitions, in request order: `order` names each record's partition, `bases`
- * each partition's first offset (its records are consecutive from there). The
- * twin of rendering.offsets_json over those pairs. */
+ * partitions, in request order: `order` names each record's partition, `results`
+ * holds each partition's append result (storage.records.AppendResult: a tuple whose
+ * first items are the partition and its first offset; its records are consecutive
+ * from there). The twin of rendering.offsets_json over those pairs. */
 static PyObject *placed_offsets_json(PyObject *self, PyObject *args) {
-    PyObject *order, *bases;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &order, &PyDict_Type, &bases)) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(order);
+    PyObject *order, *results;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &order, &PyList_Type, &results))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order), nr = PyList_GET_SIZE(results);
     long long most = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         long long p = PyLong_AsLongLong(PyList_GET_ITEM(order, i));
@@ -1305,22 +1381,30 @@ static PyObject *placed_offsets_json(PyObject *self, PyObject *args) {
     Buf b = {NULL, 0, 0};
     int rc = (next && known) ? PUT_LITERAL(&b, "[") : -1;
     if (rc) PyErr_NoMemory();
+    for (Py_ssize_t i = 0; rc == 0 && i < nr; i++) {
+        PyObject *result = PyList_GET_ITEM(results, i);
+        if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) < 2) {
+            PyErr_SetString(PyExc_TypeError, "a result is a tuple of partition and offset");
+            rc = -1;
+            break;
+        }
+        long long p = PyLong_AsLongLong(PyTuple_GET_ITEM(result, 0));
+        long long base = PyLong_AsLongLong(PyTuple_GET_ITEM(result, 1));
+        if (PyErr_Occurred()) {
+            rc = -1;
+            break;
+        }
+        if (p < 0 || p > most) continue; /* no record of the request went there */
+        next[p] = base;
+        known[p] = 1;
+    }
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         PyObject *item = PyList_GET_ITEM(order, i);
         long long p = PyLong_AsLongLong(item);
         if (!known[p]) {
-            PyObject *base = PyDict_GetItemWithError(bases, item);
-            if (base == NULL) {
-                if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, item);
-                rc = -1;
-                break;
-            }
-            next[p] = PyLong_AsLongLong(base);
-            if (next[p] == -1 && PyErr_Occurred()) {
-                rc = -1;
-                break;
-            }
-            known[p] = 1;
+            PyErr_SetObject(PyExc_KeyError, item);
+            rc = -1;
+            break;
         }
         if (i) rc = PUT_LITERAL(&b, ",");
         if (rc == 0) rc = PUT_LITERAL(&b, "{\"partition\":");

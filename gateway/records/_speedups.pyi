@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from storage.records import Record
+from storage.records import AppendResult, PackedRecords, Record
 
 FMT_JSON: int
 FMT_STRING: int
@@ -19,9 +19,10 @@ def scan_produce(
     max_string_bytes: int,
     now_ms: int,
     round_robin: int,
-) -> tuple[list[tuple[int, bytes, int, int, int]], list[int] | None, int] | None: ...
+    packed_type: type[PackedRecords],
+) -> tuple[list[tuple[int, PackedRecords]], list[int] | None, int] | None: ...
 def offsets_json(partition: int, base: int, count: int) -> bytes: ...
-def placed_offsets_json(order: list[int], bases: dict[int, int]) -> bytes: ...
+def placed_offsets_json(order: list[int], results: list[AppendResult]) -> bytes: ...
 def add_header(data: bytes, count: int, header: bytes) -> bytes | None: ...
 def render_fetch(
     records: Sequence[Record], partition: int, fmt: int, next_offset: int, end_offset: int

@@ -100,14 +100,14 @@ def scanned(
         limits.max_string_bytes,
         now_ms,
         round_robin.peek(info.name),
+        PackedRecords,
     )
     if result is None:
         return None
     groups, order, drawn = result
     if drawn:
         round_robin.advance(info.name, drawn)
-    packed = [(p, PackedRecords(data, n, first, last)) for p, data, n, first, last in groups]
-    return Appendable(len(order) if order else packed[0][1].record_count, packed, order)
+    return Appendable(len(order) if order else groups[0][1].record_count, groups, order)
 
 
 def checked(

@@ -13,10 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from storage.records import Record
-
-# scan_produce's groups: (partition, packed data, record count, first and max timestamp)
-Group = tuple[int, bytes, int, int, int]
+from storage.records import AppendResult, PackedRecords, Record
 
 
 class FastPaths(Protocol):
@@ -34,12 +31,13 @@ class FastPaths(Protocol):
         max_string_bytes: int,
         now_ms: int,
         round_robin: int,
+        packed_type: type[PackedRecords],
         /,
-    ) -> tuple[list[Group], list[int] | None, int] | None: ...
+    ) -> tuple[list[tuple[int, PackedRecords]], list[int] | None, int] | None: ...
 
     def offsets_json(self, partition: int, base: int, count: int, /) -> bytes: ...
 
-    def placed_offsets_json(self, order: list[int], bases: dict[int, int], /) -> bytes: ...
+    def placed_offsets_json(self, order: list[int], results: list[AppendResult], /) -> bytes: ...
 
     def add_header(self, data: bytes, count: int, header: bytes, /) -> bytes | None: ...
 

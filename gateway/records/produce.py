@@ -101,9 +101,9 @@ async def append_groups(
     if identity is not None:  # only a held batch can answer for this one's records
         for result, (_, packed) in zip(done, batch.groups, strict=True):
             _check_count(result, packed.record_count)
-    next_offset = {r.partition: r.base_offset for r in done}
     if fast is not None:
-        return fast.placed_offsets_json(batch.order, next_offset)
+        return fast.placed_offsets_json(batch.order, done)
+    next_offset = {r.partition: r.base_offset for r in done}
     placed = []
     for p in batch.order:
         placed.append((p, next_offset[p]))

@@ -48,7 +48,9 @@ from gateway.records.rendering import offsets_json
 from gateway.records.schema_check import with_header
 from gateway.records.values import FORMAT_CODES
 from storage.records import (
+    AppendResult,
     NewRecord,
+    PackedRecords,
     Record,
     TopicConfig,
     TopicInfo,
@@ -125,6 +127,7 @@ def same(a: Appendable, b: Appendable) -> None:
         (p, unpack_records(x)) for p, x in b.groups
     ]
     assert a.groups == b.groups  # the bytes too, and the timestamps of each group
+    assert all(type(packed) is PackedRecords for _, packed in a.groups + b.groups)
 
 
 def agree(
@@ -625,6 +628,45 @@ def test_keys_land_where_kafka_puts_them(keys: list[bytes], partitions: int) -> 
     assert order == [partition_for_key(k.encode(), partitions) for k in texts_]
 
 
+spread_records = st.fixed_dictionaries(
+    {},
+    optional={
+        "key": st.text(max_size=8),
+        "partition": st.integers(0, 63),
+        "timestamp": st.integers(0, 2**40),
+        "headers": st.lists(st.tuples(st.text(min_size=1, max_size=3), st.text(max_size=3))),
+    },
+).map(lambda r: {**r, "value": len(r)})
+
+
+@given(st.lists(spread_records, min_size=1, max_size=120), st.integers(2, 64))
+@settings(lenient)
+def test_batches_spread_over_many_partitions_agree_with_the_reference(
+    records: list[dict[str, Any]], partitions: int
+) -> None:
+    """Each partition's records packed in request order, the groups in order of first
+    appearance, and each record's partition, as the reference places and packs them."""
+    for r in records:
+        if "partition" in r:
+            r["partition"] %= partitions
+    fast = agree(orjson.dumps({"records": records}), topic(partitions), exactly=True)
+    assert fast is not None
+    assert sum(packed.record_count for _, packed in fast.groups) == len(records)
+
+
+def test_the_packed_type_must_be_a_plain_named_tuple() -> None:
+    class Widened(PackedRecords):
+        extra: int = 0
+
+        def __init__(self, *args: Any) -> None:
+            self.extra = 1
+
+    fast: Any = _speedups
+    for wrong in (tuple, list, Widened):
+        with pytest.raises(TypeError):
+            fast.scan_produce(b'{"records":[{"value":1}]}', 0, 1, 10, 99, 9, 99, 99, 0, 0, wrong)
+
+
 def test_keyless_records_continue_the_round_robin() -> None:
     runtime = runtime_for()
     info = topic(3)
@@ -708,12 +750,12 @@ class _Wrong:
         groups, order, drawn = result
         if self.wrong == "declines":
             return None
-        p, data, count, first, last = groups[0]
+        p, packed = groups[0]
         if self.wrong == "a-byte":
-            data = data[:-1] + bytes([data[-1] ^ 1])
+            packed = packed._replace(data=packed.data[:-1] + bytes([packed.data[-1] ^ 1]))
         if self.wrong == "a-timestamp":
-            last += 1
-        return [(p, data, count, first, last), *groups[1:]], order, drawn + (self.wrong == "draws")
+            packed = packed._replace(max_timestamp=packed.max_timestamp + 1)
+        return [(p, packed), *groups[1:]], order, drawn + (self.wrong == "draws")
 
 
 @pytest.mark.parametrize("wrong", ["takes-anything", "declines", "a-byte", "a-timestamp", "draws"])
@@ -798,12 +840,13 @@ def test_the_reply_offsets_agree_with_python(partition: int, base: int, count: i
 def test_placed_offsets_agree_with_python(order: list[int], start: int) -> None:
     """Records over several partitions: each one's partition and offset, in request order."""
     bases = {p: start + 7 * p for p in set(order)}
+    results = [AppendResult(p, base, order.count(p), 0) for p, base in bases.items()]
     following = dict(bases)
     placed = []
     for p in order:
         placed.append((p, following[p]))
         following[p] += 1
-    assert _speedups.placed_offsets_json(order, bases) == offsets_json(placed)
+    assert _speedups.placed_offsets_json(order, results) == offsets_json(placed)
 
 
 @given(
