@@ -1,5 +1,7 @@
 /*
- * The embedded log's batch framing, in C: the twin of storage.embedded.codec's
+ * The embedded log's per-partition steps of an append, in C.
+ *
+ * The batch framing: the twin of storage.embedded.codec's
  * frame_batch, which stays the reference (tests/storage/test_framing.py holds
  * this one to it byte for byte, also under AddressSanitizer and UBSan: `make
  * sanitize`). It runs once for every partition an append writes, which a keyed
@@ -13,6 +15,12 @@
  * 32 bits, a timestamp past 64 bits, an identity not of 16 bytes, records too
  * many bytes for the batch length); the CRC is zlib's CRC-32, which the
  * reference's checksum.crc32 computes too.
+ *
+ * spread(batches, partitions, shards, limit): a request's batches for several
+ * partitions grouped by the shard that writes each, the twin of
+ * storage.embedded.spread.by_shard (tests/storage/test_spread.py holds it to that,
+ * also under the sanitizers); None whenever by_shard answers None, and for what it
+ * does not handle (see spread.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -125,9 +133,118 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     return out;
 }
 
+#define MAX_SPREAD_SHARDS 64 /* more shards in one request: the reference groups them */
+
+/* An int within [low, high] into *out: 1; anything else (not an int, out of range): 0. */
+static int plain_int(PyObject *o, long long low, long long high, long long *out) {
+    if (!PyLong_Check(o)) return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (overflow || v < low || v > high) return 0;
+    *out = v;
+    return 1;
+}
+
+/* spread.by_shard's twin: a request's batches grouped by the shard of each one's
+ * partition, or None for anything by_shard answers None for and for what this does
+ * not handle (see spread.py). */
+static PyObject *spread(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "spread takes 4 arguments");
+        return NULL;
+    }
+    PyObject *batches = args[0], *partitions = args[1], *shards = args[2];
+    long long limit;
+    if (!(PyList_Check(batches) || PyTuple_Check(batches)) || !PyList_Check(partitions) ||
+        !PyList_Check(shards) || PyList_GET_SIZE(shards) != PyList_GET_SIZE(partitions) ||
+        !plain_int(args[3], LLONG_MIN, LLONG_MAX, &limit))
+        Py_RETURN_NONE;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(batches);
+    Py_ssize_t count = PyList_GET_SIZE(partitions);
+    PyObject **items = PySequence_Fast_ITEMS(batches);
+    PyObject *result = NULL;
+    PyObject *seen_shards[MAX_SPREAD_SHARDS];
+    Py_ssize_t sizes[MAX_SPREAD_SHARDS] = {0};
+    Py_ssize_t groups = 0;
+    unsigned char *taken = PyMem_Calloc((size_t)count + 1, 1);
+    int32_t *group_of = PyMem_Malloc((size_t)n * sizeof(int32_t) + 1);
+    if (!taken || !group_of) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = items[i], *packed;
+        long long p, records, first, last;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) goto decline;
+        packed = PyTuple_GET_ITEM(pair, 1);
+        if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 4) goto decline;
+        PyObject *data = PyTuple_GET_ITEM(packed, 0);
+        if (!plain_int(PyTuple_GET_ITEM(pair, 0), 0, (long long)count - 1, &p) || taken[p] ||
+            !plain_int(PyTuple_GET_ITEM(packed, 1), 1, 0xFFFFFFFFLL, &records) ||
+            !PyBytes_Check(data) || PyBytes_GET_SIZE(data) > limit ||
+            !plain_int(PyTuple_GET_ITEM(packed, 2), LLONG_MIN, LLONG_MAX, &first) ||
+            !plain_int(PyTuple_GET_ITEM(packed, 3), LLONG_MIN, LLONG_MAX, &last))
+            goto decline;
+        taken[p] = 1;
+        PyObject *shard = PyList_GET_ITEM(shards, p);
+        Py_ssize_t g = 0;
+        while (g < groups && seen_shards[g] != shard) g++;
+        if (g == groups) {
+            if (groups == MAX_SPREAD_SHARDS) goto decline;
+            seen_shards[groups++] = shard;
+        }
+        sizes[g]++;
+        group_of[i] = (int32_t)g;
+    }
+    result = PyList_New(groups);
+    if (!result) goto done;
+    Py_ssize_t filled[MAX_SPREAD_SHARDS] = {0};
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        PyObject *group = Py_BuildValue("(ONNN)", seen_shards[g], PyList_New(sizes[g]),
+                                        PyList_New(sizes[g]), PyList_New(sizes[g]));
+        if (!group) { /* Py_BuildValue drops what it was given when one is NULL */
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, g, group);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *group = PyList_GET_ITEM(result, group_of[i]);
+        PyObject *pair = items[i];
+        PyObject *packed = PyTuple_GET_ITEM(pair, 1);
+        PyObject *slot = PyLong_FromSsize_t(i);
+        if (!slot) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_ssize_t at = filled[group_of[i]]++;
+        long long p = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 0));
+        PyObject *partition = PyList_GET_ITEM(partitions, p);
+        Py_INCREF(partition);
+        Py_INCREF(packed);
+        PyList_SET_ITEM(PyTuple_GET_ITEM(group, 1), at, partition);
+        PyList_SET_ITEM(PyTuple_GET_ITEM(group, 2), at, packed);
+        PyList_SET_ITEM(PyTuple_GET_ITEM(group, 3), at, slot);
+    }
+    goto done;
+decline:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(taken);
+    PyMem_Free(group_of);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "Packed records framed as one batch (base offset 0): codec.frame_batch's twin."},
+    {"spread", (PyCFunction)(void (*)(void))spread, METH_FASTCALL,
+     "A request's batches grouped by shard, or None: spread.by_shard's twin."},
     {0},
 };
 

@@ -1,3 +1,11 @@
+from collections.abc import Sequence
+from typing import TypeVar
+
+from storage.records import PackedRecords
+
+P = TypeVar("P")
+S = TypeVar("S")
+
 def frame(
     data: bytes,
     count: int,
@@ -7,3 +15,10 @@ def frame(
     appended_ms: int,
     /,
 ) -> bytes: ...
+def spread(
+    batches: Sequence[tuple[int, PackedRecords]],
+    partitions: list[P],
+    shards: list[S],
+    limit: int,
+    /,
+) -> list[tuple[S, list[P], list[PackedRecords], list[int]]] | None: ...

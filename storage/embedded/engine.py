@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import struct
+import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from storage.embedded.options import EngineOptions
 from storage.embedded.partition import Partition
 from storage.embedded.recovery import recover_partition, recover_producers
 from storage.embedded.shard import AppendRequest, Joined, ResultSink, Shard, SpreadAppend
+from storage.embedded.spread import MAX_COUNT, MAX_TS, MIN_TS, Spread, by_shard, spread
 from storage.errors import (
     InvalidConfig,
     InvalidTopicName,
@@ -63,9 +65,6 @@ log = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
 MAX_PARTITIONS = 10_000
-# What a batch's header holds (codec.py): a record count of 32 bits, timestamps of 64.
-_MAX_COUNT = 2**32 - 1
-_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 
 
 def _now_ms() -> int:
@@ -554,37 +553,15 @@ class EmbeddedLogStore:
         if identity is None:
             # One item per shard holds the request's batches for it, unframed: the
             # writer frames each partition's records of a pass together (shard.py).
-            # The checks run over the whole request at once (min/max of each field).
-            numbers = [p for p, _ in batches]
-            packs = [packed for _, packed in batches]
-            if len(set(numbers)) != len(numbers):
-                raise InvalidConfig("append_batches takes one batch per partition")
-            if numbers and (min(numbers) < 0 or max(numbers) >= count):
-                for p in numbers:
-                    self._partition(topic, p)  # raises for the first out of range
-            if packs:
-                data, records, first, last = zip(*packs, strict=True)
-                if not (
-                    min(records) > 0
-                    and max(records) <= _MAX_COUNT
-                    and max(map(len, data)) <= limit
-                    and min(first) >= _MIN_TS
-                    and max(first) <= _MAX_TS
-                    and min(last) >= _MIN_TS
-                    and max(last) <= _MAX_TS
-                ):
-                    for packed in packs:
-                        _framed(packed, limit, None, 0)  # raises what is wrong, if anything
-            spreads: dict[Shard, SpreadAppend] = {}
-            for i, p in enumerate(numbers):
-                shard = shards[p]
-                spread = spreads.get(shard)
-                if spread is None:
-                    spread = spreads[shard] = SpreadAppend(joined, [], [], [])
-                spread.partitions.append(partitions[p])
-                spread.packed.append(packs[i])
-                spread.slots.append(i)
-            requests: list[tuple[Shard, AppendRequest | SpreadAppend]] = list(spreads.items())
+            # `spread` checks and groups them in one call (in C when built); when it
+            # declines, `_checked_spread` finds what is wrong.
+            spreads = spread(batches, partitions, shards, limit)
+            if spreads is None:
+                spreads = self._checked_spread(topic, batches)
+            requests: list[tuple[Shard, AppendRequest | SpreadAppend]] = [
+                (shard, SpreadAppend(joined, parts, packs, slots))
+                for shard, parts, packs, slots in spreads
+            ]
         else:
             # With an identity each batch is a request of its own (the writer
             # deduplicates those), framed here with the identity in it.
@@ -625,12 +602,44 @@ class EmbeddedLogStore:
         results = await joined.future
         elapsed = time.perf_counter() - started
         # One append, one observation, however many partitions it spans.
-        failures = [r for r in results if isinstance(r, StorageError)]
-        for failure in failures:
-            observer.failed(failure)
-        if len(failures) < len(results):
+        if joined.failed:
+            for failure in [r for r in results if isinstance(r, StorageError)]:
+                observer.failed(failure)
+        if joined.failed < len(results):
             observer.appended(elapsed)
         return results
+
+    def _checked_spread(
+        self, topic: _Topic, batches: Sequence[tuple[int, PackedRecords]]
+    ) -> Spread[Shard, Partition]:
+        """`spread` for batches it declined: each is checked, raising what is wrong (the
+        checks run over the whole request at once: min/max of each field); if none is,
+        a batch had more bytes of records than a record may have, and measured
+        record by record it fits."""
+        numbers = [p for p, _ in batches]
+        packs = [packed for _, packed in batches]
+        limit = topic.info.config.max_record_bytes
+        if len(set(numbers)) != len(numbers):
+            raise InvalidConfig("append_batches takes one batch per partition")
+        if numbers and (min(numbers) < 0 or max(numbers) >= len(topic.partitions)):
+            for p in numbers:
+                self._partition(topic, p)  # raises for the first out of range
+        if packs:
+            data, records, first, last = zip(*packs, strict=True)
+            if not (
+                min(records) > 0
+                and max(records) <= MAX_COUNT
+                and max(map(len, data)) <= limit
+                and min(first) >= MIN_TS
+                and max(first) <= MAX_TS
+                and min(last) >= MIN_TS
+                and max(last) <= MAX_TS
+            ):
+                for packed in packs:
+                    _framed(packed, limit, None, 0)  # raises what is wrong, if anything
+        spreads = by_shard(batches, topic.partitions, topic.shards, sys.maxsize)
+        assert spreads is not None, "by_shard refused batches that passed every check"
+        return spreads
 
     def _request(
         self,

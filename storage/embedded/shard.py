@@ -117,6 +117,7 @@ class Joined:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.future: asyncio.Future[list[AppendResult | StorageError]] = loop.create_future()
+        self.failed = 0  # outcomes that are errors: none, and the results need no search
         self._results: list[AppendResult | StorageError | None] = [None] * count
         self._left = count
 
@@ -125,6 +126,8 @@ class Joined:
 
     def put(self, index: int, outcome: AppendResult | StorageError) -> None:
         self._results[index] = outcome
+        if outcome.__class__ is not AppendResult:
+            self.failed += 1
         self._left -= 1
         if not self._left and not self.future.done():
             self.future.set_result(self._results)  # type: ignore[arg-type]

@@ -405,6 +405,17 @@ async def test_append_batches_refuses_a_bad_batch_before_appending_any(backend: 
     assert [(await backend.log.offsets("t", p)).end_offset for p in (0, 1)] == [0, 0]
 
 
+async def test_append_batches_bounds_each_record_not_each_batch(backend: Backend) -> None:
+    """A batch may hold more bytes of records than one record may: each one counts."""
+    await backend.log.create_topic("t", 2, TopicConfig(max_record_bytes=4))
+    results = await backend.log.append_batches(
+        "t", [(1, packs(b"ok")), (0, packs(b"abcd", b"efgh", b"ij"))]
+    )
+    assert [(r.partition, r.count) for r in results] == [(1, 1), (0, 3)]  # type: ignore[union-attr]
+    stored = (await backend.log.read("t", 0, 0)).records
+    assert [r.value for r in stored] == [b"abcd", b"efgh", b"ij"]
+
+
 async def test_a_cancelled_caller_of_append_batches_leaves_every_batch_appended(
     backend: Backend,
 ) -> None:
