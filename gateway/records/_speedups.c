@@ -1366,59 +1366,71 @@ static PyObject *placed_offsets_json(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &order, &PyList_Type, &results))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(order), nr = PyList_GET_SIZE(results);
+    PyObject *reply = NULL;
     long long most = -1;
+    long long *placed = PyMem_Malloc((size_t)n * sizeof(long long) + 1);
+    if (!placed) return PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < n; i++) {
         long long p = PyLong_AsLongLong(PyList_GET_ITEM(order, i));
-        if (p == -1 && PyErr_Occurred()) return NULL;
+        if (p == -1 && PyErr_Occurred()) goto done;
         if (p < 0 || p > 1000000) {
             PyErr_SetString(PyExc_ValueError, "a partition must be within 0..1000000");
-            return NULL;
+            goto done;
         }
+        placed[i] = p;
         if (p > most) most = p;
     }
+    /* Each partition's next offset, and whether a result named it. */
     long long *next = PyMem_Calloc((size_t)(most + 1), sizeof(long long));
     char *known = PyMem_Calloc((size_t)(most + 1), 1);
-    Buf b = {NULL, 0, 0};
-    int rc = (next && known) ? PUT_LITERAL(&b, "[") : -1;
-    if (rc) PyErr_NoMemory();
-    for (Py_ssize_t i = 0; rc == 0 && i < nr; i++) {
+    if (!next || !known) {
+        PyErr_NoMemory();
+        goto free_next;
+    }
+    for (Py_ssize_t i = 0; i < nr; i++) {
         PyObject *result = PyList_GET_ITEM(results, i);
         if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) < 2) {
             PyErr_SetString(PyExc_TypeError, "a result is a tuple of partition and offset");
-            rc = -1;
-            break;
+            goto free_next;
         }
         long long p = PyLong_AsLongLong(PyTuple_GET_ITEM(result, 0));
         long long base = PyLong_AsLongLong(PyTuple_GET_ITEM(result, 1));
-        if (PyErr_Occurred()) {
-            rc = -1;
-            break;
-        }
+        if (PyErr_Occurred()) goto free_next;
         if (p < 0 || p > most) continue; /* no record of the request went there */
         next[p] = base;
         known[p] = 1;
     }
-    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(order, i);
-        long long p = PyLong_AsLongLong(item);
-        if (!known[p]) {
-            PyErr_SetObject(PyExc_KeyError, item);
-            rc = -1;
-            break;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!known[placed[i]]) {
+            PyErr_SetObject(PyExc_KeyError, PyList_GET_ITEM(order, i));
+            goto free_next;
         }
-        if (i) rc = PUT_LITERAL(&b, ",");
-        if (rc == 0) rc = PUT_LITERAL(&b, "{\"partition\":");
-        if (rc == 0) rc = buf_int(&b, p);
-        if (rc == 0) rc = PUT_LITERAL(&b, ",\"offset\":");
-        if (rc == 0) rc = buf_int(&b, next[p]++);
-        if (rc == 0) rc = PUT_LITERAL(&b, "}");
     }
-    if (rc == 0) rc = PUT_LITERAL(&b, "]");
-    PyObject *result = rc == 0 ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
-    PyMem_Free(b.data);
+    /* `{"partition":` 13, the partition at most 7, `,"offset":` 10, the offset at most
+     * 20, `}` and `,` 2: 52 bytes a record at most, and the brackets. */
+    reply = PyBytes_FromStringAndSize(NULL, n * 52 + 2);
+    if (!reply) goto free_next;
+    char *start = PyBytes_AS_STRING(reply), *out = start;
+    *out++ = '[';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long p = placed[i];
+        if (i) *out++ = ',';
+        memcpy(out, "{\"partition\":", 13);
+        out += 13;
+        out += write_int(out, p);
+        memcpy(out, ",\"offset\":", 10);
+        out += 10;
+        out += write_int(out, next[p]++);
+        *out++ = '}';
+    }
+    *out++ = ']';
+    if (_PyBytes_Resize(&reply, out - start) < 0) reply = NULL;
+free_next:
     PyMem_Free(next);
     PyMem_Free(known);
-    return result;
+done:
+    PyMem_Free(placed);
+    return reply;
 }
 
 /* ------------------------------------------------------------ schema header -- */

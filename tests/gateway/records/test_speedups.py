@@ -849,6 +849,15 @@ def test_placed_offsets_agree_with_python(order: list[int], start: int) -> None:
     assert _speedups.placed_offsets_json(order, results) == offsets_json(placed)
 
 
+def test_placed_offsets_need_a_result_for_every_partition_named() -> None:
+    fast: Any = _speedups
+    assert fast.placed_offsets_json([1, 0, 1], [AppendResult(0, 5, 1, 0), AppendResult(1, 9, 2, 0)])
+    with pytest.raises(KeyError):
+        fast.placed_offsets_json([1, 0, 1], [AppendResult(1, 9, 2, 0)])
+    with pytest.raises(TypeError):
+        fast.placed_offsets_json([0], [AppendResult(0, 5, 1, 0), ValueError("a failed append")])
+
+
 @given(
     st.lists(stored, max_size=8),
     st.integers(0, 10_000),
