@@ -70,9 +70,21 @@ _SCHEMA = (
 )
 
 
+# A member's position, written only while it is in the generation it names.
+_UPDATE_POSITION = (
+    "UPDATE positions SET generation = ?3, body = ?4 WHERE grp = ?1 AND member = ?2"
+    " AND EXISTS (SELECT 1 FROM groups WHERE name = ?1 AND generation = ?3)"
+    " AND EXISTS (SELECT 1 FROM members WHERE grp = ?1 AND member = ?2)"
+)
+_INSERT_POSITION = (
+    "INSERT OR REPLACE INTO positions (grp, member, generation, body) SELECT ?1, ?2, ?3, ?4"
+    " WHERE EXISTS (SELECT 1 FROM groups WHERE name = ?1 AND generation = ?3)"
+    " AND EXISTS (SELECT 1 FROM members WHERE grp = ?1 AND member = ?2)"
+)
+
 CHECKPOINT_EVERY = 500
 """Transactions between WAL checkpoints (SQLite's own default is 1000 pages,
-about two pages a position write)."""
+about one page a position write)."""
 
 CACHED_GROUPS = 1024
 """Groups whose last read or written state the store keeps in memory (the ones
@@ -409,23 +421,22 @@ class SqliteGroupStore:
         return (await self._cached(group)).positions.get(member_id)
 
     async def put_position(self, group: str, member_id: str, position: MemberPosition) -> None:
+        params = (group, member_id, position.generation, position.body)
+
         def put(db: sqlite3.Connection) -> None:
-            # One statement, so one atomic step: written only while the fence holds.
-            written = db.execute(
-                "INSERT OR REPLACE INTO positions (grp, member, generation, body)"
-                " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS"
-                " (SELECT 1 FROM groups WHERE name = ?1 AND generation = ?3)"
-                " AND EXISTS (SELECT 1 FROM members WHERE grp = ?1 AND member = ?2)",
-                (group, member_id, position.generation, position.body),
-            ).rowcount
-            if written != 1:
+            # Each statement is one atomic step: written only while the fence holds.
+            # Nearly always the member's row is there to update in place (a third of
+            # what replacing it costs: one page changed, not the table's and its key's).
+            if db.execute(_UPDATE_POSITION, params).rowcount == 1:
+                return
+            if db.execute(_INSERT_POSITION, params).rowcount != 1:
                 self._fence(db, group, member_id, position.generation)  # raises why
 
-        def cached(_: None) -> None:
-            def put(was: _Cached) -> _Cached:
-                return replace(was, positions={**was.positions, member_id: position})
+        def moved(was: _Cached) -> _Cached:
+            return _Cached(was.group, {**was.positions, member_id: position}, was.committed)
 
-            self._change(group, put)
+        def cached(_: None) -> None:
+            self._change(group, moved)
 
         # On the loop unless that could wait: for the lock, or on a checkpoint.
         if self._unchecked < CHECKPOINT_EVERY and self._lock.acquire(blocking=False):

@@ -121,6 +121,30 @@ async def test_positions_are_fenced_and_dropped_with_their_member(backend: Backe
     assert await groups.get_position("t~g", "a") is None
 
 
+async def test_a_position_is_replaced_only_while_its_member_is_in_that_generation(
+    backend: Backend, storage_config: StorageConfig
+) -> None:
+    """A member's later positions replace its row; once the generation moves on, a
+    write naming the old one is fenced although the row is still there, and the
+    new generation's write lands, in the file too."""
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(3, "a", "b"), expected_version=0)
+    for body in (b"one", b"two"):
+        await groups.put_position("t~g", "a", MemberPosition(3, body))
+        assert await groups.get_position("t~g", "a") == MemberPosition(3, body)
+    await groups.put_group("t~g", members(4, "a", "b"), expected_version=version)
+    with pytest.raises(MemberFenced):
+        await groups.put_position("t~g", "a", MemberPosition(3, b"late"))
+    assert await groups.get_position("t~g", "a") == MemberPosition(3, b"two")
+    await groups.put_position("t~g", "a", MemberPosition(4, b"next"))
+    await backend.close()
+    reopened = await open_backend(storage_config)
+    try:
+        assert await reopened.groups.get_position("t~g", "a") == MemberPosition(4, b"next")
+    finally:
+        await reopened.close()
+
+
 async def test_wait_for_records_across_topics(backend: Backend) -> None:
     log = backend.log
     await log.create_topic("t~a", 2, TopicConfig())
