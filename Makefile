@@ -67,7 +67,8 @@ sanitize: $(STAMP)
 	  bad = [x.__file__ for x in (m, f) if not x.__file__.startswith(sys.argv[1])]; \
 	  sys.exit(f"imported {bad}" if bad else 0)' "$$dir"; \
 	$$python -m pytest -q -p no:cacheprovider --capture=sys --hypothesis-profile=sanitize \
-	  tests/gateway/records/test_speedups.py tests/storage/test_framing.py tests/storage/test_spread.py
+	  tests/gateway/records/test_speedups.py tests/gateway/groups/test_recordjson.py \
+	  tests/storage/test_framing.py tests/storage/test_spread.py
 
 # The console's pictures in docs/img/ (the README shows them), taken again by its browser tests.
 screenshots: $(STAMP)

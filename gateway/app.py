@@ -99,7 +99,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *usage.routes,
         *console.routes,
         *oauth.routes,
-        *groups.routes(produce_and_fetch.fast),
+        *groups.routes(settings, produce_and_fetch.fast),
         *schemas.routes,
         *confluent.routes,
     ]

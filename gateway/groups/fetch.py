@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 from starlette.requests import Request
@@ -43,11 +44,13 @@ from gateway.http.longpoll import ClientGone, wait_interruptibly
 from gateway.http.names import client_name
 from gateway.http.params import int_param, query_of
 from gateway.http.problems import GatewayError, ProblemType
-from gateway.http.recordjson import FetchRenderer, topic_records_json
+from gateway.http.recordjson import FORMAT_CODES, FetchRenderer, topic_records_json
+from gateway.http.rendered import RenderedRecords
+from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
 from storage.errors import GroupNotFound, MemberFenced, OffsetOutOfRange, TopicNotFound
 from storage.groups import MemberPosition
-from storage.records import ValueFormat
+from storage.records import Record, ValueFormat
 
 PASSES = 2  # a first fair share each, then what is left to those that had more
 
@@ -78,16 +81,19 @@ async def _resolve(
 
 
 class Reads:
-    """The records of one reply, read fairly within the budget."""
+    """The records of one reply, read fairly within the budget; each partition's
+    rendered once for every reader of the same records (`rendered`)."""
 
     def __init__(
         self,
         runtime: Runtime,
         namespace: str,
         formats: Mapping[str, ValueFormat],
+        rendered: RenderedRecords[bytes],
         renderer: FetchRenderer | None,
     ) -> None:
         self.runtime = runtime
+        self.rendered = rendered
         self.renderer = renderer
         self.namespace = namespace
         self.formats = formats
@@ -110,9 +116,15 @@ class Reads:
                 tp.topic, tp.partition, offset, max_records=max_records, max_bytes=max_bytes
             )
         if result.records:
-            topic = client_name(self.namespace, tp.topic)
-            self.parts += topic_records_json(
-                topic, result.records, tp.partition, self.formats[tp.topic], self.renderer
+            fmt = self.formats[tp.topic]
+
+            def render(records: Sequence[Record]) -> bytes:
+                topic = client_name(self.namespace, tp.topic)
+                return topic_records_json(topic, records, tp.partition, fmt, self.renderer)
+
+            # The stored topic is the partition's, whose record objects key the cache.
+            self.parts.append(
+                self.rendered.head(result.records, tp.partition, FORMAT_CODES[fmt], render)
             )
             self.count += len(result.records)
             self.bytes += result.bytes
@@ -156,14 +168,23 @@ class Reads:
 
     def body(self, cursor: str, generation: int, assignment: list[dict[str, object]]) -> bytes:
         tail = orjson.dumps({"cursor": cursor, "generation": generation, "assignment": assignment})
-        return b'{"records":[' + b",".join(self.parts) + b"]," + tail[1:]
+        return b"".join((b'{"records":[', b",".join(self.parts), b"],", tail[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the group fetches of one process share: the rendered records (kept for
+    the next reader of the same records: another group, a retry), the position
+    codec, and the records feature's C renderer when it is on (else None: the
+    floor's reference renders)."""
+
+    rendered: RenderedRecords[bytes]
+    codec: positions.Codec
+    renderer: FetchRenderer | None = None
 
 
 async def group_fetch(
-    request: Request,
-    runtime: Runtime,
-    service: GroupService,
-    renderer: FetchRenderer | None = None,
+    request: Request, runtime: Runtime, service: GroupService, shared: Shared
 ) -> Response:
     target = await GroupRequest.of(request, runtime, consuming=True)  # a heartbeat too
     clock = asyncio.get_running_loop().time
@@ -214,7 +235,7 @@ async def group_fetch(
             raise _rebalancing(stored, member_id, group.generation) from None  # not in time
     stored_position = view.position
     position = (
-        positions.decode(stored_position.generation, stored_position.body)
+        shared.codec.decode(stored_position.generation, stored_position.body)
         if stored_position is not None and stored_position.generation == group.generation
         else None
     )
@@ -232,7 +253,7 @@ async def group_fetch(
     quotas = runtime.quotas
     await quotas.admit_consume(tenant)
     namespace = target.principal.namespace
-    reads = Reads(runtime, namespace, formats, renderer)
+    reads = Reads(runtime, namespace, formats, shared.rendered, shared.renderer)
     assignment = assignment_json(group, member_id, namespace)
     if planned.retry_of is not None and planned.until is not None:
         retry = planned.retry_of
@@ -270,7 +291,7 @@ async def group_fetch(
         # Nothing read and nothing moved: the same cursor names the same position,
         # so nothing is written (an idle member's long polls cost no write).
         return await _reply(runtime, reads, cursor, group.generation, assignment, tenant)
-    answered = positions.new_cursor(group.generation, seq)
+    answered = shared.codec.new_cursor(group.generation, seq)
     moved = positions.Position(
         generation=group.generation,
         seq=seq,
@@ -281,7 +302,7 @@ async def group_fetch(
     )
     try:
         await runtime.groups.put_position(
-            stored, member_id, MemberPosition(group.generation, positions.encode(moved))
+            stored, member_id, MemberPosition(group.generation, shared.codec.encode(moved))
         )
     except MemberFenced as exc:
         raise _rebalancing(stored, member_id, group.generation, exc.current) from None
@@ -374,4 +395,4 @@ async def _reply(
     runtime.metrics.fetched_records += reads.count
     runtime.metrics.fetch_requests += 1
     runtime.usage.traffic[tenant].consumed(reads.bytes, reads.count)
-    return Response(reads.body(cursor, generation, assignment), media_type="application/json")
+    return JsonBytes(reads.body(cursor, generation, assignment))

@@ -22,6 +22,7 @@ any gateway serves the member's next fetch.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,11 +43,6 @@ class Position:
     answered: str | None = None
     start: dict[TopicPartition, int] = field(default_factory=dict)
     after: dict[TopicPartition, int] = field(default_factory=dict)
-
-
-def new_cursor(generation: int, seq: int) -> str:
-    """An opaque cursor: unique per reply, naming the generation it belongs to."""
-    return f"{generation}-{seq}-{secrets.token_hex(6)}"
 
 
 def cursor_generation(cursor: str) -> int | None:
@@ -84,6 +80,43 @@ def decode(generation: int, body: bytes) -> Position:
         start=_offsets(doc["start"]),
         after=_offsets(doc["after"]),
     )
+
+
+DECODED_POSITIONS = 4096
+"""Positions a `Codec` remembers having encoded (the most recent)."""
+
+
+class Codec:
+    """`encode`, `decode` and new cursors for one process.
+
+    A member's fetch reads the position its previous fetch wrote, nearly always
+    through the same process: the positions encoded last are remembered by
+    their bytes, so that one is not parsed again (a cache of a pure function;
+    a position's dictionaries are never changed once made). A cursor is unique
+    per reply without a system call: a random part per codec and a counter."""
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, Position] = {}
+        self._prefix = secrets.token_hex(6)
+        self._issued = itertools.count()
+
+    def new_cursor(self, generation: int, seq: int) -> str:
+        """An opaque cursor: unique per reply, naming the generation it belongs to."""
+        return f"{generation}-{seq}-{self._prefix}{next(self._issued):x}"
+
+    def encode(self, position: Position) -> bytes:
+        body = encode(position)
+        known = self._known
+        if len(known) >= DECODED_POSITIONS:
+            del known[next(iter(known))]
+        known[body] = position
+        return body
+
+    def decode(self, generation: int, body: bytes) -> Position:
+        known = self._known.get(body)
+        if known is not None and known.generation == generation:
+            return known
+        return decode(generation, body)
 
 
 class UnknownCursor(Exception):

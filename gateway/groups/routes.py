@@ -2,7 +2,8 @@
 
 The service keeps nothing about a group between requests (it is all in the
 GroupStore); it is built once the runtime is open, from its group store and
-log, so any gateway process serves any member.
+log, so any gateway process serves any member. The group fetch, a consumer's
+every request, is a `HotRoute`: found by path segments before the other routes.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.coordinator.service import GroupService
-from gateway.groups import admin, describe, fetch, members
+from gateway.groups import admin, describe, fetch, members, positions
 from gateway.http.recordjson import FetchRenderer
+from gateway.http.rendered import RenderedRecords
+from gateway.http.routing import HotRoute
 from gateway.http.runtime import Runtime, runtime_of
+from gateway.http.settings import Settings
 
 Handler = Callable[[Request, Runtime, GroupService], Awaitable[Response]]
 
 
 class Groups:
     """`renderer`: the records feature's C renderer when it is on (the wiring hands
-    it over), else None and records are rendered by the floor's reference."""
+    it over), else None and records are rendered by the floor's reference. The
+    group fetches of the process share `shared` (see `fetch.Shared`)."""
 
-    def __init__(self, renderer: FetchRenderer | None = None) -> None:
-        self.renderer = renderer
+    def __init__(self, settings: Settings, renderer: FetchRenderer | None = None) -> None:
+        self.shared = fetch.Shared(
+            RenderedRecords(settings.fetch_render_cache_bytes), positions.Codec(), renderer
+        )
         self._service: GroupService | None = None
         self._runtime: Runtime | None = None
 
@@ -50,7 +57,7 @@ class Groups:
 
         async def group_fetch(request: Request) -> Response:
             runtime = runtime_of(request)
-            return await fetch.group_fetch(request, runtime, self.service(runtime), self.renderer)
+            return await fetch.group_fetch(request, runtime, self.service(runtime), self.shared)
 
         e = self.endpoint
         return [
@@ -64,12 +71,12 @@ class Groups:
                 e(members.heartbeat),
                 methods=["POST"],
             ),
-            Route("/v1/groups/{group}/records", group_fetch, methods=["GET"]),
+            HotRoute("/v1/groups/{group}/records", group_fetch, method="GET"),
             Route("/v1/groups/{group}/offsets", e(members.commit), methods=["POST"]),
             Route("/v1/groups/{group}/offsets", read_offsets, methods=["GET"]),
             Route("/v1/groups/{group}/offsets/reset", e(admin.reset_offsets), methods=["POST"]),
         ]
 
 
-def routes(renderer: FetchRenderer | None = None) -> list[BaseRoute]:
-    return Groups(renderer).routes()
+def routes(settings: Settings, renderer: FetchRenderer | None = None) -> list[BaseRoute]:
+    return Groups(settings, renderer).routes()

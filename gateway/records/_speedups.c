@@ -9,7 +9,8 @@
  * path, which also writes every error message. So the rule for changing this file:
  * when a function here returns a result, it must be byte for byte what the Python
  * path would have produced (the differential property tests in
- * tests/gateway/records/test_speedups.py hold it to that, also under
+ * tests/gateway/records/test_speedups.py and, for the group fetch's records,
+ * tests/gateway/groups/test_recordjson.py hold it to that, also under
  * AddressSanitizer and UBSan: `make sanitize`).
  *
  * scan_produce reads JSON as RFC 8259 defines it, as strictly as msgspec does
@@ -1278,29 +1279,37 @@ static int render_record(Buf *b, PyObject *rec, int fmt, const char *head, Py_ss
     return PUT_LITERAL(b, "}");
 }
 
-/* The records as a JSON array into `b`; 1: let Python render them. */
-static int render_array(Buf *b, PyObject *records, long long partition, int fmt) {
+/* The records into `b`, joined by commas, each opening with `head` (up to its
+ * offset's digits); 1: let Python render them. */
+static int render_records(Buf *b, PyObject *records, int fmt, const char *head,
+                          Py_ssize_t head_len) {
     PyObject *seq = PySequence_Fast(records, "records must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i;
     PyObject **items = PySequence_Fast_ITEMS(seq);
-    Py_ssize_t guess = 64 + n * 128; /* the fixed text of a record, and its numbers */
+    Py_ssize_t guess = 64 + n * (128 + head_len); /* the fixed text of a record, its numbers */
     for (i = 0; i < n; i++) {
         if (PyTuple_Check(items[i]) && PyTuple_GET_SIZE(items[i]) >= 5) {
             PyObject *value = PyTuple_GET_ITEM(items[i], 3);
             if (PyBytes_Check(value)) guess += PyBytes_GET_SIZE(value) * (fmt == FMT_JSON ? 1 : 2);
         }
     }
-    char head[64];
-    int head_len = snprintf(head, sizeof head, "{\"partition\":%lld,\"offset\":", partition);
     int rc = buf_grow(b, guess);
-    if (rc == 0) rc = PUT_LITERAL(b, "[");
     for (i = 0; rc == 0 && i < n; i++) {
         if (i) rc = PUT_LITERAL(b, ",");
         if (rc == 0) rc = render_record(b, items[i], fmt, head, head_len);
     }
-    if (rc == 0) rc = PUT_LITERAL(b, "]");
     Py_DECREF(seq);
+    return rc;
+}
+
+/* The records as a JSON array into `b`; 1: let Python render them. */
+static int render_array(Buf *b, PyObject *records, long long partition, int fmt) {
+    char head[64];
+    int head_len = snprintf(head, sizeof head, "{\"partition\":%lld,\"offset\":", partition);
+    int rc = PUT_LITERAL(b, "[");
+    if (rc == 0) rc = render_records(b, records, fmt, head, head_len);
+    if (rc == 0) rc = PUT_LITERAL(b, "]");
     return rc;
 }
 
@@ -1330,6 +1339,28 @@ static PyObject *render_fetch(PyObject *self, PyObject *args) {
     if (rc == 0) rc = PUT_LITERAL(&b, ",\"end_offset\":");
     if (rc == 0) rc = buf_int(&b, end_offset);
     if (rc == 0) rc = PUT_LITERAL(&b, "}");
+    return finish(&b, rc);
+}
+
+/* A group fetch's records of one partition, each with its topic first
+ * (`{"topic":<topic>,"partition":...}`), joined by commas; or None. `topic` is the
+ * topic name's JSON text, written as given. The twin of
+ * gateway.http.recordjson.topic_records_json. */
+static PyObject *render_topic_records(PyObject *self, PyObject *args) {
+    PyObject *records;
+    Py_buffer topic;
+    long long partition;
+    int fmt;
+    if (!PyArg_ParseTuple(args, "Oy*Li", &records, &topic, &partition, &fmt)) return NULL;
+    Buf head = {NULL, 0, 0}, b = {NULL, 0, 0};
+    int rc = PUT_LITERAL(&head, "{\"topic\":");
+    if (rc == 0) rc = buf_put(&head, topic.buf, topic.len);
+    if (rc == 0) rc = PUT_LITERAL(&head, ",\"partition\":");
+    if (rc == 0) rc = buf_int(&head, partition);
+    if (rc == 0) rc = PUT_LITERAL(&head, ",\"offset\":");
+    PyBuffer_Release(&topic);
+    if (rc == 0) rc = render_records(&b, records, fmt, head.data, head.len);
+    PyMem_Free(head.data);
     return finish(&b, rc);
 }
 
@@ -1505,6 +1536,8 @@ static PyMethodDef methods[] = {
      "A JSON produce body as packed records per partition, or None (take the Python path)."},
     {"render_fetch", render_fetch, METH_VARARGS,
      "A whole fetch reply: the records, next_offset and end_offset; or None."},
+    {"render_topic_records", render_topic_records, METH_VARARGS,
+     "A group fetch's records of one partition with their topic, joined by commas; or None."},
     {"offsets_json", offsets_json, METH_VARARGS,
      "The JSON array of `count` consecutive offsets of one partition from `base`."},
     {"placed_offsets_json", placed_offsets_json, METH_VARARGS,

@@ -51,6 +51,10 @@ class FastPaths(Protocol):
         /,
     ) -> bytes | None: ...
 
+    def render_topic_records(
+        self, records: Sequence[Record], topic: bytes, partition: int, fmt: int, /
+    ) -> bytes | None: ...
+
 
 def built() -> FastPaths | None:
     """The C module, or None when the package was installed without it."""

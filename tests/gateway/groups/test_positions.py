@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gateway.coordinator.assignors import TopicPartition
@@ -39,7 +41,11 @@ def test_positions_round_trip_and_cursors_name_their_generation() -> None:
         generation=4, seq=9, came_with=None, answered="4-9-ab", start={A: 1}, after={A: 2, B: 0}
     )
     assert positions.decode(4, positions.encode(pos)) == pos
-    cursor = positions.new_cursor(12, 3)
+    codec, other = positions.Codec(), positions.Codec()
+    assert codec.decode(4, codec.encode(pos)) == pos
+    assert other.decode(4, codec.encode(pos)) == pos  # one another process wrote
+    assert codec.decode(5, codec.encode(pos)) == replace(pos, generation=5)
+    cursor = codec.new_cursor(12, 3)
     assert positions.cursor_generation(cursor) == 12
-    assert cursor != positions.new_cursor(12, 3)
+    assert len({cursor, codec.new_cursor(12, 3), other.new_cursor(12, 3)}) == 3
     assert positions.cursor_generation("nonsense") is None
