@@ -17,6 +17,9 @@ Promises every engine keeps (tests/storage/contract/test_group_contract.py):
 - A commit that returned is durable: it survives a crash of the process.
 - `wait_for_records` wakes when any of several partitions of several topics
   passes its position, without polling.
+- `wait_for_new_generation` wakes as soon as a write moves the group to another
+  generation (a member joined, left or expired) or deletes it, without
+  polling, so a member parked in a long fetch hears of a rebalance at once.
 """
 
 from __future__ import annotations
@@ -157,6 +160,13 @@ class GroupStore(Protocol):
         True if one did, False at the timeout. Topics that no longer exist are not
         waited on. A wake-up from the append path, never polling; cancelling the
         caller frees the waiter."""
+        ...
+
+    async def wait_for_new_generation(self, group: str, generation: int, timeout_s: float) -> bool:
+        """Wait until the group is no longer at `generation` (another generation, or
+        no group); True if so (at once when it already is), False at the timeout.
+        Woken by the write that changed it, never polling; cancelling the caller
+        frees the waiter."""
         ...
 
     async def close(self) -> None: ...

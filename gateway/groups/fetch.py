@@ -49,7 +49,7 @@ from gateway.http.rendered import RenderedRecords
 from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
 from storage.errors import GroupNotFound, MemberFenced, OffsetOutOfRange, TopicNotFound
-from storage.groups import MemberPosition
+from storage.groups import GroupStore, MemberPosition
 from storage.records import Record, ValueFormat
 
 PASSES = 2  # a first fair share each, then what is left to those that had more
@@ -323,11 +323,14 @@ async def _long_poll(
     arrived (and the member is still in its generation: 409 otherwise, not stale
     records), False at the deadline or the drain.
 
-    The wait is cut into stretches that end when the group may change without
-    anyone asking: when another member's session runs out (so a member parked
-    here learns of that rebalance then, with a 409, not at its next request)
-    and at half of this member's own session (its touch is written, so a poll
-    longer than its session does not let it expire while it waits)."""
+    A member that joins or leaves meanwhile moves the group to a new generation,
+    and the store wakes the wait at once (`wait_for_new_generation`): the answer
+    is then 409, not records of an assignment that no longer holds. The wait is
+    also cut into stretches that end when the group may change without anyone
+    asking: when another member's session runs out (so a member parked here
+    learns of that rebalance then, not at its next request) and at half of this
+    member's own session (its touch is written, so a poll longer than its
+    session does not let it expire while it waits)."""
     clock = asyncio.get_running_loop().time
     deadline, bound = limits  # the reply's, and what waiting on the group may use
     generation = loaded.group.generation
@@ -336,7 +339,9 @@ async def _long_poll(
         if remaining <= 0:
             return False
         stretch = min(remaining, _until_the_group_may_change(loaded, member_id, service.clock()))
-        wait = functools.partial(runtime.groups.wait_for_records, watched, stretch)
+        wait = functools.partial(
+            _records_or_rebalance, runtime.groups, watched, (stored, generation), stretch
+        )
         arrived = await wait_interruptibly(request, runtime, wait)
         if runtime.drain.started:
             return False
@@ -349,6 +354,29 @@ async def _long_poll(
         )
         if arrived:
             return True
+
+
+async def _records_or_rebalance(
+    groups: GroupStore,
+    watched: dict[tuple[str, int], int],
+    group: tuple[str, int],
+    timeout_s: float,
+) -> bool:
+    """Until records arrive on a watched partition or the group (name, generation)
+    leaves that generation, whichever is first, within `timeout_s`; True if records
+    arrived. The caller reads the group after either. Both waits are cancelled
+    before this returns, so neither outlives the request."""
+    name, generation = group
+    records = asyncio.ensure_future(groups.wait_for_records(watched, timeout_s))
+    moved = asyncio.ensure_future(groups.wait_for_new_generation(name, generation, timeout_s))
+    try:
+        await asyncio.wait((records, moved), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        records.cancel()
+        moved.cancel()
+    if moved.done() and not moved.cancelled():
+        moved.result()  # a store failure is the request's
+    return records.done() and not records.cancelled() and records.result()
 
 
 def _until_the_group_may_change(loaded: Loaded, member_id: str, now_ms: int) -> float:

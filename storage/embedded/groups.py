@@ -2,8 +2,9 @@
 
 Lives at `<data_dir>/groups.db` in WAL mode. Every operation is one SQLite
 transaction (`BEGIN IMMEDIATE`), so a compare-and-set and a fenced commit read
-and write in one atomic step (a fence reads the file, never memory). Commits
-and operator resets are written with
+and write in one atomic step (a fence reads the file, never memory). A member
+parked until its group's generation moves on is woken by the write that moves
+it, once it has committed. Commits and operator resets are written with
 `synchronous=FULL` (a 204 commit is on disk, as an fsynced record is);
 membership and reading positions with `synchronous=NORMAL` (WAL mode keeps
 them across a process crash, and each FULL commit also makes every earlier
@@ -111,6 +112,9 @@ class SqliteGroupStore:
         self._durable = True  # the connection's current synchronous mode is FULL
         self._cache: dict[str, _Cached] = {}  # changed only under the lock
         self._unchecked = 0  # transactions since the last checkpoint
+        # Members parked until their group leaves a generation: future → that generation.
+        # Changed on the event loop only.
+        self._parked: dict[str, dict[asyncio.Future[None], int]] = {}
 
     @classmethod
     async def open(cls, data_dir: str, log: EmbeddedLogStore) -> SqliteGroupStore:
@@ -336,7 +340,9 @@ class SqliteGroupStore:
                 return replace(was, group=StoredGroup(group, version, membership), positions=kept)
 
             self._change(group, put)
+            self._committed_change(loop, group, membership.generation)
 
+        loop = asyncio.get_running_loop()
         return await self._run(lambda: self._transaction(False, put, cached))
 
     async def list_groups(self, prefix: str = "") -> list[str]:
@@ -365,10 +371,32 @@ class SqliteGroupStore:
             ):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (group,))  # noqa: S608
 
-        await self._run(lambda: self._transaction(True, delete, lambda _: self._forget(group)))
+        def deleted(_: None) -> None:
+            self._forget(group)
+            self._committed_change(loop, group, None)
+
+        loop = asyncio.get_running_loop()
+        await self._run(lambda: self._transaction(True, delete, deleted))
 
     def _forget(self, group: str) -> None:
         self._cache.pop(group, None)
+
+    def _committed_change(
+        self, loop: asyncio.AbstractEventLoop, group: str, generation: int | None
+    ) -> None:
+        """In the worker thread, under the lock, once a write of `group` committed (and
+        the cache follows it): wake the members parked on it, if any, on the loop. Done
+        here rather than after the await, so a caller cancelled meanwhile still wakes
+        them; a member that parks after this check reads the group as now cached."""
+        if group in self._parked:
+            loop.call_soon_threadsafe(self._wake, group, generation)
+
+    def _wake(self, group: str, generation: int | None) -> None:
+        """Wake the members parked on `group` at a generation other than `generation`
+        (None: the group is gone)."""
+        for woken, waited in self._parked.get(group, {}).items():
+            if waited != generation and not woken.done():
+                woken.set_result(None)
 
     async def commit_offsets(
         self,
@@ -451,6 +479,32 @@ class SqliteGroupStore:
         self, positions: Mapping[tuple[str, int], int], timeout_s: float
     ) -> bool:
         return await self._log.wait_for_any(positions, timeout_s)
+
+    async def wait_for_new_generation(self, group: str, generation: int, timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            # Parked before the read: a write committing after it wakes this waiter,
+            # one committed before it is in what the read returns.
+            woken: asyncio.Future[None] = loop.create_future()
+            self._parked.setdefault(group, {})[woken] = generation
+            try:
+                found = (await self._cached(group)).group
+                if found is None or found.membership.generation != generation:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(woken, remaining)
+                except TimeoutError:
+                    return False
+            finally:
+                parked = self._parked.get(group)
+                if parked is not None:
+                    parked.pop(woken, None)
+                    if not parked:
+                        del self._parked[group]
 
     async def close(self) -> None:
         def close() -> None:

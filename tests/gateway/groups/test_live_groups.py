@@ -449,6 +449,59 @@ def test_a_parked_fetch_hears_of_another_members_expiry_at_once(
     assert parked.assignment == {(topic_name, 0), (topic_name, 1)}
 
 
+@pytest.mark.parametrize("change", ["join", "leave"])
+def test_a_parked_fetch_hears_of_a_join_or_a_leave_at_once(
+    api: httpx.Client, topic_name: str, change: str
+) -> None:
+    """A member waiting in a long fetch is told of another member joining or leaving
+    (a new generation) with a 409 at once, not when its max_wait_ms runs out."""
+    make_topic(api, topic_name, 2)
+    group = f"g-{topic_name}"
+    parked = Member(api, group, [topic_name], session_timeout_ms=30_000)
+    other = Member(api, group, [topic_name], session_timeout_ms=30_000)
+    parked.join()
+    if change == "leave":
+        other.join()
+        settle([parked, other])
+    assert parked.fetch() == []  # a cursor and a position, so the poll below is a plain wait
+    outcome: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=20) as own:
+            r = own.get(
+                f"/v1/groups/{group}/records",
+                params={
+                    "member_id": parked.member_id,
+                    "cursor": parked.cursor,
+                    "max_wait_ms": 8_000,
+                },
+            )
+            outcome["answered"] = time.monotonic()
+        outcome["status"], outcome["body"] = r.status_code, r.json()
+
+    thread = threading.Thread(target=long_poll)
+    thread.start()
+    try:
+        poll_until(
+            lambda: api.get("/metrics").text,
+            lambda text: "tidegate_longpoll_waiters 1" in text,
+            what="the fetch parks",
+        )
+        if change == "join":
+            other.join()
+        else:
+            assert api.delete(f"/v1/groups/{group}/members/{other.member_id}").status_code == 204
+        changed = time.monotonic()
+    finally:
+        thread.join(timeout=15)
+    assert outcome["status"] == 409, outcome
+    assert outcome["body"]["type"].endswith("/rebalance-in-progress")
+    late = outcome["answered"] - changed
+    assert late < 2, f"told {late:.1f} s after the {change} (the poll was for 8 s)"
+    parked.join()
+    assert len(parked.assignment) == (1 if change == "join" else 2)
+
+
 def test_a_poll_longer_than_the_session_keeps_the_member(
     api: httpx.Client, topic_name: str
 ) -> None:

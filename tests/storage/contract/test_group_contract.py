@@ -170,6 +170,41 @@ async def test_cancelled_wait_leaves_nothing_behind(backend: Backend) -> None:
     await backend.log.append("t~a", 0, [NewRecord(b"x")])  # wakes no one, breaks nothing
 
 
+async def test_a_waiter_on_a_generation_wakes_when_the_group_leaves_it(backend: Backend) -> None:
+    """Parked on a generation: a write keeping it (a heartbeat's) wakes no one, the
+    next generation does at once (long before the timeout), and so does deleting
+    the group; a generation already left answers at once."""
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    assert not await groups.wait_for_new_generation("t~g", 1, timeout_s=0.05)
+    assert await groups.wait_for_new_generation("t~g", 0, timeout_s=0)
+    assert await groups.wait_for_new_generation("t~missing", 1, timeout_s=0)
+    waiting = asyncio.create_task(groups.wait_for_new_generation("t~g", 1, timeout_s=30))
+    await asyncio.sleep(0.01)
+    version = await groups.put_group(
+        "t~g", members(1, "a", body=b"touched"), expected_version=version
+    )
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    version = await groups.put_group("t~g", members(2, "a", "b"), expected_version=version)
+    assert await asyncio.wait_for(waiting, 5)
+    waiting = asyncio.create_task(groups.wait_for_new_generation("t~g", 2, timeout_s=30))
+    await asyncio.sleep(0.01)
+    await groups.delete_group("t~g", expected_version=version)
+    assert await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_cancelled_generation_wait_leaves_nothing_behind(backend: Backend) -> None:
+    groups = backend.groups
+    version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
+    waiting = asyncio.create_task(groups.wait_for_new_generation("t~g", 1, timeout_s=30))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await groups.put_group("t~g", members(2, "a"), expected_version=version)  # wakes no one
+
+
 async def test_commits_survive_reopening(backend: Backend, storage_config: StorageConfig) -> None:
     groups = backend.groups
     version = await groups.put_group("t~g", members(1, "a"), expected_version=0)
