@@ -7,8 +7,9 @@ text is part of the cost), in alternating rounds (ABBA) so that a noisy
 neighbour slows every side alike. Printed: the median CPU µs per value. The
 Avro checks of the same values, by fastavro and by the gateway's translation
 of the Avro schema into JSON Schema run by jsonschema-rs (`avro_json`), follow,
-then the fast accepting types produce tries first (`fast_types`: msgspec decoding
-the text into a type made from the schema, no Python object per JSON value).
+then the fast check produce runs first (`fast_types`: the C scanner checking
+each value against a compiled form of the schema while it reads it, no Python
+object per JSON value), beside the C scan of the same one-record body alone.
 Every loop is bounded in count and time.
 """
 
@@ -23,12 +24,14 @@ import fastavro
 import fastavro.validation
 import fastjsonschema
 import jsonschema_rs
-import msgspec
 import orjson
 
+from gateway.records.fastpath import FastPaths, built
+from gateway.schemas.fast_types import ValueCheck
 from gateway.schemas.formats import SchemaType
 from gateway.schemas.validators import compile_validator
 from loadtests.order_schema import AVRO_SCHEMA, JSON_SCHEMA, order
+from storage.records import PackedRecords
 
 VALUES = [orjson.dumps(order(i)) for i in range(1000)]
 
@@ -59,28 +62,39 @@ def candidates() -> dict[str, Callable[[bytes], bool]]:
     def avro_as_json_schema_valid(text: bytes) -> bool:
         return avro_rs.is_valid(orjson.loads(text))
 
-    json_type = msgspec.json.Decoder(compile_validator(SchemaType.JSON, JSON_SCHEMA).accepting_type)
-    avro_type = msgspec.json.Decoder(avro_rs.accepting_type)
-
-    def decodes(decoder: msgspec.json.Decoder[object]) -> Callable[[bytes], bool]:
-        def valid(text: bytes) -> bool:
-            try:
-                decoder.decode(text)
-            except msgspec.ValidationError:
-                return False
-            return True
-
-        return valid
-
-    return {
+    sides: dict[str, Callable[[bytes], bool]] = {
         "orjson.loads only": parse_only,
         "jsonschema-rs": jsonschema_rs_valid,
         "fastjsonschema": fastjsonschema_valid,
         "fastavro (Avro)": fastavro_valid,
         "Avro as JSON Schema": avro_as_json_schema_valid,
-        "msgspec type (JSON)": decodes(json_type),
-        "msgspec type (Avro)": decodes(avro_type),
     }
+    speedups = built()
+    json_check = compile_validator(SchemaType.JSON, JSON_SCHEMA).value_check
+    if speedups is not None and json_check is not None and avro_rs.value_check is not None:
+        sides |= {
+            "C scan only": scanned_with(speedups, None),
+            "C scan + check (JSON)": scanned_with(speedups, json_check),
+            "C scan + check (Avro)": scanned_with(speedups, avro_rs.value_check),
+        }
+    return sides
+
+
+def scanned_with(fast: FastPaths, check: ValueCheck | None) -> Callable[[bytes], bool]:
+    """The C scan of a one-record body holding the value, checked against `check`."""
+    compiled = None if check is None else fast.compile_schema(check.root)
+
+    def valid(text: bytes) -> bool:
+        body = b'{"records":[{"value":' + text + b"}]}"
+        limit = 1 << 20
+        return (
+            fast.scan_produce(
+                body, 0, 1, 1, limit, 64, limit, limit, 0, 0, PackedRecords, schema=compiled
+            )
+            is not None
+        )
+
+    return valid
 
 
 def cpu_us_per_value(check: Callable[[bytes], bool]) -> float:

@@ -20,6 +20,16 @@ SCHEMA_VERSION_HEADER = "tidegate-schema-version"
 """The request header that pins a produce to one version of the bound subject."""
 
 
+class ValueCheck(Protocol):
+    """A schema's fast check (`schemas.fast_types.ValueCheck`): the description the C
+    scanner compiles (`_speedups.compile_schema`), compared and hashed by identity."""
+
+    @property
+    def root(self) -> object: ...
+
+    def __hash__(self) -> int: ...
+
+
 class ValueSchema(Protocol):
     """One version of a subject, compiled: what a record value is checked against."""
 
@@ -30,9 +40,10 @@ class ValueSchema(Protocol):
     def version(self) -> int: ...
 
     @property
-    def accepting_type(self) -> Any | None:
-        """A msgspec type whose decoding accepts only values valid under this schema
-        (a fast way to accept; a value it refuses may still be valid), or None."""
+    def value_check(self) -> ValueCheck | None:
+        """A check the C scanner runs on each value (`schemas.fast_types.ValueCheck`),
+        accepting only values valid under this schema (a fast way to accept; a value it
+        refuses may still be valid), or None."""
         ...
 
     def is_valid(self, value: Any) -> bool: ...

@@ -1,7 +1,8 @@
 /*
  * The gateway's per-record loops, in C: reading a produce body straight into
- * storage's packed record layout, writing fetched records as the API's JSON, and
- * writing a produce reply's offsets, and adding the schema id header to packed
+ * storage's packed record layout (checking each value against a compiled schema
+ * as it goes, on a schema-bound topic), writing fetched records as the API's JSON,
+ * and writing a produce reply's offsets, and adding the schema id header to packed
  * records.
  *
  * Each is a fast path with a Python twin that stays the reference. Each answers
@@ -38,6 +39,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define FMT_JSON 0
@@ -477,11 +479,19 @@ static Py_ssize_t compact_into(const unsigned char *src, Py_ssize_t len, unsigne
     return out - start;
 }
 
-/* A json value's stored text: as sent, or without its whitespace (in the arena). */
-static int scan_json(Scan *s, int depth, Text *out) {
+/* A value's check against its schema, and the record headers a checked scan declines
+ * (the schema checks section below). */
+typedef struct SchemaNode SchemaNode;
+static int check_value(Scan *s, const SchemaNode *n, int depth);
+static const SchemaNode *schema_root(PyObject *compiled);
+static int schema_declines(const SchemaNode *schema, const Span *r, const Header *headers);
+
+/* A json value's stored text: as sent, or without its whitespace (in the arena);
+ * checked against `schema` unless that is NULL. */
+static int scan_json(Scan *s, int depth, const SchemaNode *schema, Text *out) {
     const unsigned char *start = s->p;
     s->spaced = 0;
-    if (scan_value(s, depth) < 0) return -1;
+    if ((schema ? check_value(s, schema, depth) : scan_value(s, depth)) < 0) return -1;
     out->p = start;
     out->len = s->p - start;
     if (!s->spaced) return 0;
@@ -709,7 +719,7 @@ static int scan_count(Scan *s, int depth, long long *out) {
 /* One record object. Whitespace is allowed anywhere JSON allows it; a field given
  * twice counts by its last value. -1 to decline. */
 static int scan_record(Scan *s, Span *r, Headers *h, int fmt, long long partitions,
-                       int value_depth) {
+                       int value_depth, const SchemaNode *schema) {
     int bad = 0; /* fields whose last value the reference would refuse */
     r->key.p = r->value.p = NULL;
     r->key.len = r->value.len = -1;
@@ -741,7 +751,7 @@ static int scan_record(Scan *s, Span *r, Headers *h, int fmt, long long partitio
                 rc = scan_value(s, value_depth) < 0 ? -1 : 1;
         } else if (field == F_VALUE) {
             if (fmt == FMT_JSON) {
-                rc = scan_json(s, value_depth, &r->value);
+                rc = scan_json(s, value_depth, schema, &r->value);
             } else if (!at(s, '"')) {
                 rc = scan_value(s, value_depth) < 0 ? -1 : 1;
             } else if ((rc = scan_text(s, &r->value)) == 0 && fmt == FMT_BINARY) {
@@ -914,16 +924,17 @@ fail:
 static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"body",       "fmt",        "partitions", "max_records",
                             "max_record_bytes", "max_depth",  "max_items",  "max_string_bytes",
-                            "now_ms",     "round_robin", "packed_type", NULL};
+                            "now_ms",     "round_robin", "packed_type", "schema", NULL};
     Py_buffer body;
     int fmt, max_depth;
     long long partitions, max_record_bytes, now_ms, round_robin;
     Py_ssize_t max_records, max_items, max_string;
     PyTypeObject *packed_type;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLnLinnLLO!", names, &body, &fmt,
+    PyObject *schema_object = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLnLinnLLO!|$O", names, &body, &fmt,
                                      &partitions, &max_records, &max_record_bytes, &max_depth,
                                      &max_items, &max_string, &now_ms, &round_robin, &PyType_Type,
-                                     &packed_type))
+                                     &packed_type, &schema_object))
         return NULL;
     /* What tuple.__new__ can fill in (a NamedTuple is): no instance fields of its own. */
     if (packed_type == &PyTuple_Type || !PyType_IsSubtype(packed_type, &PyTuple_Type) ||
@@ -931,6 +942,11 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
         packed_type->tp_itemsize != PyTuple_Type.tp_itemsize || packed_type->tp_dictoffset) {
         PyBuffer_Release(&body);
         PyErr_SetString(PyExc_TypeError, "packed_type must be a NamedTuple of four fields");
+        return NULL;
+    }
+    const SchemaNode *schema = NULL;
+    if (schema_object != Py_None && !(schema = schema_root(schema_object))) {
+        PyBuffer_Release(&body);
         return NULL;
     }
     PyObject *result = NULL;
@@ -948,7 +964,7 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
     int value_depth = max_depth - 3;
     if (value_depth > MAX_VALUE_DEPTH) value_depth = MAX_VALUE_DEPTH;
     if (value_depth < 0 || partitions < 1 || partitions > (1 << 20) || max_records < 1 ||
-        fmt < FMT_JSON || fmt > FMT_BINARY || body.len > INT32_MAX)
+        fmt < FMT_JSON || fmt > FMT_BINARY || body.len > INT32_MAX || (schema && fmt != FMT_JSON))
         goto fallback;
 
     skip_ws(&s);
@@ -968,8 +984,10 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
             }
             spans = grown;
         }
-        if (scan_record(&s, &spans[n], &headers, fmt, partitions, value_depth) < 0) goto fallback;
+        if (scan_record(&s, &spans[n], &headers, fmt, partitions, value_depth, schema) < 0)
+            goto fallback;
         Span *r = &spans[n++];
+        if (schema && schema_declines(schema, r, headers.items)) goto fallback;
         if (text_size(r->key) + text_size(r->value) + r->packed -
                 PACKED_HEADER_HEAD * r->header_count >
             max_record_bytes)
@@ -1057,6 +1075,518 @@ done:
     PyMem_Free(buckets);
     PyBuffer_Release(&body);
     return result;
+}
+
+/* ------------------------------------------------------------- schema checks -- */
+/*
+ * A compiled form of a topic's value schema that the scanner checks each value
+ * against while it scans it, with no Python object per JSON value. The Python
+ * side (gateway/schemas/fast_types.py) translates the JSON Schema into a tree of
+ * node tuples (`fast_types.Node`, the field order below); compile_schema turns it
+ * into SchemaNode structs once. A check only accepts: a value it refuses, or one
+ * it is unsure of (an integer past 18 digits, a number past what a double holds
+ * exactly), makes the scan decline, and the reference (jsonschema-rs) decides.
+ * So it must never accept a value the reference refuses (the differential tests
+ * in tests/gateway/records/test_speedups.py), and may refuse more.
+ */
+
+#define K_NULL 1
+#define K_BOOL 2
+#define K_INT 4
+#define K_NUM 8
+#define K_STR 16
+#define K_ARR 32
+#define K_OBJ 64
+#define K_ANY 128
+#define NODE_FIELDS 17
+#define AUTOMATON_SYMBOLS 129 /* ASCII, then one for any character past it */
+#define A_MATCHED 1             /* automata.py's flags */
+#define A_AT_END 2
+#define A_DEAD 4
+#define MAX_SCHEMA_NODES 1024
+#define MAX_REQUIRED 64 /* required members of one object: a bit each */
+#define SCHEMA_CAPSULE "tidegate.schema"
+#define SCHEMA_ID_HEADER "tidegate-schema-id" /* gateway.http.value_schemas */
+
+typedef struct {
+    Text name;        /* UTF-8, in a bytes object the description holds */
+    SchemaNode *node;
+    int required_bit; /* -1: optional */
+} Property;
+
+struct SchemaNode {
+    int kinds;
+    long long int_min, int_max, int_step; /* K_INT; step 0: none */
+    long long *ints;                      /* the integers an enum allows */
+    Py_ssize_t int_count;                 /* -1: no enum */
+    int has_ge, has_gt, has_le, has_lt;   /* K_NUM */
+    double ge, gt, le, lt;
+    Py_ssize_t str_min, str_max; /* code points; str_max -1: none */
+    PyObject *pattern;           /* a callable, `re.Pattern.search`: not None on a match */
+    const unsigned char *automaton_flags; /* or the pattern's DFA (gateway/schemas/automata.py) */
+    const uint16_t *automaton;            /* AUTOMATON_SYMBOLS transitions a state */
+    Text *strs;                  /* the strings an enum allows */
+    Py_ssize_t str_count;        /* -1: no enum */
+    SchemaNode *items;           /* K_ARR */
+    Py_ssize_t items_min, items_max;
+    Property *props; /* K_OBJ */
+    Py_ssize_t prop_count;
+    int16_t *slots; /* the properties by name: an open-addressed table, -1 empty */
+    size_t slot_mask;
+    uint64_t required;
+    int closed;        /* additionalProperties false */
+    SchemaNode *extra; /* the map form: every member's value (no properties) */
+};
+
+typedef struct {
+    PyObject *description; /* held: names, enum strings and patterns point into it */
+    Py_ssize_t count;
+    PyObject *keys[MAX_SCHEMA_NODES];
+    SchemaNode *nodes[MAX_SCHEMA_NODES];
+} Compiled;
+
+static void compiled_free(Compiled *c) {
+    for (Py_ssize_t i = 0; i < c->count; i++) {
+        SchemaNode *n = c->nodes[i];
+        PyMem_Free(n->ints);
+        PyMem_Free(n->strs);
+        PyMem_Free(n->props);
+        PyMem_Free(n->slots);
+        PyMem_Free(n);
+    }
+    Py_XDECREF(c->description);
+    PyMem_Free(c);
+}
+
+static void schema_capsule_free(PyObject *capsule) {
+    Compiled *c = PyCapsule_GetPointer(capsule, SCHEMA_CAPSULE);
+    if (c) compiled_free(c);
+}
+
+static int node_error(const char *what) {
+    PyErr_Format(PyExc_ValueError, "a schema node's %s", what);
+    return -1;
+}
+
+static int long_item(PyObject *t, Py_ssize_t i, long long *out) {
+    *out = PyLong_AsLongLong(PyTuple_GET_ITEM(t, i));
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int text_of(PyObject *o, Text *out) {
+    if (!PyBytes_Check(o)) return node_error("name or string (not bytes)");
+    out->p = (const unsigned char *)PyBytes_AS_STRING(o);
+    out->len = PyBytes_GET_SIZE(o);
+    return 0;
+}
+
+static int bound_of(PyObject *bounds, Py_ssize_t i, int *has, double *out) {
+    PyObject *b = PyTuple_GET_ITEM(bounds, i);
+    *has = b != Py_None;
+    if (!*has) return 0;
+    *out = PyFloat_AsDouble(b);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static SchemaNode *compile_node(Compiled *c, PyObject *t);
+
+/* A member name's hash, for the table of an object's properties: its length and its
+ * first and last bytes, which tell most names of one object apart at no cost per byte
+ * (the rest share a slot's chain). */
+static inline size_t name_hash(Text name) {
+    if (name.len == 0) return 0;
+    return (size_t)name.len * 0x9E3779B1u ^ (size_t)name.p[0] * 31 ^ (size_t)name.p[name.len - 1];
+}
+
+/* Whether two names are the same bytes, compared in line a word at a time (they are
+ * short). */
+static inline int same_name(Text a, Text b) {
+    if (a.len != b.len) return 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= a.len; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a.p + i, 8);
+        memcpy(&y, b.p + i, 8);
+        if (x != y) return 0;
+    }
+    if (i + 4 <= a.len) {
+        uint32_t x, y;
+        memcpy(&x, a.p + i, 4);
+        memcpy(&y, b.p + i, 4);
+        if (x != y) return 0;
+        i += 4;
+    }
+    for (; i < a.len; i++)
+        if (a.p[i] != b.p[i]) return 0;
+    return 1;
+}
+
+/* The table of `n`'s properties by name: at least twice their count, a power of two. */
+static int property_slots(SchemaNode *n) {
+    size_t size = 4;
+    while (size < 2 * (size_t)n->prop_count) size *= 2;
+    if (n->prop_count > 0x7FFF) return node_error("properties (too many)");
+    n->slots = PyMem_Malloc(size * sizeof(int16_t));
+    if (!n->slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(n->slots, 0xFF, size * sizeof(int16_t));
+    n->slot_mask = size - 1;
+    for (Py_ssize_t i = 0; i < n->prop_count; i++) {
+        size_t slot = name_hash(n->props[i].name) & n->slot_mask;
+        while (n->slots[slot] >= 0) {
+            if (same_text(n->props[n->slots[slot]].name, n->props[i].name)) break; /* a repeat */
+            slot = (slot + 1) & n->slot_mask;
+        }
+        if (n->slots[slot] < 0) n->slots[slot] = (int16_t)i;
+    }
+    return 0;
+}
+
+/* A pattern's automaton, (flags, transitions): every transition checked to stay
+ * within the states, so that running it never reads outside the table. */
+static int automaton_of(PyObject *o, SchemaNode *n) {
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 2) return node_error("automaton");
+    PyObject *flags = PyTuple_GET_ITEM(o, 0), *table = PyTuple_GET_ITEM(o, 1);
+    if (!PyBytes_Check(flags) || !PyBytes_Check(table)) return node_error("automaton");
+    Py_ssize_t states = PyBytes_GET_SIZE(flags);
+    if (states < 1 || states > 0xFFFF ||
+        PyBytes_GET_SIZE(table) != states * AUTOMATON_SYMBOLS * (Py_ssize_t)sizeof(uint16_t))
+        return node_error("automaton's size");
+    const uint16_t *t = (const uint16_t *)PyBytes_AS_STRING(table);
+    for (Py_ssize_t i = 0; i < states * AUTOMATON_SYMBOLS; i++)
+        if (t[i] >= states) return node_error("automaton's transition");
+    n->automaton_flags = (const unsigned char *)PyBytes_AS_STRING(flags);
+    n->automaton = t;
+    return 0;
+}
+
+/* A node that may be None (anything). */
+static int child_of(Compiled *c, PyObject *o, SchemaNode **out) {
+    *out = NULL;
+    if (o == Py_None) return 0;
+    *out = compile_node(c, o);
+    return *out ? 0 : -1;
+}
+
+static SchemaNode *compile_node(Compiled *c, PyObject *t) {
+    for (Py_ssize_t i = 0; i < c->count; i++) /* a definition used twice: one node */
+        if (c->keys[i] == t) return c->nodes[i];
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != NODE_FIELDS) {
+        node_error("shape (not a tuple of 16)");
+        return NULL;
+    }
+    if (c->count == MAX_SCHEMA_NODES) {
+        node_error("count (too many)");
+        return NULL;
+    }
+    SchemaNode *n = PyMem_Calloc(1, sizeof(SchemaNode));
+    if (!n) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    c->keys[c->count] = t;
+    c->nodes[c->count++] = n;
+    long long v;
+    PyObject *o;
+    if (long_item(t, 0, &v) < 0) return NULL;
+    n->kinds = (int)v;
+    if (long_item(t, 1, &n->int_min) < 0 || long_item(t, 2, &n->int_max) < 0 ||
+        long_item(t, 3, &n->int_step) < 0)
+        return NULL;
+    if (n->int_step < 0) {
+        node_error("step");
+        return NULL;
+    }
+    n->int_count = n->str_count = -1;
+    if ((o = PyTuple_GET_ITEM(t, 4)) != Py_None) {
+        if (!PyTuple_Check(o)) return node_error("integers"), NULL;
+        n->int_count = PyTuple_GET_SIZE(o);
+        n->ints = PyMem_Calloc((size_t)n->int_count + 1, sizeof(long long));
+        if (!n->ints) return PyErr_NoMemory(), NULL;
+        for (Py_ssize_t i = 0; i < n->int_count; i++)
+            if (long_item(o, i, &n->ints[i]) < 0) return NULL;
+    }
+    o = PyTuple_GET_ITEM(t, 5);
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4) return node_error("bounds"), NULL;
+    if (bound_of(o, 0, &n->has_ge, &n->ge) < 0 || bound_of(o, 1, &n->has_gt, &n->gt) < 0 ||
+        bound_of(o, 2, &n->has_le, &n->le) < 0 || bound_of(o, 3, &n->has_lt, &n->lt) < 0)
+        return NULL;
+    if (long_item(t, 6, &v) < 0) return NULL;
+    n->str_min = (Py_ssize_t)v;
+    if (long_item(t, 7, &v) < 0) return NULL;
+    n->str_max = (Py_ssize_t)v;
+    if ((o = PyTuple_GET_ITEM(t, 8)) != Py_None) {
+        if (!PyCallable_Check(o)) return node_error("pattern"), NULL;
+        n->pattern = o;
+    }
+    if ((o = PyTuple_GET_ITEM(t, 9)) != Py_None) {
+        if (!PyTuple_Check(o)) return node_error("strings"), NULL;
+        n->str_count = PyTuple_GET_SIZE(o);
+        n->strs = PyMem_Calloc((size_t)n->str_count + 1, sizeof(Text));
+        if (!n->strs) return PyErr_NoMemory(), NULL;
+        for (Py_ssize_t i = 0; i < n->str_count; i++)
+            if (text_of(PyTuple_GET_ITEM(o, i), &n->strs[i]) < 0) return NULL;
+    }
+    if (child_of(c, PyTuple_GET_ITEM(t, 10), &n->items) < 0) return NULL;
+    if (long_item(t, 11, &v) < 0) return NULL;
+    n->items_min = (Py_ssize_t)v;
+    if (long_item(t, 12, &v) < 0) return NULL;
+    n->items_max = (Py_ssize_t)v;
+    if ((o = PyTuple_GET_ITEM(t, 13)) != Py_None) {
+        if (!PyTuple_Check(o)) return node_error("properties"), NULL;
+        n->prop_count = PyTuple_GET_SIZE(o);
+        n->props = PyMem_Calloc((size_t)n->prop_count + 1, sizeof(Property));
+        if (!n->props) return PyErr_NoMemory(), NULL;
+        int bits = 0;
+        for (Py_ssize_t i = 0; i < n->prop_count; i++) {
+            PyObject *p = PyTuple_GET_ITEM(o, i);
+            if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) != 3) return node_error("property"), NULL;
+            if (text_of(PyTuple_GET_ITEM(p, 0), &n->props[i].name) < 0) return NULL;
+            if (child_of(c, PyTuple_GET_ITEM(p, 1), &n->props[i].node) < 0) return NULL;
+            int required = PyObject_IsTrue(PyTuple_GET_ITEM(p, 2));
+            if (required < 0) return NULL;
+            n->props[i].required_bit = -1;
+            if (required) {
+                if (bits == MAX_REQUIRED) return node_error("required (more than 64)"), NULL;
+                n->props[i].required_bit = bits;
+                n->required |= 1ULL << bits++;
+            }
+        }
+        if (property_slots(n) < 0) return NULL;
+    }
+    int closed = PyObject_IsTrue(PyTuple_GET_ITEM(t, 14));
+    if (closed < 0) return NULL;
+    n->closed = closed;
+    if (child_of(c, PyTuple_GET_ITEM(t, 15), &n->extra) < 0) return NULL;
+    if ((o = PyTuple_GET_ITEM(t, 16)) != Py_None && automaton_of(o, n) < 0) return NULL;
+    return n;
+}
+
+/* compile_schema(root): the description (a tree of node tuples) compiled, as an
+ * object scan_produce takes as its `schema`. */
+static PyObject *compile_schema(PyObject *self, PyObject *root) {
+    Compiled *c = PyMem_Calloc(1, sizeof(Compiled));
+    if (!c) return PyErr_NoMemory();
+    c->description = Py_NewRef(root);
+    if (!compile_node(c, root)) {
+        compiled_free(c);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(c, SCHEMA_CAPSULE, schema_capsule_free);
+    if (!capsule) compiled_free(c);
+    return capsule;
+}
+
+/* Code points in UTF-8 text (checked valid): the bytes that do not continue one. */
+static Py_ssize_t code_points(Text t) {
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < t.len; i++) count += (t.p[i] & 0xC0) != 0x80;
+    return count;
+}
+
+/* Whether the automaton finds its pattern in `text` (UTF-8, checked valid): one
+ * symbol per ASCII byte, one for each character past ASCII (its lead byte). */
+static int automaton_matches(const SchemaNode *n, Text text) {
+    unsigned state = 0;
+    const unsigned char *flags = n->automaton_flags;
+    for (Py_ssize_t i = 0; i < text.len; i++) {
+        if (flags[state] & (A_MATCHED | A_DEAD)) break;
+        unsigned char c = text.p[i];
+        if ((c & 0xC0) == 0x80) continue; /* within a character */
+        state = n->automaton[state * AUTOMATON_SYMBOLS + (c < 0x80 ? c : AUTOMATON_SYMBOLS - 1)];
+    }
+    return (flags[state] & (A_MATCHED | A_AT_END)) != 0;
+}
+
+static int check_string(Scan *s, const SchemaNode *n) {
+    Text raw, text;
+    int escaped;
+    if (scan_string(s, &raw, &escaped) < 0 || string_text(s, raw, escaped, &text) < 0) return -1;
+    if (n->str_min > 0 || n->str_max >= 0) {
+        Py_ssize_t length = code_points(text);
+        if (length < n->str_min || (n->str_max >= 0 && length > n->str_max)) return -1;
+    }
+    if (n->str_count >= 0) {
+        Py_ssize_t i = 0;
+        while (i < n->str_count && !same_text(n->strs[i], text)) i++;
+        if (i == n->str_count) return -1;
+    }
+    if (n->automaton) {
+        if (!automaton_matches(n, text)) return -1;
+    } else if (n->pattern) {
+        PyObject *str = PyUnicode_DecodeUTF8((const char *)text.p, text.len, NULL);
+        PyObject *found = str ? PyObject_CallOneArg(n->pattern, str) : NULL;
+        Py_XDECREF(str);
+        if (!found) {
+            if (PyErr_ExceptionMatches(PyExc_MemoryError)) s->nomem = 1;
+            PyErr_Clear();
+            return -1;
+        }
+        int matched = found != Py_None;
+        Py_DECREF(found);
+        if (!matched) return -1;
+    }
+    return 0;
+}
+
+/* The number `text` (checked by scan_number) as an integer in *out: 0, or 1 when it
+ * has a fraction or an exponent, -1 when it is an integer past 18 digits. */
+static int integer_of(Text text, long long *out) {
+    const unsigned char *p = text.p, *end = text.p + text.len;
+    int negative = *p == '-';
+    p += negative;
+    const unsigned char *digits = p;
+    unsigned long long v = 0; /* wraps past 18 digits, and is then not used */
+    for (; p < end && *p >= '0' && *p <= '9'; p++) v = v * 10 + (unsigned)(*p - '0');
+    if (p < end) return 1;
+    if (p - digits > 18) return -1;
+    *out = negative ? -(long long)v : (long long)v;
+    return 0;
+}
+
+static int integer_holds(const SchemaNode *n, long long v) {
+    if (v < n->int_min || v > n->int_max) return 0;
+    if (n->int_step && v % n->int_step != 0) return 0;
+    if (n->int_count >= 0) {
+        Py_ssize_t i = 0;
+        while (i < n->int_count && n->ints[i] != v) i++;
+        if (i == n->int_count) return 0;
+    }
+    return 1;
+}
+
+static int number_holds(const SchemaNode *n, double d) {
+    return (!n->has_ge || d >= n->ge) && (!n->has_gt || d > n->gt) && (!n->has_le || d <= n->le) &&
+           (!n->has_lt || d < n->lt);
+}
+
+static int check_number(Scan *s, const SchemaNode *n) {
+    Text text = {s->p, 0};
+    if (scan_number(s) < 0) return -1;
+    text.len = s->p - text.p;
+    long long v;
+    int integral = integer_of(text, &v);
+    if (integral < 0) return -1;
+    if (integral == 0) {
+        if ((n->kinds & K_INT) && integer_holds(n, v)) return 0;
+        /* a double holds it exactly within 2^53 (the bounds are kept within it too) */
+        if ((n->kinds & K_NUM) && v < (1LL << 53) && v > -(1LL << 53) &&
+            number_holds(n, (double)v))
+            return 0;
+        return -1;
+    }
+    if (!(n->kinds & K_NUM)) return -1;
+    char buf[64];
+    if (text.len >= (Py_ssize_t)sizeof buf) return -1;
+    memcpy(buf, text.p, (size_t)text.len);
+    buf[text.len] = '\0';
+    double d = PyOS_string_to_double(buf, NULL, NULL);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (!isfinite(d)) return -1;
+    return number_holds(n, d) ? 0 : -1;
+}
+
+/* Containers are checked out of line: check_value stays small, and the checks of
+ * scalars it calls are inlined into it. */
+#if defined(__GNUC__)
+#define OUT_OF_LINE __attribute__((noinline))
+#else
+#define OUT_OF_LINE
+#endif
+
+static OUT_OF_LINE int check_array(Scan *s, const SchemaNode *n, int depth) {
+    Py_ssize_t count = 0;
+    int opened = open_container(s, ']', depth);
+    if (opened < 0) return -1;
+    while (opened == 0) {
+        if (check_value(s, n->items, depth - 1) < 0) return -1;
+        count++;
+        int next = after_item(s, ']');
+        if (next < 0) return -1;
+        if (next > 0) break;
+    }
+    if (count < n->items_min || (n->items_max >= 0 && count > n->items_max)) return -1;
+    return 0;
+}
+
+/* The property named `name`, or NULL. */
+static const Property *property_of(const SchemaNode *n, Text name) {
+    for (size_t slot = name_hash(name) & n->slot_mask; n->slots[slot] >= 0;
+         slot = (slot + 1) & n->slot_mask) {
+        const Property *p = &n->props[n->slots[slot]];
+        if (same_name(p->name, name)) return p;
+    }
+    return NULL;
+}
+
+static OUT_OF_LINE int check_object(Scan *s, const SchemaNode *n, int depth) {
+    uint64_t seen = 0;
+    int opened = open_container(s, '}', depth);
+    if (opened < 0) return -1;
+    while (opened == 0) {
+        Text raw, name;
+        int escaped;
+        if (member_name(s, &raw, &escaped) < 0) return -1;
+        const SchemaNode *member = n->extra;
+        if (!member && n->prop_count) {
+            if (string_text(s, raw, escaped, &name) < 0) return -1;
+            const Property *p = property_of(n, name);
+            if (p) {
+                member = p->node;
+                if (p->required_bit >= 0) seen |= 1ULL << p->required_bit;
+            } else if (n->closed) {
+                return -1;
+            }
+        } else if (!member && n->closed) {
+            return -1;
+        }
+        if ((member ? check_value(s, member, depth - 1) : scan_value(s, depth - 1)) < 0) return -1;
+        int next = after_item(s, '}');
+        if (next < 0) return -1;
+        if (next > 0) break;
+    }
+    return (seen & n->required) == n->required ? 0 : -1;
+}
+
+/* The value at s->p scanned as scan_value does (the same limits, s->spaced set the
+ * same way) and checked against `n` (NULL: anything); -1 when it is not JSON or
+ * the check does not accept it. */
+static int check_value(Scan *s, const SchemaNode *n, int depth) {
+    if (!n || (n->kinds & K_ANY)) return scan_value(s, depth);
+    if (s->p >= s->end) return -1;
+    switch (*s->p) {
+        case '"': return (n->kinds & K_STR) ? check_string(s, n) : -1;
+        case '{': return (n->kinds & K_OBJ) ? check_object(s, n, depth) : -1;
+        case '[': return (n->kinds & K_ARR) ? check_array(s, n, depth) : -1;
+        case 't': return (n->kinds & K_BOOL) ? scan_literal(s, "true", 4) : -1;
+        case 'f': return (n->kinds & K_BOOL) ? scan_literal(s, "false", 5) : -1;
+        case 'n': return (n->kinds & K_NULL) ? scan_literal(s, "null", 4) : -1;
+        default: return (n->kinds & (K_INT | K_NUM)) ? check_number(s, n) : -1;
+    }
+}
+
+/* The root of a compile_schema result; NULL with ValueError for anything else. */
+static const SchemaNode *schema_root(PyObject *compiled) {
+    Compiled *c = PyCapsule_GetPointer(compiled, SCHEMA_CAPSULE);
+    return c ? c->nodes[0] : NULL;
+}
+
+/* Whether a scan checked against `schema` declines the record `r` it has read: its
+ * value is null or absent (checked as null) and the schema does not take null, or it
+ * names the header a checked record is given (gateway.http.value_schemas.
+ * SCHEMA_ID_HEADER), which the reference replaces. */
+static int schema_declines(const SchemaNode *schema, const Span *r, const Header *headers) {
+    static const Text reserved = {(const unsigned char *)SCHEMA_ID_HEADER,
+                                  sizeof SCHEMA_ID_HEADER - 1};
+    if (r->value.len < 0 && !(schema->kinds & (K_NULL | K_ANY))) return 1;
+    for (Py_ssize_t i = 0; i < r->header_count; i++)
+        if (same_text(headers[r->header_first + i].name, reserved)) return 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ rendering -- */
@@ -1542,6 +2072,8 @@ static PyMethodDef methods[] = {
      "The JSON array of `count` consecutive offsets of one partition from `base`."},
     {"placed_offsets_json", placed_offsets_json, METH_VARARGS,
      "The JSON array of each record's partition and offset, for records over several."},
+    {"compile_schema", compile_schema, METH_O,
+     "A value schema's description (fast_types.Node) compiled for scan_produce's `schema`."},
     {"add_header", add_header, METH_VARARGS,
      "Packed records with one packed header appended to each record's headers; or None."},
     {0},
@@ -1560,7 +2092,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "FMT_JSON", FMT_JSON) < 0 ||
         PyModule_AddIntConstant(m, "FMT_STRING", FMT_STRING) < 0 ||
-        PyModule_AddIntConstant(m, "FMT_BINARY", FMT_BINARY) < 0) {
+        PyModule_AddIntConstant(m, "FMT_BINARY", FMT_BINARY) < 0 ||
+        PyModule_AddStringConstant(m, "SCHEMA_ID_HEADER", SCHEMA_ID_HEADER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -7,6 +7,7 @@ from storage.records import AppendResult, PackedRecords, Record
 FMT_JSON: int
 FMT_STRING: int
 FMT_BINARY: int
+SCHEMA_ID_HEADER: str
 
 def scan_produce(
     body: bytes,
@@ -20,7 +21,10 @@ def scan_produce(
     now_ms: int,
     round_robin: int,
     packed_type: type[PackedRecords],
+    *,
+    schema: object | None = None,
 ) -> tuple[list[tuple[int, PackedRecords]], list[int] | None, int] | None: ...
+def compile_schema(root: object) -> object: ...
 def offsets_json(partition: int, base: int, count: int) -> bytes: ...
 def placed_offsets_json(order: list[int], results: list[AppendResult]) -> bytes: ...
 def add_header(data: bytes, count: int, header: bytes) -> bytes | None: ...

@@ -81,9 +81,11 @@ def scanned(
     bounds: Bounds,
     round_robin: RoundRobin,
     now_ms: int,
+    schema: object | None = None,
 ) -> Appendable | None:
     """A JSON body read straight into packed records by the C scanner, or None when
-    it declines (the reference path then decides and writes every error).
+    it declines (the reference path then decides and writes every error). With
+    `schema` (a `compile_schema` result) it also declines unless every value passes.
 
     Keyless records of a topic with several partitions draw from the topic's
     round-robin counter, as `choose_partition` does.
@@ -101,6 +103,7 @@ def scanned(
         now_ms,
         round_robin.peek(info.name),
         PackedRecords,
+        schema=schema,
     )
     if result is None:
         return None

@@ -19,6 +19,8 @@ from storage.records import AppendResult, PackedRecords, Record
 class FastPaths(Protocol):
     """What `_speedups` offers (see its `.pyi` and the C file's header comment)."""
 
+    SCHEMA_ID_HEADER: str  # the header name a checked scan declines (value_schemas')
+
     def scan_produce(
         self,
         body: bytes,
@@ -33,7 +35,11 @@ class FastPaths(Protocol):
         round_robin: int,
         packed_type: type[PackedRecords],
         /,
+        *,
+        schema: object | None = None,
     ) -> tuple[list[tuple[int, PackedRecords]], list[int] | None, int] | None: ...
+
+    def compile_schema(self, root: object, /) -> object: ...
 
     def offsets_json(self, partition: int, base: int, count: int, /) -> bytes: ...
 

@@ -28,7 +28,7 @@ from gateway.http.params import query_of
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
-from gateway.http.value_schemas import SCHEMA_VERSION_HEADER
+from gateway.http.value_schemas import SCHEMA_VERSION_HEADER, ValueSchema
 from gateway.records.batching import (
     JSON,
     Appendable,
@@ -58,7 +58,7 @@ from gateway.records.schema_check import (
     versions_needed,
 )
 from storage.backend import LogStore
-from storage.errors import StorageError
+from storage.errors import SchemaRegistryError, StorageError
 from storage.records import AppendResult, TopicInfo
 from tenants.principal import Scope
 from tenants.quotas import check_count
@@ -163,15 +163,13 @@ async def produce(
     batch = None
     subject = info.config.value_schema
     if subject is not None:
-        # Every value checked against the subject's schema: after the C scan when it
+        # Every value checked against the subject's schema: during the C scan when it
         # takes the body and every value is valid, else on the reference path (which
-        # writes the 422 listing every failure).
+        # writes the 422 listing every failure, and any other error in its order).
         if fast is not None and media == JSON:
-            scan = scanned(fast, body, info, bounds, placement, now_ms)
-            if scan is not None:
-                version = pinned_version(request.headers)
-                schema = await runtime.value_schemas.bound(principal.namespace, subject, version)
-                batch = scan_checked(fast, scan, body, schema)
+            schema = await _request_schema(runtime, request, principal.namespace, subject)
+            if schema is not None:
+                batch = scan_checked(fast, body, info, bounds, placement, now_ms, schema)
         if batch is None:
             batch = await _schema_checked(
                 runtime,
@@ -237,6 +235,19 @@ async def produce(
 def _count(series: TopicSeries, records: int, nbytes: int) -> None:
     series.produced_records += records
     series.produced_bytes += nbytes
+
+
+async def _request_schema(
+    runtime: Runtime, request: Request, namespace: str, subject: str
+) -> ValueSchema | None:
+    """The version the request's records are checked against on the fast path; None
+    when the pin or the subject is in error (the reference path then raises it, after
+    the body's own errors)."""
+    try:
+        version = pinned_version(request.headers)
+        return await runtime.value_schemas.bound(namespace, subject, version)
+    except (GatewayError, SchemaRegistryError):
+        return None
 
 
 async def _schema_checked(

@@ -11,16 +11,17 @@ client sent under that name is replaced), which fetch and streams return with it
 
 Two ways, one answer. The reference: produce resolves the versions
 (`versions_needed`, then `ValueSchemas.bound`) and calls `validated` on the
-reference path's records. The fast one, for a JSON body the C scanner took (it
-declines any record that pins a version): `scan_checked` decodes the whole body
-once with msgspec into the schema's accepting type (`ValueSchema.accepting_type`,
-every record's value checked in C, no Python object per JSON value), or, when
-the schema has none or that refuses, reads the values with orjson and checks
-each with the validator; when every value is valid the C `add_header` adds the
-schema id header to the scanner's packed records. When any is not (or the body names the
-reserved header), it answers None and the reference path writes the 422.
-Differential tests hold the ways to the same records and the accepting type to
-the validator's verdicts (tests/gateway/schemas/test_fast_types.py).
+reference path's records. The fast one, for a JSON body the C scanner takes (it
+declines any record that pins a version, or names the reserved header):
+`scan_checked` has the scanner check every value against the schema's compiled
+check (`ValueSchema.value_check`) while it reads the body, with no Python object
+per JSON value; when the schema has no check or the check refuses a value, the
+scan without it and the validator's verdict on each value (read with orjson)
+decide. When every value is valid the C `add_header` adds the schema id header
+to the scanner's packed records. When any is not, it answers None and the
+reference path writes the 422. Differential tests hold the ways to the same
+records and the check to the validator's verdicts
+(tests/gateway/records/test_speedups.py).
 """
 
 from __future__ import annotations
@@ -28,24 +29,29 @@ from __future__ import annotations
 import functools
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgspec
 import orjson
 
 from gateway.http.problems import GatewayError, ProblemType
-from gateway.http.value_schemas import SCHEMA_ID_HEADER, SCHEMA_VERSION_HEADER, ValueSchema
-from gateway.records.batching import Appendable
+from gateway.http.value_schemas import (
+    SCHEMA_ID_HEADER,
+    SCHEMA_VERSION_HEADER,
+    ValueCheck,
+    ValueSchema,
+)
+from gateway.records.batching import Appendable, Bounds, scanned
 from gateway.records.fastpath import FastPaths
+from gateway.records.partitioner import RoundRobin
 from gateway.records.validation import ParsedBatch
-from storage.records import PackedRecords
+from storage.records import PackedRecords, TopicInfo
 
 MAX_SCHEMA_ERRORS = 100
 """Schema failures listed in one 422 (`errors_not_shown` counts the rest)."""
 
-CACHED_BODY_DECODERS = 1024
-"""Body decoders kept per process, one per schema with an accepting type in use."""
+CACHED_CHECKS = 1024
+"""Compiled value checks kept per process, one per schema in use that has one."""
 
 _ID_NAME = SCHEMA_ID_HEADER
 
@@ -132,22 +138,26 @@ _VALUE = struct.Struct(">i")
 
 
 def scan_checked(
-    fast: FastPaths, batch: Appendable, body: bytes, schema: ValueSchema
+    fast: FastPaths,
+    body: bytes,
+    info: TopicInfo,
+    bounds: Bounds,
+    placement: RoundRobin,
+    now_ms: int,
+    schema: ValueSchema,
 ) -> Appendable | None:
-    """The scanner's `batch` of `body` with the schema id header on every record (added
-    by `fast.add_header`, the twin of `with_header`), when every value is valid under
-    `schema`; None to let the reference path decide."""
-    if _ID_BYTES in body:
-        return None  # a client-sent reserved header: the reference path replaces it
-    if not values_accepted(body, schema.accepting_type):
-        try:
-            values = [r.get("value") for r in orjson.loads(body)["records"]]
-        except orjson.JSONDecodeError:
-            return None  # numbers past 64 bits: the reference path reads them
-        is_valid = schema.is_valid
-        for value in values:
-            if not is_valid(value):
-                return None
+    """The scanner's packed records of `body` with the schema id header on every record
+    (added by `fast.add_header`, the twin of `with_header`), when every value is valid
+    under `schema`; None to let the reference path decide."""
+    check = schema.value_check
+    compiled = None if check is None else compiled_check(fast, check)
+    batch = None
+    if compiled is not None:
+        batch = scanned(fast, body, info, bounds, placement, now_ms, compiled)
+    if batch is None:
+        batch = scanned(fast, body, info, bounds, placement, now_ms)
+        if batch is None or not values_valid(body, schema):
+            return None
     header = _NAME.pack(len(_ID_BYTES)) + _ID_BYTES
     raw_id = b"%d" % schema.schema_id
     header += _VALUE.pack(len(raw_id)) + raw_id
@@ -160,24 +170,37 @@ def scan_checked(
     return Appendable(batch.count, groups, batch.order)
 
 
-def values_accepted(body: bytes, value_type: Any | None) -> bool:
-    """Whether every record's value in `body` decodes into `value_type` (so is valid)."""
-    if value_type is None:
-        return False
+def values_valid(body: bytes, schema: ValueSchema) -> bool:
+    """Whether every record's value in `body` (a body the scanner took) is valid under
+    `schema` by the validator's verdict, and no record names the reserved header."""
     try:
-        body_decoder(value_type).decode(body)
-    except (msgspec.DecodeError, RecursionError):  # too deep for msgspec: not accepted
-        return False
+        records = orjson.loads(body)["records"]
+    except orjson.JSONDecodeError:
+        return False  # numbers past 64 bits: the reference path reads them
+    is_valid = schema.is_valid
+    for record in records:
+        headers = record.get("headers")
+        if isinstance(headers, dict) and _ID_NAME in headers:
+            return False  # the reference path replaces it
+        if isinstance(headers, list) and any(pair[0] == _ID_NAME for pair in headers):
+            return False
+        if not is_valid(record.get("value")):
+            return False
     return True
 
 
-@functools.lru_cache(maxsize=CACHED_BODY_DECODERS)
-def body_decoder(value_type: Any) -> msgspec.json.Decoder[Any]:
-    """A decoder of `{"records": [{"value": <value_type>, ...}, ...]}` that skips every
-    other member (the scanner has checked them)."""
-    record = msgspec.defstruct("Record", [("value", value_type)], gc=False)
-    records: Any = list.__class_getitem__(record)
-    return msgspec.json.Decoder(msgspec.defstruct("Body", [("records", records)], gc=False))
+def compiled_check(fast: FastPaths, check: ValueCheck) -> object | None:
+    """The C form of `check` (compiled once per process), or None if the C cannot
+    hold it."""
+    return _compiled(fast.compile_schema, check)
+
+
+@functools.lru_cache(maxsize=CACHED_CHECKS)
+def _compiled(compile_schema: Callable[[object], object], check: ValueCheck) -> object | None:
+    try:
+        return compile_schema(check.root)
+    except (ValueError, OverflowError, MemoryError):
+        return None
 
 
 def with_header(packed: PackedRecords, header: bytes) -> PackedRecords:

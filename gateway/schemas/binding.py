@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.schemas.fast_types import ValueCheck
 from gateway.schemas.registry import Registry
 from gateway.schemas.validators import ValueValidator
 from storage.schemas import SchemaStore
@@ -33,8 +34,8 @@ class BoundSchema:
     validator: ValueValidator
 
     @property
-    def accepting_type(self) -> Any | None:
-        return self.validator.accepting_type
+    def value_check(self) -> ValueCheck | None:
+        return self.validator.value_check
 
     def is_valid(self, value: Any) -> bool:
         return self.validator.is_valid(value)

@@ -1,39 +1,48 @@
-"""A JSON Schema as a msgspec type that decodes only values the schema accepts.
+"""A JSON Schema as a check the C scanner runs on each value while it reads the body.
 
 Produce checks a batch's values on the way in. The reference check
 (`validators.ValueValidator`, jsonschema-rs) needs every value as Python
-objects first, and parsing them costs as much as validating them. msgspec
-decodes JSON text straight into a type and checks types, required and unknown
-members, literals, lengths and bounds as it goes, in C, with no intermediate
-objects; a batch of values that decodes into the type is valid. So the type is
-a fast way to accept, and nothing more: a value it refuses, or a schema it
-cannot express, goes to the reference, which decides and writes the errors.
+objects first, and parsing them costs as much as validating them. The C
+scanner (`gateway/records/_speedups.c`) already reads every value of the body
+to pack it; given a compiled check it also tests each value's types, required
+and unknown members, enums, lengths, bounds and patterns as it goes, with no
+Python object per JSON value (a pattern runs as an automaton, `automata`, or,
+past what that reads, as Python's `re` on the string).
+A batch whose values all pass is valid. So the check is a fast way to accept,
+and nothing more: a value it refuses, or a schema it cannot express, goes to
+the reference, which decides and writes the errors.
 
-Only what msgspec checks exactly as JSON Schema does is translated; any other
-keyword anywhere in the schema makes `accepting_type` answer None (no fast
-way for that schema). Where msgspec is stricter (an integer written as `1.0`,
+`value_check` translates only what the check decides exactly as JSON Schema
+does; any other keyword anywhere in the schema makes it answer None (no fast
+way for that schema). Where the check is stricter (an integer written as `1.0`,
 an enum's `1` given as `1.0`, a repeated member both copies of which must
-hold) it only sends more values to the reference. Patterns are rewritten from
-a small subset of regular expressions whose meaning Python's `re` and the
-reference's engine share (`python_pattern`). A property test holds the type to
-the reference: it never accepts a value the reference refuses
-(tests/gateway/schemas/test_fast_types.py). Pure: no I/O.
+hold, integers past 18 digits) it only sends more values to the reference.
+Patterns are rewritten from a small subset of regular expressions whose
+meaning Python's `re` and the reference's engine share (`python_pattern`). A
+property test holds the check to the reference: it never accepts a value the
+reference refuses (tests/gateway/records/test_speedups.py). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import msgspec
-from msgspec import UNSET, Meta, UnsetType
+from gateway.schemas.automata import automaton
 
 EXACT_FLOAT = 2**53
 """Past this a JSON integer may round on its way to a double; bounds that large on a
 number (or an exclusive one on an integer) are left to the reference."""
 
 INT64 = (-(2**63), 2**63 - 1)
+
+MAX_NODES = 1000
+"""Nodes of one compiled check (the C compiles at most 1024); a larger schema has none."""
+
+MAX_REQUIRED = 64
+"""Required members of one object the check tracks (a bit each)."""
 
 ANNOTATIONS = frozenset(
     {
@@ -61,14 +70,73 @@ TYPE_KEYWORDS: dict[str, frozenset[str]] = {
 TYPE_KEYWORDS["number"] = TYPE_KEYWORDS["integer"] - {"multipleOf"}
 _REF = re.compile(r"#/(\$defs|definitions)/([A-Za-z0-9_.\-]+)")
 
+# The JSON kinds a node takes (the C's K_* bits).
+NULL, BOOLEAN, INTEGER, NUMBER, STRING, ARRAY, OBJECT, ANYTHING = (1 << i for i in range(8))
+_KIND_BITS = {
+    "null": NULL,
+    "boolean": BOOLEAN,
+    "integer": INTEGER,
+    "number": NUMBER,
+    "string": STRING,
+    "array": ARRAY,
+    "object": OBJECT,
+}
+# The fields that belong to each kind, for joining the members of a union.
+_KIND_FIELDS = {
+    INTEGER: ("int_min", "int_max", "int_step", "ints"),
+    NUMBER: ("bounds",),
+    STRING: ("str_min", "str_max", "pattern", "strs", "automaton"),
+    ARRAY: ("items", "items_min", "items_max"),
+    OBJECT: ("props", "closed", "extra"),
+}
+
+Bounds = tuple[float | None, float | None, float | None, float | None]
+"""A number's bounds: minimum, exclusiveMinimum, maximum, exclusiveMaximum."""
+
+
+class Node(NamedTuple):
+    """One schema, for the C (`compile_schema` reads these 17 fields in this order): the
+    kinds of JSON value it takes, and for each kind what the value must hold."""
+
+    kinds: int
+    int_min: int = INT64[0]
+    int_max: int = INT64[1]
+    int_step: int = 0  # multipleOf; 0: none
+    ints: tuple[int, ...] | None = None  # an enum's integers
+    bounds: Bounds = (None, None, None, None)
+    str_min: int = 0  # code points
+    str_max: int = -1  # -1: none
+    pattern: Callable[[str], object] | None = None  # `re.Pattern.search`
+    strs: tuple[bytes, ...] | None = None  # an enum's strings, in UTF-8
+    items: Node | None = None  # None: anything
+    items_min: int = 0
+    items_max: int = -1
+    props: tuple[tuple[bytes, Node, bool], ...] | None = None  # (name, schema, required)
+    closed: bool = False  # additionalProperties false
+    extra: Node | None = None  # additionalProperties as a schema (and no properties)
+    automaton: tuple[bytes, bytes] | None = None  # the pattern's DFA, then no `pattern`
+
+
+ANY = Node(ANYTHING)
+
+
+class ValueCheck:
+    """A schema's check: its root node, compared and hashed by identity (the C's
+    compiled form is cached per check)."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Node) -> None:
+        self.root = root
+
 
 class Untranslatable(Exception):
-    """The schema uses something the fast type does not express exactly."""
+    """The schema uses something the check does not express exactly."""
 
 
-def accepting_type(document: Any) -> Any | None:
-    """The msgspec type accepting only values valid under the JSON Schema `document`
-    (draft 7 or 2020-12, already checked as valid), or None when there is none."""
+def value_check(document: Any) -> ValueCheck | None:
+    """The check accepting only values valid under the JSON Schema `document` (draft 7
+    or 2020-12, already checked as valid), or None when there is none."""
     try:
         if isinstance(document, dict):
             if "$id" in document and not isinstance(document["$id"], str):
@@ -76,37 +144,39 @@ def accepting_type(document: Any) -> Any | None:
             root = {k: v for k, v in document.items() if k not in ("$schema", "$id")}
         else:
             root = document
-        translated = _Translator(document).node(root)
-        msgspec.json.Decoder(translated)  # msgspec refuses some unions: no fast type then
-    except (Untranslatable, TypeError, ValueError, RecursionError):
+        translator = _Translator(document)
+        node = translator.node(root)
+    except (Untranslatable, TypeError, ValueError, OverflowError, RecursionError):
         return None
-    return translated
+    return ValueCheck(node)
 
 
 class _Translator:
     def __init__(self, document: Any) -> None:
         self._document = document
-        self._defs: dict[str, Any] = {}
+        self._defs: dict[str, Node] = {}
         self._open: set[str] = set()
-        self._structs = 0
+        self._nodes = 0
 
-    def node(self, schema: Any) -> Any:
+    def node(self, schema: Any) -> Node:
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise Untranslatable("too many nodes")
         if schema is True:
-            return Any
+            return ANY
         if not isinstance(schema, dict):
             raise Untranslatable("a false or unknown schema")
         keys = set(schema) - ANNOTATIONS - {"$defs", "definitions"}
         if not keys:
-            return Any
+            return ANY
         if "$ref" in schema:
             if keys != {"$ref"}:
                 raise Untranslatable("$ref beside other keywords")
             return self._ref(schema["$ref"])
         if keys <= {"anyOf"}:
-            members = [self.node(s) for s in schema["anyOf"]]
-            if Any in members:
-                return Any
-            return Union[tuple(members)]  # noqa: UP007 (a runtime union of types)
+            if not isinstance(schema["anyOf"], list) or not schema["anyOf"]:
+                raise Untranslatable("an empty anyOf")
+            return _union([self.node(s) for s in schema["anyOf"]])
         if "enum" in schema or "const" in schema:
             return self._literal(schema, keys)
         if "type" not in schema:
@@ -118,10 +188,9 @@ class _Translator:
             raise Untranslatable(f"keywords {sorted(rest - allowed)}")
         if "integer" in kinds and "number" in kinds:
             kinds = [k for k in kinds if k != "integer"]  # a number covers every integer
-        members = [self._typed(kind, schema) for kind in kinds]
-        return members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
+        return _union([self._typed(kind, schema) for kind in kinds])
 
-    def _ref(self, ref: Any) -> Any:
+    def _ref(self, ref: Any) -> Node:
         match = _REF.fullmatch(ref) if isinstance(ref, str) else None
         if match is None or not isinstance(self._document, dict):
             raise Untranslatable("a reference other than to a local definition")
@@ -139,7 +208,7 @@ class _Translator:
         self._open.discard(key)
         return self._defs[key]
 
-    def _literal(self, schema: dict[str, Any], keys: set[str]) -> Any:
+    def _literal(self, schema: dict[str, Any], keys: set[str]) -> Node:
         if not keys <= {"enum", "const", "type"}:
             raise Untranslatable("enum or const beside other keywords")
         values = list(schema["enum"]) if "enum" in schema else [schema["const"]]
@@ -152,26 +221,35 @@ class _Translator:
             v is not None and (isinstance(v, bool) or not isinstance(v, str | int)) for v in values
         ):
             raise Untranslatable("an enum of other than strings, integers and null")
-        return Literal[tuple(values)]
+        strs = tuple(dict.fromkeys(v.encode() for v in values if isinstance(v, str)))
+        ints = tuple(dict.fromkeys(v for v in values if isinstance(v, int)))
+        if any(not INT64[0] <= v <= INT64[1] for v in ints):
+            raise Untranslatable("an enum's integer past 64 bits")
+        bits = (NULL if None in values else 0) | (STRING if strs else 0) | (INTEGER if ints else 0)
+        return Node(bits, ints=ints or None, strs=strs or None)
 
-    def _typed(self, kind: str, schema: dict[str, Any]) -> Any:
+    def _typed(self, kind: str, schema: dict[str, Any]) -> Node:
         if kind == "string":
-            meta: dict[str, Any] = {}
-            if "minLength" in schema:
-                meta["min_length"] = int(schema["minLength"])
-            if "maxLength" in schema:
-                meta["max_length"] = int(schema["maxLength"])
+            pattern, dfa = None, None
             if "pattern" in schema:
-                meta["pattern"] = python_pattern(schema["pattern"])
-            return Annotated[str, Meta(**meta)] if meta else str
+                text = python_pattern(schema["pattern"])
+                dfa = automaton(text)
+                pattern = re.compile(text).search if dfa is None else None
+            return Node(
+                STRING,
+                str_min=int(schema.get("minLength", 0)),
+                str_max=int(schema.get("maxLength", -1)),
+                pattern=pattern,
+                automaton=dfa,
+            )
         if kind == "integer":
             return _integer(schema)
         if kind == "number":
             return _number(schema)
         if kind == "boolean":
-            return bool
+            return Node(BOOLEAN)
         if kind == "null":
-            return None
+            return Node(NULL)
         if kind == "object":
             return self._object(schema)
         if kind == "array":
@@ -180,45 +258,56 @@ class _Translator:
             items = schema.get("items", True)
             if isinstance(items, list):
                 raise Untranslatable("items as a list (draft 7 tuples)")
-            meta = {}
-            if "minItems" in schema:
-                meta["min_length"] = int(schema["minItems"])
-            if "maxItems" in schema:
-                meta["max_length"] = int(schema["maxItems"])
-            listed: Any = list.__class_getitem__(self.node(items))
-            return Annotated[listed, Meta(**meta)] if meta else listed
+            return Node(
+                ARRAY,
+                items=self.node(items),
+                items_min=int(schema.get("minItems", 0)),
+                items_max=int(schema.get("maxItems", -1)),
+            )
         raise Untranslatable(f"type {kind!r}")
 
-    def _object(self, schema: dict[str, Any]) -> Any:
+    def _object(self, schema: dict[str, Any]) -> Node:
         properties: dict[str, Any] = schema.get("properties", {})
         required: list[str] = list(schema.get("required", []))
         extra = schema.get("additionalProperties", True)
         if extra is not True and extra is not False:
             if properties or required:
                 raise Untranslatable("additionalProperties as a schema beside properties")
-            return dict.__class_getitem__((str, self.node(extra)))
+            return Node(OBJECT, extra=self.node(extra))
         if extra is False and any(name not in properties for name in required):
             raise Untranslatable("a required member that additionalProperties forbids")
-        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-        rename: dict[str, str] = {}
+        wanted = set(required)
+        if len(wanted) > MAX_REQUIRED:
+            raise Untranslatable("more required members than the check tracks")
         names = list(properties) + [n for n in dict.fromkeys(required) if n not in properties]
-        for index, name in enumerate(names):
-            member = self.node(properties[name]) if name in properties else Any
-            attribute = f"m{index}"
-            rename[attribute] = name
-            if name in required:
-                fields.append((attribute, member))
-            else:
-                fields.append((attribute, Union[member, UnsetType], UNSET))  # noqa: UP007
-        self._structs += 1
-        return msgspec.defstruct(
-            f"Value{self._structs}",
-            fields,
-            rename=rename,
-            forbid_unknown_fields=extra is False,
-            kw_only=True,
-            gc=False,
+        props = tuple(
+            (
+                name.encode(),  # a lone surrogate: UnicodeEncodeError, a ValueError
+                self.node(properties[name]) if name in properties else ANY,
+                name in wanted,
+            )
+            for name in names
         )
+        return Node(OBJECT, props=props, closed=extra is False)
+
+
+def _union(members: list[Node]) -> Node:
+    """One node taking what any of `members` takes; each JSON kind from one member
+    only (two members of a kind would need a value tried against both)."""
+    if any(m.kinds & ANYTHING for m in members):
+        return ANY
+    if len(members) == 1:
+        return members[0]
+    kinds = 0
+    fields: dict[str, Any] = {}
+    for member in members:
+        if kinds & member.kinds:
+            raise Untranslatable("two members of one JSON kind")
+        kinds |= member.kinds
+        for bit, names in _KIND_FIELDS.items():
+            if member.kinds & bit:
+                fields |= {name: getattr(member, name) for name in names}
+    return Node(kinds, **fields)
 
 
 def _bounds(schema: dict[str, Any]) -> None:
@@ -228,10 +317,10 @@ def _bounds(schema: dict[str, Any]) -> None:
             raise Untranslatable(f"{keyword} other than a number")
 
 
-def _integer(schema: dict[str, Any]) -> Any:
+def _integer(schema: dict[str, Any]) -> Node:
     _bounds(schema)
-    # Always within 64 bits: msgspec reads any integer, but past 64 bits the reference
-    # reads the text as a double (orjson), which it may judge otherwise.
+    # Always within 64 bits: past them the reference reads the text as a double (orjson),
+    # which it may judge otherwise (the C takes no integer past 18 digits anyway).
     low, high = INT64
     for keyword in ("exclusiveMinimum", "exclusiveMaximum"):
         if keyword in schema and abs(schema[keyword]) >= EXACT_FLOAT:
@@ -249,26 +338,24 @@ def _integer(schema: dict[str, Any]) -> Any:
         high = min(high, math.ceil(schema["exclusiveMaximum"]) - 1)
     if low > INT64[1] or high < INT64[0]:
         raise Untranslatable("integer bounds past 64 bits")
-    meta: dict[str, Any] = {"ge": low, "le": high}
+    step = 0
     if "multipleOf" in schema:
         step = schema["multipleOf"]
         if not isinstance(step, int) or isinstance(step, bool) or not 0 < step <= INT64[1]:
             raise Untranslatable("multipleOf other than a whole number")
-        meta["multiple_of"] = step
-    return Annotated[int, Meta(**meta)]
+    return Node(INTEGER, int_min=low, int_max=high, int_step=step)
 
 
-def _number(schema: dict[str, Any]) -> Any:
+def _number(schema: dict[str, Any]) -> Node:
     _bounds(schema)
-    meta: dict[str, Any] = {}
-    names = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt"}
-    for keyword, name in names.items():
-        if keyword in schema:
-            bound = schema[keyword]
-            if abs(bound) >= EXACT_FLOAT:
-                raise Untranslatable(f"{keyword} past exact doubles")
-            meta[name] = float(bound)
-    return Annotated[float, Meta(**meta)] if meta else float
+    bounds: list[float | None] = []
+    for keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = schema.get(keyword)
+        if bound is not None and abs(bound) >= EXACT_FLOAT:
+            raise Untranslatable(f"{keyword} past exact doubles")
+        bounds.append(None if bound is None else float(bound))
+    ge, gt, le, lt = bounds
+    return Node(NUMBER, bounds=(ge, gt, le, lt))
 
 
 def _json_kind(value: Any) -> str:

@@ -8,9 +8,10 @@ subject that holds the schema, so a registration compiles once per process and
 a produce only looks it up. `violations` answers at once for a valid value
 (`is_valid`) and walks the errors only for a bad one.
 
-Each also holds, when the schema has one, its `accepting_type` (`fast_types`):
-a msgspec type that decodes only valid values, which lets produce accept a
-batch straight from its JSON text; the validator here decides everything else.
+Each also holds, when the schema has one, its `value_check` (`fast_types`): a
+check the C scanner runs on each value as it reads the body, which lets produce
+accept a batch straight from its JSON text; the validator here decides
+everything else.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from gateway.schemas.avro_json import avro_as_json_schema
-from gateway.schemas.fast_types import accepting_type
+from gateway.schemas.fast_types import ValueCheck, value_check
 from gateway.schemas.formats import (
     DRAFT_2020_12,
     SchemaType,
@@ -52,13 +53,13 @@ def pointer(path: Any) -> str:
 
 
 class ValueValidator:
-    """One schema, compiled, with its fast accepting type (None if it has none)."""
+    """One schema, compiled, with its fast check (None if it has none)."""
 
-    __slots__ = ("_compiled", "accepting_type")
+    __slots__ = ("_compiled", "value_check")
 
-    def __init__(self, compiled: Any, accepting: Any | None = None) -> None:
+    def __init__(self, compiled: Any, check: ValueCheck | None = None) -> None:
         self._compiled = compiled
-        self.accepting_type = accepting
+        self.value_check = check
 
     def is_valid(self, value: Any) -> bool:
         return bool(self._compiled.is_valid(value))
@@ -79,8 +80,8 @@ def compile_validator(schema_type: SchemaType, document: Any) -> ValueValidator:
     """A validator for a checked schema document."""
     if schema_type is SchemaType.AVRO:
         translated = avro_as_json_schema(document)
-        return ValueValidator(json_validator(translated, DRAFT_2020_12), accepting_type(translated))
-    return ValueValidator(json_validator(document, json_draft(document)), accepting_type(document))
+        return ValueValidator(json_validator(translated, DRAFT_2020_12), value_check(translated))
+    return ValueValidator(json_validator(document, json_draft(document)), value_check(document))
 
 
 @functools.lru_cache(maxsize=CACHED_VALIDATORS)

@@ -24,11 +24,11 @@ from gateway.records.schema_check import (
     pinned_version,
     scan_checked,
     validated,
-    values_accepted,
+    values_valid,
     versions_needed,
 )
 from gateway.schemas.binding import BoundSchema
-from gateway.schemas.fast_types import accepting_type
+from gateway.schemas.fast_types import value_check
 from gateway.schemas.formats import SchemaType
 from gateway.schemas.validators import compile_validator
 from loadtests.order_schema import AVRO_SCHEMA, JSON_SCHEMA, order
@@ -62,12 +62,11 @@ def fast_path(body: bytes, partitions: int) -> list[Any]:
 
 
 def fast_schema_path(body: bytes, partitions: int, schema: BoundSchema) -> list[Any] | None:
-    """The produce path's fast way: the C scan, then the values checked."""
+    """The produce path's fast way: the C scan checking each value (or the scan, then
+    each value checked)."""
     assert FAST is not None
     info = topic(partitions, "orders-value")
-    scan = scanned(FAST, body, info, BOUNDS, RoundRobin(), NOW)
-    assert scan is not None
-    batch = scan_checked(FAST, scan, body, schema)
+    batch = scan_checked(FAST, body, info, BOUNDS, RoundRobin(), NOW, schema)
     if batch is None:
         return None
     return [(p, unpack_records(packed)) for p, packed in batch.groups]
@@ -135,8 +134,7 @@ def test_what_the_fast_way_accepts_the_reference_path_accepts_and_stores_alike(
     body = json.dumps({"records": [{"value": v} for v in values]}).encode()  # any integer
     schema = BoundSchema(5, 2, compile_validator(SchemaType.JSON, doc))
     assert FAST is not None
-    scan = scanned(FAST, body, topic(1, "s-value"), BOUNDS, RoundRobin(), NOW)
-    fast = None if scan is None else scan_checked(FAST, scan, body, schema)
+    fast = scan_checked(FAST, body, topic(1, "s-value"), BOUNDS, RoundRobin(), NOW, schema)
     try:
         reference = schema_path(body, 1, schema)
     except GatewayError:
@@ -146,16 +144,21 @@ def test_what_the_fast_way_accepts_the_reference_path_accepts_and_stores_alike(
         assert [(p, unpack_records(packed)) for p, packed in fast.groups] == reference
 
 
-def test_a_value_too_deep_for_the_accepting_type_is_left_to_the_check_after_it() -> None:
-    deep = b'{"records": [{"value": ' + b"[" * 5000 + b"]" * 5000 + b"}]}"
-    assert not values_accepted(deep, accepting_type({"type": "array"}))
-    assert values_accepted(b'{"records": [{"value": [[]]}]}', accepting_type({"type": "array"}))
+@pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
+def test_a_value_the_check_refuses_but_the_validator_takes_is_accepted_the_slower_way() -> None:
+    schema = BoundSchema(5, 1, compile_validator(SchemaType.JSON, {"type": "integer"}))
+    body = b'{"records": [{"value": 1.0}, {"value": 2}]}'  # 1.0 is an integer to the reference
+    assert schema.value_check is not None
+    [(_, records)] = fast_schema_path(body, 1, schema) or [(0, [])]
+    assert [r.value for r in records] == [b"1.0", b"2"]
+    assert values_valid(body, schema)
+    assert not values_valid(b'{"records": [{"value": 1.5}]}', schema)
 
 
-def test_the_order_schemas_take_the_fast_accepting_type() -> None:
-    assert JSON_BOUND.accepting_type is not None
-    assert AVRO_BOUND.accepting_type is not None
-    assert accepting_type({"type": "string", "format": "email"}) is None
+def test_the_order_schemas_take_the_fast_check() -> None:
+    assert JSON_BOUND.value_check is not None
+    assert AVRO_BOUND.value_check is not None
+    assert value_check({"type": "string", "format": "email"}) is None
 
 
 @pytest.mark.skipif(FAST is None, reason="the C fast path is not built")
@@ -168,6 +171,14 @@ def test_the_scanner_declines_pinned_records_and_the_reserved_header_goes_the_re
     assert scanned(FAST, pinned, info, BOUNDS, RoundRobin(), NOW) is None
     spoofed = orjson.dumps({"records": [{"value": order(1), "headers": {SCHEMA_ID_HEADER: "9"}}]})
     assert fast_schema_path(spoofed, 1, JSON_BOUND) is None
+    escaped = spoofed.replace(b"tidegate-", b"tidegate\\u002d")  # the same name, escaped
+    assert orjson.loads(escaped) == orjson.loads(spoofed)
+    assert fast_schema_path(escaped, 1, JSON_BOUND) is None
+    email = BoundSchema(9, 1, compile_validator(SchemaType.JSON, {"format": "email"}))
+    assert email.value_check is None  # the scan, then the validator's verdicts
+    assert fast_schema_path(escaped, 1, email) is None
+    pairs = orjson.dumps({"records": [{"value": 1, "headers": [[SCHEMA_ID_HEADER, "9"]]}]})
+    assert fast_schema_path(pairs, 1, email) is None
 
 
 def test_one_bad_record_among_100_rejects_all_with_its_index_and_pointer() -> None:

@@ -27,6 +27,7 @@ import base64
 import contextlib
 import json
 import random
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,19 +35,26 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.problems import GatewayError
 from gateway.http.recordjson import records_json
+from gateway.http.value_schemas import SCHEMA_ID_HEADER
 from gateway.records.batching import JSON, Appendable, Bounds, checked, scanned
 from gateway.records.fastpath import FastPaths, built
 from gateway.records.fetch import records_head
 from gateway.records.partitioner import RoundRobin, partition_for_key
 from gateway.records.rendering import offsets_json
-from gateway.records.schema_check import with_header
+from gateway.records.schema_check import json_value, with_header
 from gateway.records.values import FORMAT_CODES
+from gateway.schemas.automata import automaton
+from gateway.schemas.avro_json import avro_as_json_schema
+from gateway.schemas.fast_types import Node as Node_
+from gateway.schemas.fast_types import python_pattern, value_check
+from gateway.schemas.formats import SchemaType
+from gateway.schemas.validators import compile_validator
 from storage.records import (
     AppendResult,
     NewRecord,
@@ -58,6 +66,14 @@ from storage.records import (
     pack_records,
     unpack_records,
 )
+from tests.gateway.schemas.strategies import (
+    ALPHABET,
+    PATTERNS,
+    avro_schemas,
+    keyword_schemas,
+    values_for,
+)
+from tests.gateway.schemas.strategies import json_values as schema_json_values
 
 NOW = 1_764_000_000_000
 _built = built()
@@ -741,10 +757,10 @@ class _Wrong:
     def __getattr__(self, name: str) -> Any:
         return getattr(_speedups, name)
 
-    def scan_produce(self, body: bytes, *args: Any) -> Any:
+    def scan_produce(self, body: bytes, *args: Any, **kwargs: Any) -> Any:
         if self.wrong == "takes-anything":
             body = b'{"records":[{"value":1}]}'
-        result = _speedups.scan_produce(body, *args)
+        result = _speedups.scan_produce(body, *args, **kwargs)
         if result is None or self.wrong == "takes-anything":
             return result
         groups, order, drawn = result
@@ -953,3 +969,206 @@ def test_adding_the_header_declines_data_that_is_not_the_records_it_counts(
     assert _speedups.add_header(packed.data, packed.record_count + 1, header) is None
     if packed.record_count > 1:
         assert _speedups.add_header(packed.data, packed.record_count - 1, header) is None
+
+
+# -- schema checks --------------------------------------------------------------------
+#
+# A scan given a compiled check (`compile_schema` of `fast_types.value_check`) takes a
+# body only when every value passes; the reference is jsonschema-rs. The check may
+# refuse more than the reference (it only sends those bodies the slower way), never
+# less, and checking changes nothing of what is stored.
+
+
+def value_node(value: Any) -> Node:
+    """A JSON value as a node for the Writer, which then spells it every way JSON lets."""
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, list):
+        return ("arr", [value_node(v) for v in value])
+    if isinstance(value, dict):
+        return ("obj", [(k, value_node(v)) for k, v in value.items()])
+    return ("raw", json.dumps(value))
+
+
+def check_agrees(
+    kind: SchemaType, document: Any, translated: Any, values: list[Any], rnd: Any
+) -> None:
+    check = value_check(translated)
+    if check is None:
+        event("no check")
+        return
+    assume(not any("\ud800" <= c <= "\udfff" for c in json.dumps(values, ensure_ascii=False)))
+    write = Writer(rnd)
+    records = ",".join(write.ws() + '{"value":' + write(value_node(v)) + "}" for v in values)
+    body = ('{"records":[' + records + "]}").encode()
+    info = topic()
+    bounds = Bounds(JsonLimits(), 1000, 1 << 20)
+    compiled = _speedups.compile_schema(check.root)
+    taken = scanned(_speedups, body, info, bounds, RoundRobin(), NOW, compiled)
+    if taken is None:
+        event("refused")
+        return
+    event("accepted")
+    plain = scanned(_speedups, body, info, bounds, RoundRobin(), NOW)
+    assert plain is not None
+    same(taken, plain)
+    validator = compile_validator(kind, document)
+    for record in unpack_records(plain.groups[0][1]):
+        value = None if record.value is None else json_value(record.value)
+        assert validator.is_valid(value), (document, body)
+
+
+@given(keyword_schemas(), st.data(), st.randoms(use_true_random=False))
+@settings(lenient, max_examples=4 * EXAMPLES, suppress_health_check=list(HealthCheck))
+def test_a_json_schemas_check_accepts_only_what_the_reference_accepts(
+    doc: dict[str, Any], data: st.DataObject, rnd: Any
+) -> None:
+    values = data.draw(
+        st.lists(values_for(doc, doc) | schema_json_values(), min_size=1, max_size=3)
+    )
+    check_agrees(SchemaType.JSON, doc, doc, values, rnd)
+
+
+@given(avro_schemas, st.data(), st.randoms(use_true_random=False))
+@settings(lenient, max_examples=2 * EXAMPLES, suppress_health_check=list(HealthCheck))
+def test_an_avro_schemas_check_accepts_only_what_the_reference_accepts(
+    avro: dict[str, Any], data: st.DataObject, rnd: Any
+) -> None:
+    translated = avro_as_json_schema(avro)
+    values = data.draw(
+        st.lists(values_for(translated, translated) | schema_json_values(), min_size=1, max_size=3)
+    )
+    check_agrees(SchemaType.AVRO, avro, translated, values, rnd)
+
+
+ORDERS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "n"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^o-[0-9]+$", "maxLength": 6},
+        "n": {"type": "integer", "minimum": 1, "maximum": 9},
+        "rate": {"type": "number", "exclusiveMaximum": 1},
+        "state": {"enum": ["new", "é", None]},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"),
+    [
+        (b'{"id":"o-1","n":1}', True),
+        (b'{"n":9,"id":"o-12","rate":0.5,"state":null,"tags":[]}', True),
+        (b'{"id":"\\u006f-1","n":1,"state":"\\u00e9"}', True),  # escapes decoded first
+        (b'{"id" : "o-1" ,\n "n" : 1 }', True),
+        (b'{"id":"o-1"}', False),  # a required member missing
+        (b'{"id":"o-1","n":1,"x":1}', False),  # an unknown member
+        (b'{"id":"o-x","n":1}', False),  # the pattern
+        (b'{"id":"o-12345","n":1}', False),  # maxLength in code points
+        (b'{"id":"o-1","n":10}', False),
+        (b'{"id":"o-1","n":1.5}', False),
+        (b'{"id":"o-1","n":1,"rate":1}', False),
+        (b'{"id":"o-1","n":1,"rate":1e0}', False),
+        (b'{"id":"o-1","n":1,"state":"old"}', False),
+        (b'{"id":"o-1","n":1,"tags":["a","b","c"]}', False),
+        (b'{"id":"o-1","n":1,"tags":[1]}', False),
+        (b"null", False),
+        (b"[]", False),
+    ],
+)
+def test_a_check_reads_values_as_json_schema_does(value: bytes, taken: bool) -> None:
+    check = value_check(ORDERS)
+    assert check is not None
+    compiled = _speedups.compile_schema(check.root)
+    body = b'{"records":[{"value":' + value + b"}]}"
+    bounds = Bounds(JsonLimits(), 1000, 1 << 20)
+    assert (
+        scanned(_speedups, body, topic(), bounds, RoundRobin(), NOW, compiled) is not None
+    ) == taken
+    reference = compile_validator(SchemaType.JSON, ORDERS).is_valid(json_value(value))
+    assert reference == taken
+
+
+def test_a_checked_scan_declines_the_reserved_header_and_other_formats() -> None:
+    check = value_check({"type": "integer"})
+    assert check is not None
+    compiled = _speedups.compile_schema(check.root)
+    bounds = Bounds(JsonLimits(), 1000, 1 << 20)
+    assert _speedups.SCHEMA_ID_HEADER == SCHEMA_ID_HEADER
+    for headers in ['{"tidegate-schema-id":"1"}', '[["tidegate\\u002dschema-id","1"]]']:
+        body = ('{"records":[{"value":1,"headers":' + headers + "}]}").encode()
+        assert scanned(_speedups, body, topic(), bounds, RoundRobin(), NOW) is not None
+        assert scanned(_speedups, body, topic(), bounds, RoundRobin(), NOW, compiled) is None
+    body = b'{"records":[{"value":"1"}]}'
+    assert (
+        scanned(_speedups, body, topic(fmt=ValueFormat.STRING), bounds, RoundRobin(), NOW, compiled)
+        is None
+    )
+
+
+def test_a_description_the_c_cannot_hold_is_refused_when_compiled() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        _speedups.compile_schema((1, 2))
+    with pytest.raises(OverflowError):
+        _speedups.compile_schema(Node_(4, int_min=-(2**64)))
+    with pytest.raises(ValueError, match="PyCapsule"):
+        scanned(
+            _speedups,
+            b'{"records":[]}',
+            topic(),
+            Bounds(JsonLimits(), 1, 1),
+            RoundRobin(),
+            NOW,
+            object(),
+        )
+
+
+MORE_PATTERNS = ["^[a-f0-9]{8}-[a-f0-9]{4}$", "^\\d{4}-\\d{2}-\\d{2}$", "", "$^", "a^b", "x$|^y"]
+
+
+@given(st.sampled_from(PATTERNS + MORE_PATTERNS), st.data(), st.randoms(use_true_random=False))
+@settings(lenient, max_examples=4 * EXAMPLES)
+def test_a_patterns_automaton_finds_what_re_and_the_reference_find(
+    pattern: str, data: st.DataObject, rnd: Any
+) -> None:
+    python = python_pattern(pattern)
+    schema = {"type": "string", "pattern": pattern}
+    check = value_check(schema)
+    assert check is not None
+    assert check.root.automaton is not None  # these all run as automata, not through re
+    text = data.draw(st.from_regex(python) | st.text(ALPHABET, max_size=8))
+    assume(not any("\ud800" <= c <= "\udfff" for c in text))
+    body = ('{"records":[{"value":' + Writer(rnd).string(text) + "}]}").encode()
+    compiled = _speedups.compile_schema(check.root)
+    bounds = Bounds(JsonLimits(), 1000, 1 << 20)
+    taken = scanned(_speedups, body, topic(), bounds, RoundRobin(), NOW, compiled) is not None
+    found = re.search(python, text) is not None
+    assert taken == found, (pattern, text)
+    assert compile_validator(SchemaType.JSON, schema).is_valid(text) == found, (pattern, text)
+
+
+def test_an_automaton_the_c_could_run_outside_its_table_is_refused() -> None:
+    flags, table = automaton("a") or (b"", b"")
+    assert len(table) == len(flags) * 129 * 2
+    bad = bytes([255, 255]) + table[2:]
+    node = Node_(16, automaton=(flags, bad))
+    with pytest.raises(ValueError, match="transition"):
+        _speedups.compile_schema(node)
+    with pytest.raises(ValueError, match="size"):
+        _speedups.compile_schema(Node_(16, automaton=(flags, table[:-2])))
+
+
+@given(st.text(st.sampled_from("ab\u00e9"), max_size=14), st.randoms(use_true_random=False))
+@settings(lenient)
+def test_a_pattern_too_large_for_an_automaton_is_run_by_re(text: str, rnd: Any) -> None:
+    schema = {"type": "string", "pattern": "(a|b)*a(a|b){9}"}  # 2^10 states as a DFA
+    check = value_check(schema)
+    assert check is not None
+    assert check.root.automaton is None
+    assert check.root.pattern is not None
+    body = ('{"records":[{"value":' + Writer(rnd).string(text) + "}]}").encode()
+    compiled = _speedups.compile_schema(check.root)
+    bounds = Bounds(JsonLimits(), 1000, 1 << 20)
+    taken = scanned(_speedups, body, topic(), bounds, RoundRobin(), NOW, compiled) is not None
+    assert taken == compile_validator(SchemaType.JSON, schema).is_valid(text)
