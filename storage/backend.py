@@ -150,7 +150,9 @@ class LogStore(Protocol):
 
     async def wait_for(self, name: str, positions: Mapping[int, int], timeout_s: float) -> bool:
         """Wait until any partition `p` in `positions` has an end offset past
-        `positions[p]`; True if one did, False at the timeout.
+        `positions[p]`; True if one did, False at the timeout (`math.inf`: none,
+        the caller waits until an append, a deleted topic or the closing store
+        wakes it).
 
         A wake-up from the append path (or another gateway's append, for shared
         backends), never a polling loop. Cancelling the caller frees the waiter.

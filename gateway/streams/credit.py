@@ -62,6 +62,24 @@ class CreditWindow:
             return frame_records
         return min(self._left, frame_records)
 
+    def take(self, records: int, frame_records: int) -> bool:
+        """`allowance` and `spend` in one call, for a frame of `records` (False: the
+        window does not cover it, nothing spent). Run once per delivery of a feed."""
+        left = self._left
+        if left is None:
+            return records <= frame_records
+        if records > left or records > frame_records:
+            return False
+        self._left = left - records
+        self.sent += records
+        return True
+
+    def refund(self, records: int) -> None:
+        """Give back what `take` spent for a frame that did not go after all."""
+        if self._left is not None:
+            self._left += records
+            self.sent -= records
+
     def spend(self, records: int) -> None:
         """`records` were sent; never more than `allowance` allowed."""
         if records < 0:

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,9 +32,6 @@ from gateway.streams.follower import GROWTH_CHECK_S, SharedFrames
 from storage.backend import LogStore
 from storage.errors import StorageError
 from storage.records import Record, ValueFormat
-
-WAIT_S = 60.0
-"""How long a feed sleeps on the log at a time (any append wakes it first)."""
 
 
 def wire_frame(payload: bytes) -> bytes:
@@ -85,6 +85,13 @@ _Key = tuple[int, str, int, ValueFormat, RecordFilter | None]
 
 def charge(frame: Frame, taken: Taken) -> None:
     """Count `frame` once for each subscriber that took it, one call per tenant."""
+    if not taken:
+        return
+    first = taken[0]
+    if all(map(operator.is_, taken, itertools.repeat(first))):  # one tenant: no loop in Python
+        n = len(taken)
+        first.consumed(frame.size * n, frame.count * n)
+        return
     times: dict[int, tuple[Traffic, int]] = {}
     for traffic in taken:  # by identity: the counters are mutable, unhashable records
         held = times.get(id(traffic))
@@ -123,8 +130,9 @@ class Feed:
         shared, settings = self.feeds.shared, self.feeds
         try:
             while self.subscribers:
-                if not await self.log.wait_for(self.name, {self.partition: self.tail}, WAIT_S):
-                    continue
+                # No timeout: an append wakes it, and so do a deleted topic and a closing
+                # store (whose next call then raises); a feed left by all is cancelled.
+                await self.log.wait_for(self.name, {self.partition: self.tail}, math.inf)
                 result = await shared.reads.read(
                     self.log,
                     self.name,

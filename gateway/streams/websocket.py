@@ -403,17 +403,18 @@ class StreamSession:
         position = positions[partition]
         if frame.next_offset <= position:
             return True  # already had it (joined ahead of the feed)
-        count = frame.count
+        count, window = frame.count, self.window
         if (
             frame.first_offset != position
             or self.ending is not None
-            or self.window.allowance(self.frame_records) < count
-            or (count and not self.write_frame(frame.wire))
+            or not window.take(count, self.frame_records)
         ):
             self.dropped(partition)
             return False
-        if count:
-            self.window.spend(count)
+        if count and not self.write_frame(frame.wire):
+            window.refund(count)
+            self.dropped(partition)
+            return False
         positions[partition] = frame.next_offset
         taken.append(self.traffic)
         return True

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import struct
 import sys
@@ -716,6 +717,8 @@ class EmbeddedLogStore:
         for p, pos in watched:
             p.waiters[fut] = pos
         try:
+            if timeout_s == math.inf:  # no timer to arm and cancel on every wake-up
+                return await fut
             async with asyncio.timeout(timeout_s):
                 return await fut
         except TimeoutError:

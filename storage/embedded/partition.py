@@ -438,15 +438,23 @@ class Partition:
 
         A batch's base offset is not under its CRC, so a batch is believed to
         start at the offset it names only if that is where the batch before it
-        ended. The walk starts from an anchor it can trust: an index entry whose
-        batch names the entry's offset (the index is a cache without a checksum
-        of its own), else the segment's start, whose offset is the file's name.
+        ended. The walk starts from an anchor it can trust: the segment's last
+        batch (for a read at the tail) or an index entry, whose batch names the
+        offset noted for it (both are caches without a checksum of their own),
+        else the segment's start, whose offset is the file's name.
         Where the chain breaks, those offsets are reported corrupt, never served
         under a wrong offset.
         """
         rel, position = seg.index.lookup(offset - seg.base_offset)
         expected = seg.base_offset + rel
-        if position > 0 and self._base_at(window, position) != expected:
+        last_base, last_position = seg.last_batch  # one tuple: the writer replaces it whole
+        if (
+            position < last_position < limit
+            and last_base <= offset
+            and self._base_at(window, last_position) == last_base
+        ):
+            expected, position = last_base, last_position  # a read at the tail
+        elif position > 0 and self._base_at(window, position) != expected:
             expected, position = seg.base_offset, 0
         while True:
             head = window.unpack(_HEAD, position) if position + HEADER_SIZE <= limit else None

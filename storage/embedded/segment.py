@@ -64,6 +64,11 @@ class Segment:
         self.time_index = TimeIndex()
         self._index_interval = index_interval_bytes
         self._since_entry = 0
+        # Where the last batch noted starts and the offset it names: a reader at the
+        # tail (a live stream, a long-poll) starts its walk there instead of at the
+        # sparse index's last entry, some 4 KiB of batches back. Believed only if the
+        # batch found there still names that offset, as an index entry is.
+        self.last_batch: tuple[int, int] = (base_offset, 0)
         # Set when cutting back a failed write itself failed: the next append must
         # first succeed in cutting the file back, or O_APPEND would write after junk.
         self._tail_dirty = False
@@ -152,6 +157,7 @@ class Segment:
         self.next_offset = self.base_offset
         self.max_timestamp = MIN_TIMESTAMP
         self._since_entry = 0
+        self.last_batch = (self.base_offset, 0)
 
     def note_batch(
         self,
@@ -170,6 +176,7 @@ class Segment:
             self.time_index.append(self.max_timestamp, rel)
             self._since_entry = 0
         self._since_entry += size
+        self.last_batch = (base_offset, position)
         self.next_offset = base_offset + count
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp

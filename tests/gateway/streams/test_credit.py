@@ -74,3 +74,26 @@ def test_credit_is_clamped_not_overflowed() -> None:
     window = CreditWindow(MAX_CREDIT)
     window.grant(10)
     assert window.left == MAX_CREDIT
+
+
+@given(st.one_of(st.none(), st.integers(0, 1000)), steps, st.integers(1, 500))
+def test_take_is_allowance_and_spend_in_one(
+    initial: int | None, script: list[tuple[str, int]], frame_records: int
+) -> None:
+    """A feed's one call per delivery decides and spends as the pump's two calls do,
+    and a refund undoes it."""
+    one, two = CreditWindow(initial), CreditWindow(initial)
+    for action, n in script:
+        if action == "grant":
+            one.grant(n)
+            two.grant(n)
+            continue
+        covered = two.allowance(frame_records) >= n
+        if covered:
+            two.spend(n)
+        assert one.take(n, frame_records) is covered
+        assert (one.left, one.sent) == (two.left, two.sent)
+        if covered:
+            one.refund(n)
+            assert one.take(n, frame_records)
+        assert (one.left, one.sent) == (two.left, two.sent)

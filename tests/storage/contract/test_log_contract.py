@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -252,6 +253,22 @@ async def test_wait_for_wakes_on_append(backend: Backend) -> None:
     assert time.monotonic() - started < 2
     await task
     assert await backend.log.wait_for("t", {1: 0}, timeout_s=10)  # already past: at once
+
+
+async def test_wait_without_timeout_wakes_on_append_and_on_delete(backend: Backend) -> None:
+    """`math.inf`: no timer, woken by what wakes every waiter (a live feed's wait)."""
+    await backend.log.create_topic("t", 1, TopicConfig())
+    waiting = asyncio.create_task(backend.log.wait_for("t", {0: 0}, timeout_s=math.inf))
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    await backend.log.append("t", 0, [NewRecord(b"x")])
+    assert await asyncio.wait_for(waiting, 5)
+    waiting = asyncio.create_task(backend.log.wait_for("t", {0: 1}, timeout_s=math.inf))
+    await asyncio.sleep(0.02)
+    await backend.log.delete_topic("t")
+    await asyncio.wait_for(waiting, 5)  # woken: its next call finds the topic gone
+    with pytest.raises(TopicNotFound):
+        await backend.log.wait_for("t", {0: 1}, timeout_s=math.inf)
 
 
 async def test_wait_for_times_out(backend: Backend) -> None:
