@@ -148,11 +148,20 @@ class LogStore(Protocol):
         """The first offset whose timestamp is >= `timestamp_ms`, or the end offset."""
         ...
 
-    async def wait_for(self, name: str, positions: Mapping[int, int], timeout_s: float) -> bool:
+    async def wait_for(
+        self,
+        name: str,
+        positions: Mapping[int, int],
+        timeout_s: float,
+        *,
+        partitions: int | None = None,
+    ) -> bool:
         """Wait until any partition `p` in `positions` has an end offset past
         `positions[p]`; True if one did, False at the timeout (`math.inf`: none,
         the caller waits until an append, a deleted topic or the closing store
-        wakes it).
+        wakes it). `partitions`: the partition count the caller knows the topic
+        to have; the wait then also ends (True) once the topic has more, so a
+        stream of every partition learns of new ones without looking now and then.
 
         A wake-up from the append path (or another gateway's append, for shared
         backends), never a polling loop. Cancelling the caller frees the waiter.

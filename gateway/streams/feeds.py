@@ -28,10 +28,14 @@ from typing import Protocol
 
 from gateway.http.tenant_usage import Traffic
 from gateway.streams.filters import RecordFilter
-from gateway.streams.follower import GROWTH_CHECK_S, SharedFrames
+from gateway.streams.follower import SharedFrames
 from storage.backend import LogStore
 from storage.errors import StorageError
 from storage.records import Record, ValueFormat
+
+GROWTH_CHECK_S = 1.0
+"""How often a process's feeds look for partitions added to the topics they follow (for
+the streams of every partition parked on them: a parked stream waits on nothing)."""
 
 
 def wire_frame(payload: bytes) -> bytes:

@@ -16,11 +16,12 @@ serve them all, so fan-out does not re-read or re-encode per connection.
 A stream that follows every partition (no `partitions` subset and no position
 list) follows the partitions added to its topic while it is open as well,
 from their first offset, so that nothing produced to them is missed (`grown`).
+Its wait on the log names the partition count it knows, so new partitions
+end the wait as an append does: an idle stream does not wake to look.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -72,10 +73,6 @@ class SharedFrames:
 
 
 _FORMATS = {ValueFormat.JSON: 0, ValueFormat.STRING: 1, ValueFormat.BINARY: 2}
-
-GROWTH_CHECK_S = 1.0
-"""How often a stream of every partition, while it reads, looks for partitions added to
-its topic (a stream parked on the feeds is told by them, `Feeds`)."""
 
 EVENTS_HELD = 64
 """Event runs kept: the streams one append wakes all render the same run in the same
@@ -147,7 +144,6 @@ class Follower:
     every open stream holds one)."""
 
     __slots__ = (
-        "_checked_at",
         "_order",
         "_recheck",
         "_turn",
@@ -175,7 +171,6 @@ class Follower:
         if not positions and not allow_empty:
             raise ValueError("a stream follows at least one partition")
         self.every = every  # follows every partition, those added to the topic later too
-        self._checked_at = asyncio.get_running_loop().time() if every else 0.0
         self._recheck = False
         self.log = log
         self.name = name
@@ -193,13 +188,11 @@ class Follower:
     async def grown(self) -> bool:
         """For a stream of every partition: follow the partitions the topic has gained,
         from their first retained offset (True when there were some). The topic is
-        looked at when `recheck` says so, or at most every `GROWTH_CHECK_S` otherwise."""
-        if not self.every:
+        looked at when `recheck` says so: after a wait that something ended (new
+        records or new partitions), or when the feeds say it grew."""
+        if not self.every or not self._recheck:
             return False
-        now = asyncio.get_running_loop().time()
-        if not self._recheck and now - self._checked_at < GROWTH_CHECK_S:
-            return False
-        self._recheck, self._checked_at = False, now
+        self._recheck = False
         info = await self.log.get_topic(self.name)
         added = [p for p in range(info.partitions) if p not in self.positions]
         for p in added:
@@ -243,8 +236,15 @@ class Follower:
         return None
 
     async def wait(self, timeout_s: float) -> bool:
-        """Until a followed partition has a record at its position (True) or the timeout."""
-        return await self.log.wait_for(self.name, self.positions, timeout_s)
+        """Until a followed partition has a record at its position (True) or the timeout;
+        a stream of every partition also until the topic has more partitions than it
+        follows (True, and `grown` then looks)."""
+        if not self.every:
+            return await self.log.wait_for(self.name, self.positions, timeout_s)
+        known = len(self.positions)
+        woken = await self.log.wait_for(self.name, self.positions, timeout_s, partitions=known)
+        self._recheck = self._recheck or woken
+        return woken
 
     def advance(self, batch: Batch) -> None:
         """`batch` was delivered: read on after it."""

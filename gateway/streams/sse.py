@@ -36,7 +36,7 @@ from gateway.http.protocol import WATCH_DISCONNECT, DisconnectWatch
 from gateway.http.runtime import Runtime, runtime_of
 from gateway.streams.access import url_credential
 from gateway.streams.filters import filter_of
-from gateway.streams.follower import GROWTH_CHECK_S, Follower, Gap, SharedFrames
+from gateway.streams.follower import Follower, Gap, SharedFrames
 from gateway.streams.frames import (
     HEARTBEAT,
     gap_document,
@@ -199,10 +199,10 @@ class EventStream(Response):
             if item is None:
                 if await follower.grown():
                     continue  # partitions added to the topic: read them too
-                # A stream of every partition wakes now and then to look for new ones;
-                # a heartbeat goes once nothing was sent for `heartbeat_s`.
-                wait_s = min(heartbeat_s, GROWTH_CHECK_S) if follower.every else heartbeat_s
-                if not await follower.wait(wait_s) and loop.time() - self.sent_at >= heartbeat_s:
+                # New records and, for a stream of every partition, new partitions end
+                # the wait; a heartbeat goes once nothing was sent for `heartbeat_s`.
+                woken = await follower.wait(heartbeat_s)
+                if not woken and loop.time() - self.sent_at >= heartbeat_s:
                     await self._send(send, HEARTBEAT)
             elif isinstance(item, Gap):
                 data = orjson.dumps(gap_document(item.entries))

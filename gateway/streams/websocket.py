@@ -51,7 +51,7 @@ from gateway.streams.closecodes import CloseCode, close_code_for, close_reason
 from gateway.streams.credit import CreditWindow, InvalidCredit
 from gateway.streams.feeds import Feed, Feeds, Frame, Taken
 from gateway.streams.filters import filter_of
-from gateway.streams.follower import GROWTH_CHECK_S, Batch, Follower, Gap, SharedFrames
+from gateway.streams.follower import Batch, Follower, Gap, SharedFrames
 from gateway.streams.frames import closing_frame, error_frame, gap_frame, subscribed_frame
 from gateway.streams.groupmode import (
     BadCommit,
@@ -386,8 +386,7 @@ class StreamSession:
                 task.cancel()
 
     async def _log_wait(self) -> None:
-        # A stream of every partition wakes now and then to look for new ones.
-        await self.follower.wait(GROWTH_CHECK_S if self.follower.every else WAIT_S)
+        await self.follower.wait(WAIT_S)  # new partitions end it too (stream of every one)
 
     def _bad_frame(self, detail: str) -> None:
         problem = Problem(ProblemType.BAD_REQUEST, detail)

@@ -22,7 +22,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from storage.embedded.catalog import Catalog, new_topic_id
 from storage.embedded.codec import frame
@@ -129,6 +129,8 @@ class _Topic:
     info: TopicInfo
     partitions: list[Partition]
     shards: list[Shard]  # each partition's writer, by number (looked up once, not per append)
+    # Waits that also end when the topic gains partitions (`wait_for(partitions=...)`).
+    growth_waiters: dict[asyncio.Future[bool], None] = field(default_factory=dict)
 
 
 class EmbeddedLogStore:
@@ -445,6 +447,9 @@ class EmbeddedLogStore:
                 await shard.call(functools.partial(shard.detach, partition))
                 partition.close_files()
                 partition.wake_all(True)
+            for fut in topic.growth_waiters:
+                if not fut.done():
+                    fut.set_result(True)
             await asyncio.to_thread(self._catalog.remove_deleted, topic.info.topic_id)
 
     async def update_topic_config(self, name: str, config: TopicConfig) -> TopicInfo:
@@ -477,6 +482,10 @@ class EmbeddedLogStore:
             topic.partitions = [*topic.partitions, *added]
             topic.shards = [*topic.shards, *(self._shard_of(p) for p in added)]
             topic.info = info
+            waiters, topic.growth_waiters = topic.growth_waiters, {}
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(True)
             return info
 
     async def get_topic(self, name: str) -> TopicInfo:
@@ -687,11 +696,22 @@ class EmbeddedLogStore:
         self._check_open()
         return self._partition(self._topic(name), partition).offset_for_time(timestamp_ms)
 
-    async def wait_for(self, name: str, positions: Mapping[int, int], timeout_s: float) -> bool:
+    async def wait_for(
+        self,
+        name: str,
+        positions: Mapping[int, int],
+        timeout_s: float,
+        *,
+        partitions: int | None = None,
+    ) -> bool:
         self._check_open()
         topic = self._topic(name)
         watched = [(self._partition(topic, p), pos) for p, pos in positions.items()]
-        return await self._park(watched, timeout_s)
+        if partitions is None:
+            return await self._park(watched, timeout_s)
+        if len(topic.partitions) > partitions:
+            return True
+        return await self._park(watched, timeout_s, topic.growth_waiters)
 
     async def wait_for_any(
         self, positions: Mapping[tuple[str, int], int], timeout_s: float
@@ -706,16 +726,24 @@ class EmbeddedLogStore:
                 watched.append((topic.partitions[number], pos))
         return await self._park(watched, timeout_s)
 
-    async def _park(self, watched: list[tuple[Partition, int]], timeout_s: float) -> bool:
+    async def _park(
+        self,
+        watched: list[tuple[Partition, int]],
+        timeout_s: float,
+        growth: dict[asyncio.Future[bool], None] | None = None,
+    ) -> bool:
         """True at once if any watched partition is past its position; else one future
-        parked in every one of them until an append wakes it or `timeout_s` passes."""
+        parked in every one of them (and in `growth`, a topic's growth waiters) until
+        an append or new partitions wake it, or `timeout_s` passes."""
         if any(p.end_offset > pos for p, pos in watched):
             return True
-        if not watched or timeout_s <= 0:
+        if not (watched or growth is not None) or timeout_s <= 0:
             return False
         fut: asyncio.Future[bool] = self._loop.create_future()
         for p, pos in watched:
             p.waiters[fut] = pos
+        if growth is not None:
+            growth[fut] = None
         try:
             if timeout_s == math.inf:  # no timer to arm and cancel on every wake-up
                 return await fut
@@ -726,6 +754,8 @@ class EmbeddedLogStore:
         finally:
             for p, _ in watched:
                 p.waiters.pop(fut, None)
+            if growth is not None:
+                growth.pop(fut, None)
 
     def waiter_count(self) -> int:
         """Registered wait_for waiters over all partitions (leak checks in tests)."""

@@ -271,6 +271,26 @@ async def test_wait_without_timeout_wakes_on_append_and_on_delete(backend: Backe
         await backend.log.wait_for("t", {0: 1}, timeout_s=math.inf)
 
 
+async def test_wait_naming_the_partition_count_ends_when_the_topic_grows(
+    backend: Backend,
+) -> None:
+    """A stream of every partition learns of new ones from its wait, not by looking."""
+    await backend.log.create_topic("t", 1, TopicConfig())
+    waiting = asyncio.create_task(backend.log.wait_for("t", {0: 0}, 30, partitions=1))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    started = time.monotonic()
+    await backend.log.add_partitions("t", 3)
+    assert await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - started < 2
+    # Already more than the caller knows: at once; as many: it waits (and times out).
+    assert await backend.log.wait_for("t", {0: 0}, 30, partitions=2)
+    assert not await backend.log.wait_for("t", {0: 0}, 0.05, partitions=3)
+    waiters = getattr(backend.log, "waiter_count", None)
+    if waiters is not None:
+        assert waiters() == 0
+
+
 async def test_wait_for_times_out(backend: Backend) -> None:
     await backend.log.create_topic("t", 1, TopicConfig())
     await fill(backend, "t", 2)
