@@ -19,7 +19,7 @@ test holds the automaton to `re` and the reference
 from __future__ import annotations
 
 from array import array
-from re import _parser  # type: ignore[attr-defined]  # the parse `re` itself runs
+from re import _parser  # type: ignore[attr-defined,unused-ignore]  # the parse `re` itself runs
 from typing import Any
 
 SYMBOLS = 129
