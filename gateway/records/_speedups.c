@@ -908,11 +908,16 @@ static PyObject *pack_buckets(const Span *spans, Py_ssize_t n, const Header *hea
         PyObject *data = buckets[k].data;
         buckets[k].data = NULL;
         PyObject *packed = packed_records(packed_type, data, &buckets[k]);
-        PyObject *group = packed ? Py_BuildValue("(LN)", buckets[k].partition, packed) : NULL;
+        PyObject *partition = packed ? PyLong_FromLongLong(buckets[k].partition) : NULL;
+        PyObject *group = partition ? PyTuple_New(2) : NULL;
         if (!group) {
+            Py_XDECREF(packed);
+            Py_XDECREF(partition);
             Py_DECREF(groups);
             goto fail;
         }
+        PyTuple_SET_ITEM(group, 0, partition);
+        PyTuple_SET_ITEM(group, 1, packed);
         PyList_SET_ITEM(groups, k, group);
     }
     return groups;
@@ -1005,7 +1010,9 @@ static PyObject *scan_produce(PyObject *self, PyObject *args, PyObject *kwargs) 
     long long drawn = 0;
     Py_ssize_t nb = 1;
     PyObject *order = Py_None;
-    buckets = PyMem_Calloc((size_t)(partitions > 1 ? n : 1), sizeof(Bucket));
+    /* A bucket for each partition the records can reach, at most one a record. */
+    buckets = PyMem_Calloc((size_t)(partitions > 1 ? (n < partitions ? n : partitions) : 1),
+                           sizeof(Bucket));
     if (!buckets) {
         PyErr_NoMemory();
         goto done;

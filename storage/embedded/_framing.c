@@ -204,13 +204,22 @@ static PyObject *spread(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!result) goto done;
     Py_ssize_t filled[MAX_SPREAD_SHARDS] = {0};
     for (Py_ssize_t g = 0; g < groups; g++) {
-        PyObject *group = Py_BuildValue("(ONNN)", seen_shards[g], PyList_New(sizes[g]),
-                                        PyList_New(sizes[g]), PyList_New(sizes[g]));
-        if (!group) { /* Py_BuildValue drops what it was given when one is NULL */
+        PyObject *group = PyTuple_New(4);
+        if (!group) {
             Py_CLEAR(result);
             goto done;
         }
         PyList_SET_ITEM(result, g, group);
+        Py_INCREF(seen_shards[g]);
+        PyTuple_SET_ITEM(group, 0, seen_shards[g]);
+        for (int j = 1; j < 4; j++) {
+            PyObject *list = PyList_New(sizes[g]);
+            if (!list) {
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyTuple_SET_ITEM(group, j, list);
+        }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *group = PyList_GET_ITEM(result, group_of[i]);
