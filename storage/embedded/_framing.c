@@ -21,9 +21,21 @@
  * storage.embedded.spread.by_shard (tests/storage/test_spread.py holds it to that,
  * also under the sanitizers); None whenever by_shard answers None, and for what it
  * does not handle (see spread.py).
+ *
+ * write_files(fds, datas) writes datas[i] whole to fds[i] (write(2) in a loop over
+ * short writes, EINTR retried) for every i, with the interpreter let go once for
+ * them all, and returns each file's errno (0: written). It is the twin of
+ * fileio.FileIO.write_files's loop over write_all (tests/storage/test_framing.py
+ * holds it to that loop): a writer pass over many partitions writes one file each,
+ * and getting the interpreter back after every one of those writes, with the
+ * event loop holding it, was most of the pass.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 #include <zlib.h>
@@ -249,18 +261,96 @@ done:
     return result;
 }
 
+/* Write all of buf to fd; 0 or the errno (EIO for a write that makes no progress). */
+static int write_whole(int fd, const char *buf, Py_ssize_t size) {
+    while (size > 0) {
+        ssize_t n = write(fd, buf, (size_t)size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno ? errno : EIO;
+        }
+        if (n == 0) return EIO;
+        buf += n;
+        size -= n;
+    }
+    return 0;
+}
+
+static PyObject *write_files(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "write_files takes two lists: descriptors, data");
+        return NULL;
+    }
+    PyObject *fds = args[0], *datas = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(fds);
+    if (PyList_GET_SIZE(datas) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many data as descriptors");
+        return NULL;
+    }
+    /* Descriptors, buffers and sizes copied out first: the lists may not be touched
+       while the interpreter is let go, and each bytes object is held by `held`. */
+    int *fd = PyMem_Malloc(sizeof(int) * (size_t)(n ? n : 1));
+    const char **buf = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    Py_ssize_t *size = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    int *err = PyMem_Malloc(sizeof(int) * (size_t)(n ? n : 1));
+    PyObject *held = PyList_GetSlice(datas, 0, n);
+    PyObject *out = NULL;
+    if (!fd || !buf || !size || !err || !held) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PyList_GET_ITEM(fds, i));
+        if (v == -1 && PyErr_Occurred()) goto done;
+        if (v < 0 || v > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "a descriptor is a non-negative int");
+            goto done;
+        }
+        PyObject *data = PyList_GET_ITEM(held, i);
+        if (!PyBytes_Check(data)) {
+            PyErr_SetString(PyExc_TypeError, "data must be bytes");
+            goto done;
+        }
+        fd[i] = (int)v;
+        buf[i] = PyBytes_AS_STRING(data);
+        size[i] = PyBytes_GET_SIZE(data);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) err[i] = write_whole(fd[i], buf[i], size[i]);
+    Py_END_ALLOW_THREADS
+    out = PyList_New(n);
+    if (!out) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyLong_FromLong(err[i]);
+        if (!e) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, e);
+    }
+done:
+    Py_XDECREF(held);
+    PyMem_Free(fd);
+    PyMem_Free(buf);
+    PyMem_Free(size);
+    PyMem_Free(err);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "Packed records framed as one batch (base offset 0): codec.frame_batch's twin."},
     {"spread", (PyCFunction)(void (*)(void))spread, METH_FASTCALL,
      "A request's batches grouped by shard, or None: spread.by_shard's twin."},
+    {"write_files", (PyCFunction)(void (*)(void))write_files, METH_FASTCALL,
+     "Each data written whole to its descriptor, the interpreter let go once; errnos."},
     {0},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "storage.embedded._framing",
-    .m_doc = "The embedded log's batch framing in C.",
+    .m_doc = "The embedded log's batch framing, and its writer's writes of a pass, in C.",
     .m_size = -1,
     .m_methods = methods,
 };

@@ -34,7 +34,7 @@ import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from storage.embedded.fileio import FileIO
 
@@ -104,6 +104,38 @@ class OpenFiles:
             file.users += 1
             return fd
 
+    def acquire_many(self, files: Sequence[SegmentFile]) -> list[int]:
+        """`acquire` of each file in one lock section: a writer pass holds every file
+        it writes or syncs for one call (`FileIO.write_files`, `sync_files`). On an
+        OSError (a reopen failed) none of them is held."""
+        with self._lock:
+            fds: list[int] = []
+            try:
+                for file in files:
+                    fd = file.fd
+                    if fd is None:
+                        fd = self._reopen(file)
+                    file.users += 1
+                    fds.append(fd)
+            except BaseException:
+                for file in files[: len(fds)]:
+                    file.users -= 1
+                    self._settle(file)
+                raise
+            return fds
+
+    def release_many(self, files: Sequence[SegmentFile], *, synced: bool = False) -> None:
+        """`release` of each file (with `synced`, after `mark_synced`) in one lock section."""
+        with self._lock:
+            for file in files:
+                if synced:
+                    file.dirty = False
+                users = file.users = file.users - 1
+                if not users:
+                    self._settle(file)
+            if self.open_count > self.capacity:
+                self._evict()
+
     def release(self, file: SegmentFile) -> None:
         with self._lock:
             users = file.users = file.users - 1
@@ -112,11 +144,12 @@ class OpenFiles:
                 if self.open_count > self.capacity:
                     self._evict()
 
-    def mark_dirty(self, file: SegmentFile) -> None:
-        """The file holds data not yet synced: keep it open until `mark_synced`.
-        Call with a lease held (the write that made it dirty)."""
+    def mark_dirty(self, *files: SegmentFile) -> None:
+        """The files hold data not yet synced: keep them open until `mark_synced`.
+        Call with a lease held (the write that made them dirty)."""
         with self._lock:
-            file.dirty = True
+            for file in files:
+                file.dirty = True
 
     def mark_synced(self, file: SegmentFile) -> None:
         """A sync of the file has run and its outcome was taken (success, or the
@@ -164,9 +197,10 @@ class OpenFiles:
             self._idle.pop(file, None)
             self._close_fd(file)
         elif not file.dirty:
-            idle = self._idle
-            idle.pop(file, None)
-            idle[file] = None
+            try:
+                self._idle.move_to_end(file)
+            except KeyError:
+                self._idle[file] = None
 
     def _evict(self) -> None:
         """Close the least recently used idle files until within the capacity. A file

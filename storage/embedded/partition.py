@@ -48,7 +48,7 @@ from storage.embedded.producers import (
     snapshot_name,
 )
 from storage.embedded.recovery import FENCE_FILE, RecoveredLog
-from storage.embedded.segment import Segment
+from storage.embedded.segment import Segment, append_together
 from storage.errors import CorruptData, OffsetOutOfRange
 from storage.records import FetchResult, PartitionInfo, Record, TopicConfig
 
@@ -184,15 +184,28 @@ class Partition:
         and write them to the active segment in one write (`durable`: one that
         returns once they are on disk); returns their base offsets. On an OSError
         none of them is written (nor numbered)."""
+        data, placed = self._stamped(batches)
+        self.active.append_many(data, placed, durable=durable)
+        return self._numbered(placed)
+
+    def _stamped(
+        self, batches: Sequence[tuple[bytes, int, int]]
+    ) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+        """The batches stamped from the next offset on, joined (one copy in all), and
+        each one's (base offset, count, max timestamp, size) for the segment."""
         base = self.next_offset
         parts: list[bytes | memoryview] = []
         placed: list[tuple[int, int, int, int]] = []
         for batch, count, max_timestamp in batches:
-            parts.extend(stamped(batch, base))  # joined below: one copy in all
+            parts.extend(stamped(batch, base))
             placed.append((base, count, max_timestamp, len(batch)))
             base += count
-        self.active.append_many(b"".join(parts), placed, durable=durable)
-        self.next_offset = base
+        return b"".join(parts), placed
+
+    def _numbered(self, placed: list[tuple[int, int, int, int]]) -> list[int]:
+        """The stamped batches are written: the next offset moves past them."""
+        last = placed[-1]
+        self.next_offset = last[0] + last[1]
         return [entry[0] for entry in placed]
 
     def sync(self) -> None:
@@ -647,3 +660,25 @@ class Partition:
                 seg.close()
         if self._decoded is not None:
             self._decoded.forget(self._token)
+
+
+def write_together(
+    partitions: Sequence[Partition], batches: Sequence[Sequence[tuple[bytes, int, int]]]
+) -> list[list[int] | OSError]:
+    """`Partition.write_many` (not durable) of `batches[i]` to each of `partitions`
+    (distinct, of one engine), with one write call for them all (`append_together`):
+    each one's base offsets, or the OSError of its write, after which none of its
+    batches is written nor numbered, as after a failed `write_many`."""
+    if not partitions:
+        return []
+    staged = [p._stamped(b) for p, b in zip(partitions, batches, strict=True)]
+    errors = append_together(
+        partitions[0].active.files,
+        [p.active for p in partitions],
+        [data for data, _ in staged],
+        [placed for _, placed in staged],
+    )
+    return [
+        p._numbered(placed) if exc is None else exc
+        for p, (_, placed), exc in zip(partitions, staged, errors, strict=True)
+    ]

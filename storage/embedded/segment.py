@@ -256,12 +256,18 @@ class Segment:
                 raise
         finally:
             files.release(file)
-        self.size = position + len(data)
+        self._appended(position, len(data), batches)
+        return position
+
+    def _appended(
+        self, position: int, length: int, batches: list[tuple[int, int, int, int]]
+    ) -> None:
+        """Account for `length` bytes of whole batches written at `position`."""
+        self.size = position + length
         at = position
         for base_offset, count, max_timestamp, size in batches:
             self.note_batch(at, base_offset, count, max_timestamp, size)
             at += size
-        return position
 
     def read(self, position: int, size: int) -> bytes:
         files, file = self.files, self.file
@@ -332,18 +338,56 @@ class Segment:
                 self.fio.unlink(path)
 
 
-def sync_together(files: OpenFiles, segments: Sequence[Segment]) -> list[OSError | None]:
-    """`FileIO.sync_files` over the segments' files (of one file system), each held
-    open for the call; each one's error, or None. Afterwards none of them needs to
-    stay open for its sync any more (its outcome has been taken)."""
-    fds: list[int] = []
-    held: list[Segment] = []
+def append_together(
+    files: OpenFiles,
+    segments: Sequence[Segment],
+    datas: Sequence[bytes],
+    batches: Sequence[list[tuple[int, int, int, int]]],
+) -> list[OSError | None]:
+    """`Segment.append_many` (not durable) of `datas[i]` and its `batches[i]` to each
+    `segments[i]` (distinct segments), with one `FileIO.write_files` for them all:
+    the files are held, and marked unsynced, in one step, written in one call,
+    and let go in one step. Each one's error, or None; a segment whose write
+    failed is cut back to where its data started, as `append_many` does."""
+    fio = files.fio
+    handles = [segment.file for segment in segments]
+    fds = files.acquire_many(handles)
     try:
-        for segment in segments:
-            fds.append(files.acquire(segment.file))
-            held.append(segment)
+        files.mark_dirty(*handles)  # before the write: its pages may fail write-back
+        errors: list[OSError | None] = [None] * len(segments)
+        write = list(range(len(segments)))
+        for i, segment in enumerate(segments):
+            if segment._tail_dirty:  # a failed write's cut-back failed: cut back first
+                try:
+                    fio.ftruncate(fds[i], segment.size)
+                    segment._tail_dirty = False
+                except OSError as cut:
+                    errors[i] = cut
+        if any(errors):
+            write = [i for i in write if errors[i] is None]
+        written = fio.write_files([fds[i] for i in write], [datas[i] for i in write])
+        for i, error in zip(write, written, strict=True):
+            segment = segments[i]
+            if error is None:
+                segment._appended(segment.size, len(datas[i]), batches[i])
+                continue
+            errors[i] = error
+            try:
+                fio.ftruncate(fds[i], segment.size)
+            except OSError:
+                segment._tail_dirty = True
+        return errors
+    finally:
+        files.release_many(handles)
+
+
+def sync_together(files: OpenFiles, segments: Sequence[Segment]) -> list[OSError | None]:
+    """`FileIO.sync_files` over the segments' files (of one file system), held open
+    for the call in one step; each one's error, or None. Afterwards none of them
+    needs to stay open for its sync any more (its outcome has been taken)."""
+    handles = [segment.file for segment in segments]
+    fds = files.acquire_many(handles)
+    try:
         return files.fio.sync_files(fds)
     finally:
-        for segment in held:
-            files.mark_synced(segment.file)
-            files.release(segment.file)
+        files.release_many(handles, synced=True)

@@ -27,10 +27,15 @@ An append that spans several partitions without an identity (a keyed batch)
 reaches each shard as one `SpreadAppend`: one queue item for the request's
 partitions of that shard, however many, their records not yet framed. A pass
 frames all the entries it holds for a partition together, as one batch (split
-past `MERGED_BATCH_BYTES`), writes it with one write and answers each entry,
-with the offsets of its own records, into its request's `Joined`, with no
-per-partition request object: a pass of 60 keyed requests over 32 partitions
-frames, writes and indexes 32 batches rather than 1,920. Such a batch is
+past `MERGED_BATCH_BYTES`) and answers each entry, with the offsets of its own
+records, straight into its request's `Joined` (the event loop then counts a
+spread down once, not once per entry), with no per-partition request object: a
+pass of 60 keyed requests over 32 partitions frames, writes and indexes 32
+batches rather than 1,920. The batches of all those partitions that need no
+durable write of their own are written with one call (`FileIO.write_files`,
+one C call that lets go of the interpreter once): a pass over hundreds of
+partitions would otherwise give the interpreter up, and wait to get it back
+from the event loop, once per partition. Such a batch is
 acknowledged whole or not at all, as any batch is: every entry in it was
 answered by the same commit. An entry whose partition needs more than
 a plain write in that pass (a roll, a fence, a deleted topic, or other appends
@@ -61,6 +66,7 @@ import logging
 import queue
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -69,7 +75,7 @@ from storage.embedded.codec import HEADER_SIZE, frame
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
 from storage.embedded.openfiles import OpenFiles
-from storage.embedded.partition import Partition
+from storage.embedded.partition import Partition, write_together
 from storage.embedded.producers import Held
 from storage.embedded.segment import sync_together
 from storage.errors import (
@@ -90,6 +96,8 @@ MERGED_BATCH_BYTES = 1024 * 1024
 records for each partition, and a pass of many such requests then writes, indexes
 and checks one batch per partition instead of one per request, while a read of a
 few records never has to copy and check a batch much larger than a megabyte."""
+
+_new_tuple = tuple.__new__
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -113,24 +121,32 @@ class ResultSink(Protocol):
 
 class Joined:
     """One future for the appends of several partitions: it resolves, with each one's
-    result or error in order, once the last of them is decided. Event loop only."""
+    result or error in order, once the last of them is decided.
+
+    A writer places the outcomes of a `SpreadAppend`'s entries straight into
+    `results` (each slot is one writer's alone) and the event loop counts them
+    down once per spread and pass (`count_down`), rather than once per
+    partition; everything else is the event loop's."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.future: asyncio.Future[list[AppendResult | StorageError]] = loop.create_future()
         self.failed = 0  # outcomes that are errors: none, and the results need no search
-        self._results: list[AppendResult | StorageError | None] = [None] * count
+        self.results: list[AppendResult | StorageError | None] = [None] * count
         self._left = count
 
     def slot(self, index: int) -> _Slot:
         return _Slot(self, index)
 
     def put(self, index: int, outcome: AppendResult | StorageError) -> None:
-        self._results[index] = outcome
-        if outcome.__class__ is not AppendResult:
-            self.failed += 1
-        self._left -= 1
+        self.results[index] = outcome
+        self.count_down(1, 0 if outcome.__class__ is AppendResult else 1)
+
+    def count_down(self, decided: int, failed: int) -> None:
+        """Event loop: `decided` more slots hold their outcome, `failed` of them errors."""
+        self.failed += failed
+        self._left -= decided
         if not self._left and not self.future.done():
-            self.future.set_result(self._results)  # type: ignore[arg-type]
+            self.future.set_result(self.results)  # type: ignore[arg-type]
 
 
 class _Slot:
@@ -191,9 +207,12 @@ class SpreadAppend:
     partitions: list[Partition] = field(default_factory=list)
     packed: list[PackedRecords] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
+    general: int = 0  # entries made requests of their own: they count themselves down
+    failed: int = 0  # entries this pass placed an error for (the writer's own count)
 
     def request(self, i: int) -> AppendRequest:
         """Entry `i` as a request of its own (framed alone), for the general path."""
+        self.general += 1
         data, count, first, last = self.packed[i]
         return AppendRequest(
             self.partitions[i],
@@ -207,6 +226,24 @@ class SpreadAppend:
 
 # A partition's spread entries in a pass: (the spread, the entry's index in it).
 _Entries = list[tuple[SpreadAppend, int]]
+
+
+def _place(entries: _Entries, error: StorageError) -> None:
+    """Writer thread: every one of the entries fails with `error`."""
+    for item, i in entries:
+        item.joined.results[item.slots[i]] = error
+        item.failed += 1
+
+
+@dataclass(slots=True, eq=False)
+class _Framed:
+    """A partition's spread entries of a pass framed as batches `(batch, count, max
+    timestamp)`, not yet written; each entry's record count and first timestamp."""
+
+    entries: _Entries
+    batches: list[tuple[bytes, int, int]]
+    counts: Sequence[int]
+    firsts: Sequence[int]
 
 
 @dataclass(slots=True, eq=False)
@@ -239,8 +276,9 @@ class _Outcome:
     """What to hand back to the event loop after one pass of the writer."""
 
     results: list[tuple[ResultSink, AppendResult | StorageError]] = field(default_factory=list)
-    # Spread entries' outcomes: the request's Joined, the entry's slot in it, the outcome.
-    placed: list[tuple[Joined, int, AppendResult | StorageError]] = field(default_factory=list)
+    # Spread entries' outcomes are in their Joined's results already: how many of
+    # each, and how many of those are errors.
+    decided: list[tuple[Joined, int, int]] = field(default_factory=list)
     calls: list[tuple[asyncio.Future[None], BaseException | None]] = field(default_factory=list)
     woken: set[Partition] = field(default_factory=set)
     taken: int = 0  # appends this pass took from the queue (their outcome is in `results`)
@@ -255,8 +293,8 @@ def _deliver(outcome: _Outcome) -> None:
             fut.set_exception(result)
         else:
             fut.set_result(result)
-    for joined, slot, placed in outcome.placed:
-        joined.put(slot, placed)
+    for joined, decided, failed in outcome.decided:
+        joined.count_down(decided, failed)
     for call_fut, error in outcome.calls:
         if not call_fut.done():
             if error is None:
@@ -264,7 +302,8 @@ def _deliver(outcome: _Outcome) -> None:
             else:
                 call_fut.set_exception(error)
     for partition in outcome.woken:
-        partition.wake()
+        if partition.waiters:
+            partition.wake()
 
 
 _Item = AppendRequest | SpreadAppend | _Call | _Stop
@@ -434,17 +473,13 @@ class Shard:
         arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
-        spread: dict[Partition, _Entries] = {}
+        spread: defaultdict[Partition, _Entries] = defaultdict(list)
         taken = 0
         for item in items:
             if isinstance(item, SpreadAppend):
                 taken += 1
                 for i, partition in enumerate(item.partitions):
-                    entries = spread.get(partition)
-                    if entries is None:
-                        spread[partition] = [(item, i)]
-                    else:
-                        entries.append((item, i))
+                    spread[partition].append((item, i))
             elif isinstance(item, AppendRequest):
                 taken += 1
                 queued = arrived.get(item.partition)
@@ -472,18 +507,25 @@ class Shard:
         for first in range(0, len(work), self._sync_group):
             pending: dict[Partition, list[AppendRequest]] = {}
             written: dict[Partition, _Written] = {}
+            plain: list[tuple[Partition, _Framed]] = []  # written together, below
             for partition, requests, entries in work[first : first + self._sync_group]:
+                if entries is not None:
+                    framed = self._frame_spread(partition, entries, now_ms)
+                    if framed is None:
+                        requests = [item.request(i) for item, i in entries]
+                    elif not together and partition.config.durability == Durability.FSYNC:
+                        bases = self._write_many(partition, framed.batches, True)
+                        self._written_spread(partition, framed, bases, written, True)
+                        continue
+                    else:
+                        plain.append((partition, framed))
+                        continue
                 if requests is not None:
                     self._write_all(
                         partition, requests, pending, outcome, now_ms, durable=not together
                     )
-                elif entries is not None and not self._write_spread(
-                    partition, entries, written, outcome, now_ms, durable=not together
-                ):
-                    requests = [item.request(i) for item, i in entries]
-                    self._write_all(
-                        partition, requests, pending, outcome, now_ms, durable=not together
-                    )
+            if plain:
+                self._write_spreads(plain, written)
             if together:
                 self._sync_together(pending, written, outcome)
             for partition, requests in pending.items():
@@ -491,6 +533,9 @@ class Shard:
             for partition, done in written.items():
                 self._commit_spread(partition, done, outcome)
             self._sync_if_over_bound()
+        for item in items:
+            if isinstance(item, SpreadAppend) and len(item.slots) > item.general:
+                outcome.decided.append((item.joined, len(item.slots) - item.general, item.failed))
         for call in calls:
             try:
                 call.fn()
@@ -586,7 +631,7 @@ class Shard:
         arrived: dict[Partition, list[AppendRequest]],
     ) -> None:
         """Leave in `spread` the partitions whose entries may be written plainly in this
-        pass (writable, and no other appends to order them with; `_write_spread` checks
+        pass (writable, and no other appends to order them with; `_frame_spread` checks
         the roll); the others' entries become requests, after the partition's own, in
         `arrived`."""
         general = [
@@ -600,49 +645,81 @@ class Shard:
             else:
                 queued.extend(requests)
 
-    def _write_spread(
-        self,
-        p: Partition,
-        entries: _Entries,
-        written: dict[Partition, _Written],
-        outcome: _Outcome,
-        now_ms: int,
-        *,
-        durable: bool,
-    ) -> bool:
-        """`_write_run` for a partition's spread entries: their records framed together,
-        as one batch (or a few, of at most `MERGED_BATCH_BYTES` of records each), and
-        one write for them all; on an OSError every entry fails and none is kept. Each
-        entry's records keep their order and get consecutive offsets. False, with
-        nothing written, when they do not fit before a roll is due (by size or by
-        age): the caller then takes the general path with them."""
-        data, counts, firsts, lasts = zip(*[item.packed[i] for item, i in entries], strict=True)
-        total = sum(map(len, data))
-        if total <= MERGED_BATCH_BYTES:  # the common case: one batch, no loop in Python
-            records, last = sum(counts), max(lasts)
-            pieces = [(b"".join(data), records, firsts[0], last)]
+    def _frame_spread(self, p: Partition, entries: _Entries, now_ms: int) -> _Framed | None:
+        """A partition's spread entries framed together, as one batch (or a few, of at
+        most `MERGED_BATCH_BYTES` of records each), to be written with one write; each
+        entry's records keep their order and get consecutive offsets. None when they
+        do not fit before a roll is due (by size or by age): the caller then takes
+        the general path with them."""
+        counts: Sequence[int]
+        firsts: Sequence[int]
+        pieces: list[tuple[bytes, int, int, int]]
+        if len(entries) == 1:  # many partitions: a pass brings most of them one entry
+            item, i = entries[0]
+            piece = item.packed[i]
+            total, counts, firsts = len(piece[0]), (piece[1],), (piece[2],)
+            pieces = [piece]
         else:
-            pieces = _merged(data, counts, firsts, lasts)
+            data, counts, firsts, lasts = zip(*[item.packed[i] for item, i in entries], strict=True)
+            total = sum(map(len, data))
+            if total <= MERGED_BATCH_BYTES:  # the common case: one batch, no loop in Python
+                pieces = [(b"".join(data), sum(counts), firsts[0], max(lasts))]
+            else:
+                pieces = _merged(data, counts, firsts, lasts)
         seg, config = p.active, p.config
         if (
             seg.size + total + HEADER_SIZE * len(pieces) > config.segment_bytes
             or now_ms - seg.created_ms >= config.segment_ms
         ):
-            return False
+            return None
         batches = [(frame(d, n, first, last, None, 0), n, last) for d, n, first, last in pieces]
-        durable = durable and config.durability == Durability.FSYNC
-        bases = self._write_many(p, batches, durable)
+        return _Framed(entries, batches, counts, firsts)
+
+    def _written_spread(
+        self,
+        p: Partition,
+        framed: _Framed,
+        bases: list[int] | StorageError,
+        written: dict[Partition, _Written],
+        durable: bool,
+    ) -> None:
+        """A partition's framed spread entries after their write: on an error every
+        entry fails (none was kept); else each waits in `written` for its commit."""
         if isinstance(bases, StorageError):
-            outcome.placed.extend((item.joined, item.slots[i], bases) for item, i in entries)
-            return True
+            _place(framed.entries, bases)
+            return
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
         # Each entry's first offset: the records before it, after the first batch's base.
-        starts = list(itertools.accumulate(counts, initial=bases[0]))
-        starts.pop()
-        written[p] = _Written(entries, starts, counts, firsts, durable)
-        return True
+        if len(framed.counts) == 1:
+            starts = bases[:1]
+        else:
+            starts = list(itertools.accumulate(framed.counts, initial=bases[0]))
+            starts.pop()
+        written[p] = _Written(framed.entries, starts, framed.counts, framed.firsts, durable)
+
+    def _write_spreads(
+        self, plain: list[tuple[Partition, _Framed]], written: dict[Partition, _Written]
+    ) -> None:
+        """Not durable writes of many partitions' framed spread entries with one write
+        call for them all (`partition.write_together`): the interpreter is let go once
+        for the lot, not once a partition. Each partition's error is its own."""
+        partitions = [p for p, _ in plain]
+        self._dirty.update(partitions)  # also if a write fails: some may have reached the file
+        try:
+            outcomes = write_together(partitions, [framed.batches for _, framed in plain])
+        except OSError:  # holding the files failed (a reopen): each one on its own
+            for p, framed in plain:
+                self._written_spread(
+                    p, framed, self._write_many(p, framed.batches, False), written, False
+                )
+            return
+        for (p, framed), bases in zip(plain, outcomes, strict=True):
+            if isinstance(bases, OSError):
+                self._written_spread(p, framed, write_error(p, bases), written, False)
+            else:
+                self._written_spread(p, framed, bases, written, False)
 
     def _write_many(
         self, p: Partition, batches: list[tuple[bytes, int, int]], durable: bool
@@ -669,22 +746,21 @@ class Shard:
         durability = p.config.durability
         if durability == Durability.FSYNC and not done.durable:
             if not self._sync(p):
-                error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
-                outcome.placed.extend(
-                    (item.joined, item.slots[i], error) for item, i in done.entries
-                )
+                _place(done.entries, PartitionFenced(p.topic, p.number, p.fenced or "fsync failed"))
                 return
         elif durability == Durability.INTERVAL:
             deadline = time.monotonic() + p.config.flush_interval_ms / 1000
             self._unsynced.setdefault(p, deadline)
         p.publish()
         number = p.number
-        outcome.placed.extend(
-            (item.joined, item.slots[i], AppendResult(number, base, count, first))
-            for (item, i), base, count, first in zip(
-                done.entries, done.bases, done.counts, done.firsts, strict=True
+        for (item, i), base, count, first in zip(
+            done.entries, done.bases, done.counts, done.firsts, strict=True
+        ):
+            # tuple.__new__, as NamedTuple's own _make: half the cost of its __new__,
+            # which runs once for every partition of every keyed request.
+            item.joined.results[item.slots[i]] = _new_tuple(
+                AppendResult, (number, base, count, first, False)
             )
-        )
         outcome.woken.add(p)
 
     def _write_run(
@@ -787,10 +863,7 @@ class Shard:
                 self._fence(p, "fsync", exc)
                 error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
                 if p in written:
-                    entries = written.pop(p).entries
-                    outcome.placed.extend(
-                        (item.joined, item.slots[i], error) for item, i in entries
-                    )
+                    _place(written.pop(p).entries, error)
                 else:
                     for r in pending.pop(p):
                         r.answer(outcome, error)
@@ -862,7 +935,10 @@ class Shard:
             if isinstance(item, AppendRequest):
                 outcome.results.append((item.future, error))
             elif isinstance(item, SpreadAppend):
-                outcome.placed.extend((item.joined, slot, error) for slot in item.slots)
+                # Nothing of the failed pass was handed back: every entry fails here.
+                for slot in item.slots:
+                    item.joined.results[slot] = error
+                outcome.decided.append((item.joined, len(item.slots), len(item.slots)))
             elif isinstance(item, _Call):
                 outcome.calls.append((item.future, error))
         self._hand_back(outcome)

@@ -2,12 +2,17 @@
 
 `codec.frame_batch` says what a batch is; `codec.frame` is the C twin when it
 is built, and must give the same bytes for every batch the reference frames and
-refuse every one it refuses. `make sanitize` runs these under ASan and UBSan.
+refuse every one it refuses. The writer's `write_files` (one call for a pass's
+writes to many files) must leave every file as `write_all` of each, in order,
+does, with the same error for each. `make sanitize` runs these under ASan and UBSan.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -15,10 +20,12 @@ from hypothesis import strategies as st
 
 from storage.embedded import codec
 from storage.embedded.codec import decode_records, frame_batch, validate_batch, with_base_offset
+from storage.embedded.fileio import FileIO
 from storage.records import NewRecord, PackedRecords, pack_records
 
 try:
     from storage.embedded._framing import frame as frame_in_c
+    from storage.embedded._framing import write_files as write_files_in_c
 except ImportError:
     pytest.skip("the C framing is not built", allow_module_level=True)
 
@@ -94,3 +101,77 @@ def test_a_batch_framed_in_c_reads_back_as_its_records(
 
 def test_the_engine_frames_with_the_c_twin_when_it_is_built() -> None:
     assert codec.frame is frame_in_c
+
+
+def _write_all_each(fds: list[int], datas: list[bytes]) -> list[int]:
+    """The reference: `write_all` of each, in order; each one's errno (0: written)."""
+    errors = []
+    for fd, data in zip(fds, datas, strict=True):
+        try:
+            FileIO().write_all(fd, data)
+        except OSError as exc:
+            errors.append(exc.errno or 0)
+        else:
+            errors.append(0)
+    return errors
+
+
+# Which descriptor each write goes to: one of three files (a repeat appends after
+# the last), one open read-only, or one closed: an error of its own, the rest written.
+_TARGETS = st.sampled_from(["a", "b", "c", "read-only", "closed"])
+
+
+def _written_by(
+    root: Path, how: str, writes: list[tuple[str, bytes]]
+) -> tuple[list[int], dict[str, bytes]]:
+    root.mkdir()
+    fds = {name: os.open(root / name, os.O_RDWR | os.O_CREAT | os.O_APPEND) for name in "abc"}
+    (root / "ro").write_bytes(b"")
+    fds["read-only"] = os.open(root / "ro", os.O_RDONLY)
+    closed = os.open(root / "ro", os.O_RDONLY)
+    os.close(closed)
+    fds["closed"] = closed
+    try:
+        targets, datas = [fds[t] for t, _ in writes], [d for _, d in writes]
+        write = write_files_in_c if how == "c" else _write_all_each
+        errors = write(targets, datas)
+    finally:
+        for name, fd in fds.items():
+            if name != "closed":
+                os.close(fd)
+    return errors, {name: (root / name).read_bytes() for name in "abc"}
+
+
+@lenient
+@given(st.lists(st.tuples(_TARGETS, st.binary(max_size=3000)), max_size=12))
+def test_the_c_writes_of_a_pass_are_write_all_of_each(
+    tmp_path_factory: pytest.TempPathFactory, writes: list[tuple[str, bytes]]
+) -> None:
+    root = tmp_path_factory.mktemp("writes")
+    in_c = _written_by(root / "c", "c", writes)
+    assert in_c == _written_by(root / "reference", "reference", writes)
+    assert in_c[0] == [  # nothing to write is no write, wherever it goes
+        errno.EBADF if data and target in ("read-only", "closed") else 0 for target, data in writes
+    ]
+
+
+def test_the_c_writes_refuse_what_they_cannot_write() -> None:
+    with pytest.raises(TypeError):
+        write_files_in_c([1], [bytearray(b"x")])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="as many"):
+        write_files_in_c([1, 2], [b"x"])
+    with pytest.raises(ValueError, match="non-negative"):
+        write_files_in_c([-1], [b"x"])
+    assert write_files_in_c([], []) == []
+
+
+def test_the_writer_writes_with_the_c_twin_when_it_is_built(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    try:
+        errors = FileIO().write_files([fd, 10_000], [b"one", b"two"])
+    finally:
+        os.close(fd)
+    assert errors[0] is None
+    assert isinstance(errors[1], OSError)
+    assert errors[1].errno == errno.EBADF
+    assert (tmp_path / "f").read_bytes() == b"one"

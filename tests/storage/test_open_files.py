@@ -21,6 +21,7 @@ from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.openfiles import OpenFiles, SegmentFile
 from storage.embedded.options import EngineOptions
+from storage.embedded.segment import Segment, append_together, sync_together
 from storage.errors import PartitionFenced, StorageError
 from storage.records import AppendResult, Durability, NewRecord, TopicConfig, pack_records
 from tests.storage.faults import WritebackErrors
@@ -164,15 +165,45 @@ async def test_an_fsync_error_of_a_file_the_bound_would_close_reaches_the_produc
     assert fio.lost == 0
 
 
-async def test_without_the_pin_that_error_would_be_lost(
+def _sync_after_reads_between(root: Path) -> tuple[list[OSError | None], WritebackErrors]:
+    """Four segments written with one write call (as a writer pass writes them),
+    four others read through a cache of four files before the four are synced
+    together: the reads are what would close the written files before their sync."""
+    fio = WritebackErrors()
+    files = OpenFiles(fio, 4)
+    segments = []
+    for i in range(8):
+        (root / str(i)).mkdir()
+        segment = Segment.create(files, str(root / str(i)), 0, index_interval_bytes=4096, now_ms=1)
+        segments.append(segment)
+    written, others = segments[:4], segments[4:]
+    fio.fail_writeback(written[0].log_path)
+    data = [b"x" * 64] * 4
+    assert append_together(files, written, data, [[(0, 1, 1, 64)]] * 4) == [None] * 4
+    for segment in others:
+        segment.read(0, 1)  # each reopened, the least recently used idle one closed
+    errors = sync_together(files, written)
+    for segment in segments:
+        segment.close()
+    return errors, fio
+
+
+def test_a_file_written_together_stays_open_until_its_sync(tmp_path: Path) -> None:
+    errors, fio = _sync_after_reads_between(tmp_path)
+    assert isinstance(errors[0], OSError)  # reported: its producer is refused
+    assert errors[1:] == [None] * 3
+    assert (fio.reported, fio.lost) == (1, 0)
+
+
+def test_without_the_pin_that_error_would_be_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The case above is one the bound really meets: were unsynced files not held
     open, the failing one would be closed by those reads before its sync, the error
     lost with its descriptor, and the producer told its records were stored."""
-    monkeypatch.setattr(OpenFiles, "mark_dirty", lambda self, file: None)
-    results, fio, _stored = await _write_with_a_lost_writeback(tmp_path)
-    assert isinstance(results[0], AppendResult)  # acknowledged: what the pin prevents
+    monkeypatch.setattr(OpenFiles, "mark_dirty", lambda self, *files: None)
+    errors, fio = _sync_after_reads_between(tmp_path)
+    assert errors == [None] * 4  # acknowledged: what the pin prevents
     assert fio.lost == 1
 
 
