@@ -1147,9 +1147,9 @@ struct SchemaNode {
 
 typedef struct {
     PyObject *description; /* held: names, enum strings and patterns point into it */
-    Py_ssize_t count;
-    PyObject *keys[MAX_SCHEMA_NODES];
-    SchemaNode *nodes[MAX_SCHEMA_NODES];
+    Py_ssize_t count, cap;
+    PyObject **keys; /* the tuple each node was compiled from (borrowed) */
+    SchemaNode **nodes;
 } Compiled;
 
 static void compiled_free(Compiled *c) {
@@ -1161,6 +1161,8 @@ static void compiled_free(Compiled *c) {
         PyMem_Free(n->slots);
         PyMem_Free(n);
     }
+    PyMem_Free(c->keys);
+    PyMem_Free(c->nodes);
     Py_XDECREF(c->description);
     PyMem_Free(c);
 }
@@ -1281,12 +1283,28 @@ static SchemaNode *compile_node(Compiled *c, PyObject *t) {
     for (Py_ssize_t i = 0; i < c->count; i++) /* a definition used twice: one node */
         if (c->keys[i] == t) return c->nodes[i];
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != NODE_FIELDS) {
-        node_error("shape (not a tuple of 16)");
+        node_error("shape (not a tuple of 17)");
         return NULL;
     }
     if (c->count == MAX_SCHEMA_NODES) {
         node_error("count (too many)");
         return NULL;
+    }
+    if (c->count == c->cap) {
+        Py_ssize_t cap = c->cap ? c->cap * 2 : 16;
+        PyObject **keys = PyMem_Realloc(c->keys, (size_t)cap * sizeof(PyObject *));
+        if (!keys) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        c->keys = keys;
+        SchemaNode **nodes = PyMem_Realloc(c->nodes, (size_t)cap * sizeof(SchemaNode *));
+        if (!nodes) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        c->nodes = nodes;
+        c->cap = cap;
     }
     SchemaNode *n = PyMem_Calloc(1, sizeof(SchemaNode));
     if (!n) {

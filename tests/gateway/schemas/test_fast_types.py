@@ -103,6 +103,7 @@ def test_keywords_it_does_not_express_leave_the_schema_to_the_reference() -> Non
         {"type": "string", "pattern": "\\s"},
         {"anyOf": [{"type": "string"}, {"type": "string", "maxLength": 2}]},
         {"type": "object", "required": [f"m{i}" for i in range(65)]},
+        {"type": "object", "properties": {f"p{i}": {"type": "null"} for i in range(1000)}},
         False,
     ]:
         assert value_check(schema) is None, schema
