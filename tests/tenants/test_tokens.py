@@ -227,7 +227,7 @@ async def verifier(
     v = JwtVerifier(
         [IssuerConfig(issuer=ISSUER, jwks_url=server.url(), audience=AUDIENCE)],
         signer=None,
-        jwks_options={"clock": clock, "timeout_s": 0.5},
+        jwks_options={"clock": clock, "timeout_s": 5.0},
     )
     try:
         yield v
