@@ -346,7 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=256)
-    parser.add_argument("--records", type=int, default=5_000, help="per fetch partition")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=20_000,
+        help="per fetch partition (enough that a round lasts a few tenths of a second: the CPU"
+        " clock ticks every 10 ms)",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="rebalances to time")
     parser.add_argument("--quick", action="store_true", help="a short trial")
