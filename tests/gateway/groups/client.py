@@ -7,6 +7,8 @@ cursor, assignment) and nothing the server should know.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -94,3 +96,44 @@ def settle(members: list[Member], *, rounds: int = 20) -> int:
         if len(generations) == 1 and all(m.heartbeat().status_code == 200 for m in members):
             return generations.pop()
     raise AssertionError(f"members did not settle: {[m.generation for m in members]}")
+
+
+class FetchInThread:
+    """One group fetch of a member, on a connection of its own in a thread: a long
+    poll the test acts around (a join, a leave, heartbeats) while it waits. Keeps
+    the reply and how long it took, timed from just before the request."""
+
+    def __init__(self, member: Member, *, max_wait_ms: int, timeout_s: float = 20) -> None:
+        self.reply: httpx.Response | None = None
+        self.answered = 0.0  # time.monotonic() when the reply came
+        self.elapsed = 0.0
+        query: dict[str, Any] = {"member_id": member.member_id, "max_wait_ms": max_wait_ms}
+        if member.cursor is not None:
+            query["cursor"] = member.cursor
+        self._thread = threading.Thread(
+            target=self._fetch, args=(member, query, timeout_s), daemon=True
+        )
+
+    def _fetch(self, member: Member, query: dict[str, Any], timeout_s: float) -> None:
+        began = time.monotonic()
+        api = member.api
+        with httpx.Client(
+            base_url=str(api.base_url), headers=api.headers, timeout=timeout_s
+        ) as own:
+            reply = own.get(f"/v1/groups/{member.group}/records", params=query)
+        self.answered = time.monotonic()
+        self.elapsed = self.answered - began
+        self.reply = reply
+
+    def start(self) -> FetchInThread:
+        self._thread.start()
+        return self
+
+    def join(self, timeout_s: float) -> httpx.Response:
+        """The reply, once it came within `timeout_s` (an assertion error if not)."""
+        self._thread.join(timeout_s)
+        assert self.reply is not None, f"no reply within {timeout_s} s"
+        return self.reply
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()

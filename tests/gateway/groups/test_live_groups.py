@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import GatewayProcess
-from tests.gateway.groups.client import Member, settle
+from tests.gateway.groups.client import FetchInThread, Member, settle
 from tests.support.waiting import poll_until
 
 SHORT_SESSION_MS = 600
@@ -245,25 +245,11 @@ def test_a_fetch_during_a_rebalance_returns_within_its_wait(
     group = f"g-{topic_name}"
     waiting = Member(api, group, [topic_name])
     waiting.join()
-    outcome: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        began = time.monotonic()
-        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=10) as own:
-            r = own.get(
-                f"/v1/groups/{group}/records",
-                params={"member_id": waiting.member_id, "max_wait_ms": 800},
-            )
-        outcome["elapsed"] = time.monotonic() - began
-        outcome["status"] = r.status_code
-
-    thread = threading.Thread(target=long_poll)
-    thread.start()
+    poll = FetchInThread(waiting, max_wait_ms=800, timeout_s=10).start()
     joining = Member(api, group, [topic_name])
     joining.join()  # a rebalance while the fetch waits
-    thread.join(5)
-    assert outcome["status"] in (200, 409)
-    assert outcome["elapsed"] < 0.8 + 0.2
+    assert poll.join(5).status_code in (200, 409)
+    assert poll.elapsed < 0.8 + 0.2
     # The next fetch of the old generation is told to rejoin, at once.
     began = time.monotonic()
     r = waiting.fetch_raw(max_wait_ms=800)
@@ -464,39 +450,21 @@ def test_a_parked_fetch_hears_of_a_join_or_a_leave_at_once(
         other.join()
         settle([parked, other])
     assert parked.fetch() == []  # a cursor and a position, so the poll below is a plain wait
-    outcome: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=20) as own:
-            r = own.get(
-                f"/v1/groups/{group}/records",
-                params={
-                    "member_id": parked.member_id,
-                    "cursor": parked.cursor,
-                    "max_wait_ms": 8_000,
-                },
-            )
-            outcome["answered"] = time.monotonic()
-        outcome["status"], outcome["body"] = r.status_code, r.json()
-
-    thread = threading.Thread(target=long_poll)
-    thread.start()
-    try:
-        poll_until(
-            lambda: api.get("/metrics").text,
-            lambda text: "tidegate_longpoll_waiters 1" in text,
-            what="the fetch parks",
-        )
-        if change == "join":
-            other.join()
-        else:
-            assert api.delete(f"/v1/groups/{group}/members/{other.member_id}").status_code == 204
-        changed = time.monotonic()
-    finally:
-        thread.join(timeout=15)
-    assert outcome["status"] == 409, outcome
-    assert outcome["body"]["type"].endswith("/rebalance-in-progress")
-    late = outcome["answered"] - changed
+    poll = FetchInThread(parked, max_wait_ms=8_000).start()  # a daemon thread: never left hanging
+    poll_until(
+        lambda: api.get("/metrics").text,
+        lambda text: "tidegate_longpoll_waiters 1" in text,
+        what="the fetch parks",
+    )
+    if change == "join":
+        other.join()
+    else:
+        assert api.delete(f"/v1/groups/{group}/members/{other.member_id}").status_code == 204
+    changed = time.monotonic()
+    reply = poll.join(15)
+    assert reply.status_code == 409, reply.text
+    assert reply.json()["type"].endswith("/rebalance-in-progress")
+    late = poll.answered - changed
     assert late < 2, f"told {late:.1f} s after the {change} (the poll was for 8 s)"
     parked.join()
     assert len(parked.assignment) == (1 if change == "join" else 2)
@@ -515,26 +483,12 @@ def test_a_poll_longer_than_the_session_keeps_the_member(
     other.join()
     settle([polling, other])
     assert polling.fetch() == []
-    outcome: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=10) as own:
-            r = own.get(
-                f"/v1/groups/{group}/records",
-                params={
-                    "member_id": polling.member_id,
-                    "cursor": polling.cursor,
-                    "max_wait_ms": 2_000,
-                },
-            )
-        outcome["status"] = r.status_code
-
-    thread = threading.Thread(target=long_poll)
-    thread.start()
-    while thread.is_alive():
+    poll = FetchInThread(polling, max_wait_ms=2_000, timeout_s=10).start()
+    deadline = time.monotonic() + 15
+    while poll.is_alive() and time.monotonic() < deadline:
         assert other.heartbeat().status_code == 200  # would expire a silent member
-        thread.join(timeout=0.1)  # a heartbeat every 0.1 s until the long-poll answers
-    assert outcome["status"] == 200
+        time.sleep(0.1)  # a heartbeat every 0.1 s until the long-poll answers
+    assert poll.join(1).status_code == 200
     assert polling.heartbeat().status_code == 200
 
 
