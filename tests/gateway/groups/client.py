@@ -135,5 +135,7 @@ class FetchInThread:
         assert self.reply is not None, f"no reply within {timeout_s} s"
         return self.reply
 
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
+    def wait(self, timeout_s: float) -> bool:
+        """Whether the reply came within `timeout_s` (returns as soon as it does)."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
