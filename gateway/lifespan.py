@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from gateway.admin.tenants import purge_deleted_tenants
 from gateway.coordinator.service import GroupService
 from gateway.groups.lag_metrics import group_lags
+from gateway.http.connlimits import descriptor_limit, segment_file_bound
 from gateway.http.jsonlimits import JsonLimits
 from gateway.http.metrics import Metrics
 from gateway.http.runtime import Drain, Runtime
@@ -55,13 +56,19 @@ TOKEN_AUDIENCE = "tidegate"  # noqa: S105 (the `aud` of own tokens)
 
 
 def storage_config(settings: Settings) -> StorageConfig:
+    """What `open_backend` needs of the settings; the bound on open segment files
+    derived from the descriptor limit now (raised to the hard limit already when
+    `tidegate serve` runs) unless TIDEGATE_MAX_OPEN_FILES sets it."""
+    max_open_files = segment_file_bound(
+        settings.max_open_files, settings.max_connections, descriptor_limit()
+    )
     return StorageConfig(
         kind=settings.storage,
         data_dir=str(settings.data_dir),
         redis_url=settings.redis_url,
         redis_cluster=settings.redis_cluster,
         shards=settings.storage_shards,
-        max_open_files=settings.max_open_files,
+        max_open_files=max_open_files,
         idempotency_window_batches=settings.idempotency_window_batches,
         idempotency_window_s=settings.idempotency_ttl_s,
         retention_interval_s=settings.retention_interval_s,
@@ -219,7 +226,17 @@ def lifespan_for(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         drain.loop = asyncio.get_running_loop()
-        backend = await open_backend(storage_config(settings), observer=metrics)
+        config = storage_config(settings)
+        if config.kind == "file":
+            log.info(
+                "keeping at most %d segment files open (%s)",
+                config.max_open_files,
+                "TIDEGATE_MAX_OPEN_FILES"
+                if settings.max_open_files is not None
+                else f"derived from the descriptor limit {descriptor_limit()}, "
+                f"after {settings.max_connections} connections and 256 spare",
+            )
+        backend = await open_backend(config, observer=metrics)
         directory: TenantDirectory | None = None
         verifier: JwtVerifier | None = None
         redis_client: Any = None

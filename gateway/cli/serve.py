@@ -35,7 +35,13 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.http import logredact
-from gateway.http.connlimits import ConnectionLimits, limited_protocol, raise_fd_limit
+from gateway.http.connlimits import (
+    ConnectionLimits,
+    limited_protocol,
+    raise_fd_limit,
+    raise_soft_limit,
+    segment_file_bound,
+)
 from gateway.http.protocol import GatheringHttpProtocol
 from gateway.http.runtime import Drain
 from gateway.http.settings import Settings
@@ -136,10 +142,13 @@ class _DrainingServer(uvicorn.Server):
                 await asyncio.wait_for(self._forced.wait(), seconds)
 
 
-def open_files_bound(settings: Settings) -> int:
-    """Descriptors the file engine's segment files may take at most: its bound,
-    and half as much again while its writers sync (storage.embedded.openfiles)."""
-    return settings.max_open_files * 3 // 2 if settings.storage == "file" else 0
+def open_files_bound(settings: Settings, limit: int) -> int:
+    """Descriptors the file engine's segment files may take at most under the
+    descriptor `limit`: its bound, and half as much again while its writers sync
+    (storage.embedded.openfiles)."""
+    if settings.storage != "file":
+        return 0
+    return segment_file_bound(settings.max_open_files, settings.max_connections, limit) * 3 // 2
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -190,7 +199,7 @@ def serve(settings: Settings) -> int:
         body_min_bytes_per_s=settings.body_min_bytes_per_s,
         max_header_bytes=settings.max_header_bytes,
         max_connections=raise_fd_limit(
-            settings.max_connections, reserved=open_files_bound(settings)
+            settings.max_connections, reserved=open_files_bound(settings, raise_soft_limit())
         ),
     )
     config = uvicorn.Config(

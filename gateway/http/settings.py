@@ -76,12 +76,14 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         default=30.0, gt=0, description="How often segments past their retention are deleted."
     )
-    max_open_files: int = Field(
-        default=1024,
+    max_open_files: int | None = Field(
+        default=None,
         ge=16,
-        description="Segment files the file engine keeps open (least recently used closed "
-        "first, reopened when read; a file holding unsynced data is kept open until its "
-        "sync); briefly up to 1.5 times this while writers sync.",
+        description="Segment files the file engine keeps open (past it an idle one is closed, "
+        "chosen at random, files not written lately first, and reopened when used; a file "
+        "holding unsynced data is kept open until its sync); briefly up to 1.5 times this "
+        "while writers sync. Unset: two thirds of what the descriptor limit leaves after "
+        "TIDEGATE_MAX_CONNECTIONS and 256 spare, within 1,024 to 65,536 (logged at start).",
     )
 
     # -- credentials ---------------------------------------------------------------

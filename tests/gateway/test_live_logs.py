@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.http.connlimits import FD_HEADROOM, segment_file_bound
 from tests.gateway.conftest import GatewayProcess
 from tests.support.waiting import poll_until
 
@@ -125,3 +126,20 @@ def test_no_key_or_token_appears_in_any_log_line(server: GatewayProcess, tmp_pat
         # tail may be two random letters that appear anywhere by chance.
         assert secret[-24:] not in output
     server.start()  # the module's other tests may run after this one
+
+
+BOUND = re.compile(
+    r"keeping at most (\d+) segment files open \(derived from the descriptor limit (\d+)"
+)
+
+
+def test_the_start_states_the_bound_on_open_segment_files(server: GatewayProcess) -> None:
+    """Unset, TIDEGATE_MAX_OPEN_FILES is derived from the descriptor limit the
+    server raised itself to, and the start says which bound it took: room for it
+    half as much again, the 1,000 connections and the spare below the limit."""
+    found = [m for e in events(server) if (m := BOUND.match(str(e.get("message"))))]
+    assert found  # once a start
+    for match in found:
+        bound, limit = int(match[1]), int(match[2])
+        assert bound == segment_file_bound(None, 1000, limit)
+        assert bound * 3 // 2 + 1000 + FD_HEADROOM <= limit or bound == 1024

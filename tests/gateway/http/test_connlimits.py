@@ -11,7 +11,14 @@ import orjson
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from gateway.http.connlimits import FD_HEADROOM, problem_reply, raise_fd_limit
+from gateway.http.connlimits import (
+    FD_HEADROOM,
+    LEAST_DERIVED_OPEN_FILES,
+    MOST_DERIVED_OPEN_FILES,
+    problem_reply,
+    raise_fd_limit,
+    segment_file_bound,
+)
 from gateway.http.problems import Problem, ProblemType
 
 
@@ -53,3 +60,15 @@ def test_the_uvicorn_internals_the_deadlines_read_are_still_there() -> None:
         assert name in cycle
     assert "self.read_paused" in inspect.getsource(FlowControl.__init__)
     assert "self.headers.append(" in inspect.getsource(HttpToolsProtocol.on_header)
+
+
+def test_the_bound_on_open_segment_files_fits_below_the_descriptor_limit() -> None:
+    """Set, it is what was set; unset, two thirds of what the limit leaves after
+    the connections and the spare (the files held open reach 1.5 times the bound
+    while writers sync), never below the fixed 1,024 nor above 65,536."""
+    assert segment_file_bound(2048, 1000, 20_000) == 2048
+    derived = segment_file_bound(None, 1000, 20_000)
+    assert derived == 12_496
+    assert derived * 3 // 2 + 1000 + FD_HEADROOM <= 20_000
+    assert segment_file_bound(None, 1000, 2048) == LEAST_DERIVED_OPEN_FILES
+    assert segment_file_bound(None, 1000, 1 << 20) == MOST_DERIVED_OPEN_FILES
