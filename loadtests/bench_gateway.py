@@ -23,7 +23,10 @@ alike. Per phase it prints both sides' requests/s, their ratio and the aim,
 the CPU time of each server process per request (from /proc/<pid>/stat,
 every thread) and of wrk, and p50/p99 latency. The partition-count phase
 compares the gateway with itself (each count against 8 partitions, slices in
-ABBA order over the counts) and prints the gateway's open file descriptors.
+ABBA order over the counts, one count past the fixed bound of 1,024 open
+segment files of before) and prints the gateway's open file descriptors;
+`--max-open-files` sets the gateway's bound (TIDEGATE_MAX_OPEN_FILES, else
+derived from its descriptor limit), to measure a topic larger than it.
 The two long-poll phases use a small Python client (`loadtests.longpoll`),
 because what they measure is the time between two connections.
 """
@@ -74,13 +77,14 @@ class Profile:
     waiters: int
     waiter_rounds: int
     threads: int = 1  # wrk threads
+    max_open_files: int | None = None  # the gateway's TIDEGATE_MAX_OPEN_FILES (None: derived)
 
 
 FULL = Profile(
     slice_seconds=4,
     rounds=4,
     warmup_seconds=1,
-    scaling_partitions=(1, 8, 32, 256, 1024),
+    scaling_partitions=(1, 8, 32, 256, 1024, 2048),
     scaling_rounds=2,
     longpoll_seconds=10.0,
     longpoll_rate=1000.0,
@@ -207,12 +211,17 @@ def _env() -> dict[str, str]:
     return env | {"TIDEGATE_BOOTSTRAP_KEY": OPERATOR_KEY, "TIDEGATE_LOG_LEVEL": "warning"}
 
 
-def start_gateway(data: Path, logs: Path, waiters: int) -> Server:
+def start_gateway(
+    data: Path, logs: Path, waiters: int, max_open_files: int | None = None
+) -> Server:
     """The gateway with its defaults but one: room for `waiters` parked long-polls
-    and the phases' other connections above the default cap of open connections."""
+    and the phases' other connections above the default cap of open connections
+    (and `max_open_files` as its bound on open segment files, when given)."""
     port = free_port()
     argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     env = _env() | {"TIDEGATE_MAX_CONNECTIONS": str(max(1000, waiters + 256))}
+    if max_open_files is not None:
+        env["TIDEGATE_MAX_OPEN_FILES"] = str(max_open_files)
     argv += ["--data-dir", str(data)]
     return Server("gateway", argv, port, env, logs / "gateway.log", ready_path="/readyz")
 
@@ -281,7 +290,7 @@ def servers(profile: Profile, phases: Sequence[Phase] = PHASES) -> Iterator[Serv
     root = Path(tempfile.mkdtemp(prefix="tidegate-bench-"))
     started: list[Server] = []
     try:
-        started.append(start_gateway(root / "data", root, profile.waiters))
+        started.append(start_gateway(root / "data", root, profile.waiters, profile.max_open_files))
         started.append(start_bare(root))
         gateway, bare = started
         key = bench_key(gateway.url)
@@ -465,9 +474,11 @@ def report_comparisons(s: Servers, profile: Profile, phases: Sequence[Phase], ou
 
 def report_scaling(s: Servers, profile: Profile, out: Report) -> None:
     sc = scaling(s, profile)
+    bound = profile.max_open_files or "derived from the descriptor limit"
     print(
         "\npartition scaling (keyed 100 rec, 64 conns, gateway only; open files: regular "
-        f"files the gateway holds, {sc.files_before} before these topics)"
+        f"files the gateway holds, {sc.files_before} before these topics; "
+        f"TIDEGATE_MAX_OPEN_FILES {bound})"
     )
     print(f"  {'partitions':>10} {'req/s':>8} {'vs 8':>6} {'cpu us/req':>10} "
           f"{'p50/p99 ms':>15} {'open files':>10}")  # fmt: skip
@@ -559,6 +570,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="slices per side and phase (ABBA order)")
     parser.add_argument("--threads", type=int, help="wrk threads (default 1)")
     parser.add_argument(
+        "--max-open-files",
+        type=int,
+        help="the gateway's bound on open segment files (default: derived from its "
+        "descriptor limit), e.g. 1024 to put the 2,048-partition topic past it",
+    )
+    parser.add_argument(
         "--only",
         help="run only the phases whose name contains this "
         "(e.g. 'fetch', 'keyed', 'partition scaling', 'long-poll')",
@@ -571,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = replace(profile, rounds=max(1, args.rounds))
     if args.threads is not None:
         profile = replace(profile, threads=max(1, args.threads))
+    if args.max_open_files is not None:
+        profile = replace(profile, max_open_files=args.max_open_files)
     started = time.monotonic()
     try:
         report = run(profile, args.only)
