@@ -45,7 +45,7 @@ DEFAULT_MAX_OPEN_FILES = 1024
 """Segment files an engine keeps open at most (besides those in use or unsynced)
 unless told otherwise (the gateway derives its bound from the process's
 descriptor limit). Past a working set this large, a share of the writes and
-reads reopens its file (about 13 us of CPU each under load, see Residency)."""
+reads reopens its file (an open and a close: about 13 us of CPU under load)."""
 
 
 class Resident:
