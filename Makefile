@@ -68,7 +68,7 @@ sanitize: $(STAMP)
 	  sys.exit(f"imported {bad}" if bad else 0)' "$$dir"; \
 	$$python -m pytest -q -p no:cacheprovider --capture=sys --hypothesis-profile=sanitize \
 	  tests/gateway/records/test_speedups.py tests/gateway/groups/test_recordjson.py \
-	  tests/storage/test_framing.py tests/storage/test_spread.py
+	  tests/storage/test_framing.py tests/storage/test_spread.py tests/storage/test_passes.py
 
 # The console's pictures in docs/img/ (the README shows them), taken again by its browser tests.
 screenshots: $(STAMP)

@@ -29,6 +29,15 @@
  * holds it to that loop): a writer pass over many partitions writes one file each,
  * and getting the interpreter back after every one of those writes, with the
  * event loop holding it, was most of the pass.
+ *
+ * frame_pass(groups, bases, merged) and answer_pass(result_type, numbers, groups,
+ * starts): a writer pass's keyed entries framed as stamped batches for each of its
+ * partitions, and answered once committed; the twins of
+ * storage.embedded.passes.frame_entries and answer_entries (see there), held to
+ * them by tests/storage/test_passes.py, also under the sanitizers. A pass has an
+ * entry for most partitions of every keyed request it holds, and doing the join,
+ * the framing, the stamping and each entry's result in Python was most of the
+ * writer's own time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -337,6 +346,245 @@ done:
     return out;
 }
 
+
+#define MAX_RECORDS 0xFFFFFFFFLL /* a batch header's record count is a u32 */
+#define MAX_LENGTH 0xFFFFFFFFLL  /* and its batch_length */
+
+/* One entry's records: entry[0], a 4-tuple (data bytes, count, first, max timestamp),
+ * checked as frame_entries checks it; 0, or -1 with an exception set. */
+static int entry_records(PyObject *entry, PyObject **data, long long *count, long long *first,
+                         long long *last) {
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 3) {
+        PyErr_SetString(PyExc_TypeError, "an entry is a tuple (records, results, slot, ...)");
+        return -1;
+    }
+    PyObject *packed = PyTuple_GET_ITEM(entry, 0);
+    if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 4 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(packed, 0))) {
+        PyErr_SetString(PyExc_TypeError, "an entry's records are PackedRecords");
+        return -1;
+    }
+    *data = PyTuple_GET_ITEM(packed, 0);
+    if (int_in(PyTuple_GET_ITEM(packed, 1), 1, MAX_RECORDS, "record count", count) < 0 ||
+        int_in(PyTuple_GET_ITEM(packed, 2), LLONG_MIN, LLONG_MAX, "first timestamp", first) < 0 ||
+        int_in(PyTuple_GET_ITEM(packed, 3), LLONG_MIN, LLONG_MAX, "max timestamp", last) < 0)
+        return -1;
+    return 0;
+}
+
+/* Entries [start, end) of `entries` framed as one batch at `out`, stamped with `base`;
+ * the batch's (base, count, max timestamp, size) appended to `placed` and each entry's
+ * first offset to `starts`. Their records were checked by the caller's first walk. */
+static int put_batch(PyObject **entries, Py_ssize_t start, Py_ssize_t end, long long base,
+                     long long count, Py_ssize_t size, unsigned char *out, PyObject *placed,
+                     PyObject *starts) {
+    long long first = PyLong_AsLongLong(PyTuple_GET_ITEM(PyTuple_GET_ITEM(entries[start], 0), 2));
+    long long last = LLONG_MIN;
+    unsigned char *records = out + HEADER_SIZE;
+    long long offset = base;
+    for (Py_ssize_t j = start; j < end; j++) {
+        PyObject *packed = PyTuple_GET_ITEM(entries[j], 0);
+        PyObject *data = PyTuple_GET_ITEM(packed, 0);
+        long long ts = PyLong_AsLongLong(PyTuple_GET_ITEM(packed, 3));
+        if (ts > last) last = ts;
+        memcpy(records, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+        records += PyBytes_GET_SIZE(data);
+        PyObject *at = PyLong_FromLongLong(offset);
+        if (!at) return -1;
+        int failed = PyList_Append(starts, at);
+        Py_DECREF(at);
+        if (failed) return -1;
+        offset += PyLong_AsLongLong(PyTuple_GET_ITEM(packed, 1));
+    }
+    put_be(out, (uint64_t)base, 8);
+    put_be(out + 8, (uint64_t)(HEADER_SIZE - LENGTH_START + size), 4);
+    unsigned char *t = out + CRC_START;
+    t[0] = FORMAT_VERSION;
+    t[1] = 0;
+    put_be(t + 2, (uint64_t)count, 4);
+    put_be(t + 6, (uint64_t)first, 8);
+    put_be(t + 14, (uint64_t)last, 8);
+    uLong crc = crc_of(crc32(0L, Z_NULL, 0), t, HEADER_SIZE - CRC_START + size);
+    put_be(out + LENGTH_START, (uint64_t)crc, 4);
+    PyObject *row = Py_BuildValue("(LLLn)", base, count, last, (Py_ssize_t)(HEADER_SIZE + size));
+    if (!row) return -1;
+    int failed = PyList_Append(placed, row);
+    Py_DECREF(row);
+    return failed ? -1 : 0;
+}
+
+/* A batch's records: entries [start, end), `size` bytes and `count` records of them. */
+typedef struct {
+    Py_ssize_t start, end, size;
+    long long count;
+} Piece;
+
+/* One partition's entries framed (frame_entries for one group): (data, placed, starts). */
+static PyObject *frame_group(PyObject *group, PyObject *base_object, long long merged) {
+    if (!PyList_Check(group)) {
+        PyErr_SetString(PyExc_TypeError, "a partition's entries are a list");
+        return NULL;
+    }
+    long long base;
+    if (int_in(base_object, 0, LLONG_MAX, "base offset", &base) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(group);
+    PyObject **entries = PySequence_Fast_ITEMS(group);
+    Piece *pieces = PyMem_Malloc(sizeof(Piece) * (size_t)(n ? n : 1));
+    if (!pieces) return PyErr_NoMemory();
+    Py_ssize_t count_pieces = 0, total = 0;
+    long long records_total = 0;
+    Piece *piece = NULL;
+    PyObject *data = NULL, *placed = NULL, *starts = NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *data;
+        long long count, first, last;
+        if (entry_records(entries[j], &data, &count, &first, &last) < 0) goto fail;
+        Py_ssize_t length = PyBytes_GET_SIZE(data);
+        if (!piece || (j > piece->start && (long long)piece->size + length > merged)) {
+            piece = &pieces[count_pieces++];
+            piece->start = j;
+            piece->size = 0;
+            piece->count = 0;
+        }
+        piece->end = j + 1;
+        piece->size += length;
+        piece->count += count; /* at most n * 2**32: no overflow */
+        if (piece->count > MAX_RECORDS) {
+            PyErr_SetString(PyExc_ValueError, "record count out of range for a batch");
+            goto fail;
+        }
+        if ((long long)piece->size > MAX_LENGTH - (HEADER_SIZE - LENGTH_START)) {
+            PyErr_SetString(PyExc_ValueError, "records too large for one batch");
+            goto fail;
+        }
+        records_total += count;
+        if (records_total > LLONG_MAX - base) {
+            PyErr_SetString(PyExc_ValueError, "offsets out of range");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t k = 0; k < count_pieces; k++) total += HEADER_SIZE + pieces[k].size;
+    data = PyBytes_FromStringAndSize(NULL, total);
+    placed = PyList_New(0);
+    starts = PyList_New(0);
+    if (!data || !placed || !starts) goto fail_objects;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    long long offset = base;
+    for (Py_ssize_t k = 0; k < count_pieces; k++) {
+        Piece *pc = &pieces[k];
+        if (put_batch(entries, pc->start, pc->end, offset, pc->count, pc->size, out, placed,
+                      starts) < 0)
+            goto fail_objects;
+        out += HEADER_SIZE + pc->size;
+        offset += pc->count;
+    }
+    PyMem_Free(pieces);
+    PyObject *result = PyTuple_New(3);
+    if (!result) {
+        Py_DECREF(data);
+        Py_DECREF(placed);
+        Py_DECREF(starts);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, data);
+    PyTuple_SET_ITEM(result, 1, placed);
+    PyTuple_SET_ITEM(result, 2, starts);
+    return result;
+fail_objects:
+    Py_XDECREF(data);
+    Py_XDECREF(placed);
+    Py_XDECREF(starts);
+fail:
+    PyMem_Free(pieces);
+    return NULL;
+}
+
+static PyObject *frame_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "frame_pass takes two lists and an int");
+        return NULL;
+    }
+    PyObject *groups = args[0], *bases = args[1];
+    long long merged;
+    if (int_in(args[2], 0, LLONG_MAX, "merged bytes", &merged) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(groups);
+    if (PyList_GET_SIZE(bases) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many base offsets as partitions");
+        return NULL;
+    }
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *framed = frame_group(PyList_GET_ITEM(groups, k), PyList_GET_ITEM(bases, k), merged);
+        if (!framed) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, framed);
+    }
+    return out;
+}
+
+static PyObject *answer_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyType_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyList_Check(args[2]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "answer_pass takes a type and three lists");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    /* What tuple.__new__ can fill in (a NamedTuple is): no instance fields of its own. */
+    if (type == &PyTuple_Type || !PyType_IsSubtype(type, &PyTuple_Type) ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize ||
+        type->tp_itemsize != PyTuple_Type.tp_itemsize || type->tp_dictoffset) {
+        PyErr_SetString(PyExc_TypeError, "result_type must be a NamedTuple of five fields");
+        return NULL;
+    }
+    PyObject *numbers = args[1], *groups = args[2], *starts = args[3];
+    Py_ssize_t n = PyList_GET_SIZE(groups);
+    if (PyList_GET_SIZE(numbers) != n || PyList_GET_SIZE(starts) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many numbers and starts as partitions");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *group = PyList_GET_ITEM(groups, k), *firsts = PyList_GET_ITEM(starts, k);
+        PyObject *number = PyList_GET_ITEM(numbers, k);
+        if (!PyList_Check(group) || !PyList_Check(firsts) ||
+            PyList_GET_SIZE(group) != PyList_GET_SIZE(firsts)) {
+            PyErr_SetString(PyExc_ValueError, "a start for each entry, both lists");
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(group); j++) {
+            PyObject *entry = PyList_GET_ITEM(group, j);
+            if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 3 ||
+                !PyTuple_Check(PyTuple_GET_ITEM(entry, 0)) ||
+                PyTuple_GET_SIZE(PyTuple_GET_ITEM(entry, 0)) != 4 ||
+                !PyList_Check(PyTuple_GET_ITEM(entry, 1))) {
+                PyErr_SetString(PyExc_TypeError, "an entry is (PackedRecords, list, slot, ...)");
+                return NULL;
+            }
+            PyObject *packed = PyTuple_GET_ITEM(entry, 0), *results = PyTuple_GET_ITEM(entry, 1);
+            Py_ssize_t slot = PyNumber_AsSsize_t(PyTuple_GET_ITEM(entry, 2), PyExc_IndexError);
+            if (slot == -1 && PyErr_Occurred()) return NULL;
+            if (slot < 0 || slot >= PyList_GET_SIZE(results)) {
+                PyErr_SetString(PyExc_IndexError, "an entry's slot is outside its results");
+                return NULL;
+            }
+            PyObject *result = type->tp_alloc(type, 5);
+            if (!result) return NULL;
+            PyObject *fields[5] = {number, PyList_GET_ITEM(firsts, j), PyTuple_GET_ITEM(packed, 1),
+                                   PyTuple_GET_ITEM(packed, 2), Py_False};
+            for (int f = 0; f < 5; f++) {
+                Py_INCREF(fields[f]);
+                PyTuple_SET_ITEM(result, f, fields[f]);
+            }
+            PyObject *old = PyList_GET_ITEM(results, slot);
+            PyList_SET_ITEM(results, slot, result);
+            Py_XDECREF(old);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "Packed records framed as one batch (base offset 0): codec.frame_batch's twin."},
@@ -344,6 +592,10 @@ static PyMethodDef methods[] = {
      "A request's batches grouped by shard, or None: spread.by_shard's twin."},
     {"write_files", (PyCFunction)(void (*)(void))write_files, METH_FASTCALL,
      "Each data written whole to its descriptor, the interpreter let go once; errnos."},
+    {"frame_pass", (PyCFunction)(void (*)(void))frame_pass, METH_FASTCALL,
+     "A pass's entries framed as stamped batches per partition: passes.frame_entries' twin."},
+    {"answer_pass", (PyCFunction)(void (*)(void))answer_pass, METH_FASTCALL,
+     "A pass's committed entries given their results: passes.answer_entries' twin."},
     {0},
 };
 

@@ -1,7 +1,8 @@
 from collections.abc import Sequence
 from typing import TypeVar
 
-from storage.records import PackedRecords
+from storage.embedded.passes import Entry, Framed
+from storage.records import AppendResult, PackedRecords
 
 P = TypeVar("P")
 S = TypeVar("S")
@@ -23,3 +24,13 @@ def spread(
     /,
 ) -> list[tuple[S, list[P], list[PackedRecords], list[int]]] | None: ...
 def write_files(fds: list[int], datas: list[bytes], /) -> list[int]: ...
+def frame_pass(
+    groups: Sequence[Sequence[Entry]], bases: Sequence[int], merged: int, /
+) -> list[Framed]: ...
+def answer_pass(
+    result_type: type[AppendResult],
+    numbers: Sequence[int],
+    groups: Sequence[Sequence[Entry]],
+    starts: Sequence[Sequence[int]],
+    /,
+) -> None: ...

@@ -185,8 +185,23 @@ class Partition:
         returns once they are on disk); returns their base offsets. On an OSError
         none of them is written (nor numbered)."""
         data, placed = self._stamped(batches)
+        return self.write_stamped(data, placed, durable=durable)
+
+    def write_stamped(
+        self, data: bytes, placed: list[tuple[int, int, int, int]], *, durable: bool = False
+    ) -> list[int]:
+        """`write_many` of batches already stamped from the next offset on, back to back
+        in `data`, each one's (base offset, count, max timestamp, size) in `placed`."""
+        self._check_stamped(placed)
         self.active.append_many(data, placed, durable=durable)
         return self._numbered(placed)
+
+    def _check_stamped(self, placed: list[tuple[int, int, int, int]]) -> None:
+        # The writer stamps a pass's batches before it writes them; nothing else
+        # writes to the partition in between, and a batch under a wrong offset is
+        # never written (the check costs one comparison a partition).
+        if placed[0][0] != self.next_offset:
+            raise ValueError(f"batches stamped from {placed[0][0]}, not {self.next_offset}")
 
     def _stamped(
         self, batches: Sequence[tuple[bytes, int, int]]
@@ -663,22 +678,23 @@ class Partition:
 
 
 def write_together(
-    partitions: Sequence[Partition], batches: Sequence[Sequence[tuple[bytes, int, int]]]
+    partitions: Sequence[Partition],
+    datas: Sequence[bytes],
+    placed: Sequence[list[tuple[int, int, int, int]]],
 ) -> list[list[int] | OSError]:
-    """`Partition.write_many` (not durable) of `batches[i]` to each of `partitions`
-    (distinct, of one engine), with one write call for them all (`append_together`):
-    each one's base offsets, or the OSError of its write, after which none of its
-    batches is written nor numbered, as after a failed `write_many`."""
+    """`Partition.write_stamped` (not durable) of `datas[i]`, its batches `placed[i]`,
+    to each of `partitions` (distinct, of one engine), with one write call for them
+    all (`append_together`): each one's base offsets, or the OSError of its write,
+    after which none of its batches is written nor numbered, as after a failed
+    `write_stamped`."""
     if not partitions:
         return []
-    staged = [p._stamped(b) for p, b in zip(partitions, batches, strict=True)]
+    for p, batches in zip(partitions, placed, strict=True):
+        p._check_stamped(batches)
     errors = append_together(
-        partitions[0].active.files,
-        [p.active for p in partitions],
-        [data for data, _ in staged],
-        [placed for _, placed in staged],
+        partitions[0].active.files, [p.active for p in partitions], datas, placed
     )
     return [
-        p._numbered(placed) if exc is None else exc
-        for p, (_, placed), exc in zip(partitions, staged, errors, strict=True)
+        p._numbered(batches) if exc is None else exc
+        for p, batches, exc in zip(partitions, placed, errors, strict=True)
     ]

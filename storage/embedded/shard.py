@@ -61,21 +61,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import itertools
 import logging
 import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from storage.embedded.codec import HEADER_SIZE, frame
+from storage.embedded.codec import frame
 from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
 from storage.embedded.openfiles import OpenFiles
 from storage.embedded.partition import Partition, write_together
+from storage.embedded.passes import answer_pass, frame_pass
 from storage.embedded.producers import Held
 from storage.embedded.segment import sync_together
 from storage.errors import (
@@ -210,51 +210,48 @@ class SpreadAppend:
     general: int = 0  # entries made requests of their own: they count themselves down
     failed: int = 0  # entries this pass placed an error for (the writer's own count)
 
-    def request(self, i: int) -> AppendRequest:
-        """Entry `i` as a request of its own (framed alone), for the general path."""
-        self.general += 1
-        data, count, first, last = self.packed[i]
-        return AppendRequest(
-            self.partitions[i],
-            frame(data, count, first, last, None, 0),
-            count,
-            first,
-            last,
-            self.joined.slot(self.slots[i]),
-        )
+
+# One spread entry of a pass, as `passes` takes it: (its packed records, its request's
+# `Joined.results`, its slot there, the spread it came in).
+_Entry = tuple[PackedRecords, list[AppendResult | StorageError | None], int, SpreadAppend]
+_Entries = list[_Entry]
 
 
-# A partition's spread entries in a pass: (the spread, the entry's index in it).
-_Entries = list[tuple[SpreadAppend, int]]
+def _alone(p: Partition, entry: _Entry) -> AppendRequest:
+    """A spread entry as a request of its own (framed alone), for the general path."""
+    (data, count, first, last), _, slot, item = entry
+    item.general += 1
+    return AppendRequest(
+        p, frame(data, count, first, last, None, 0), count, first, last, item.joined.slot(slot)
+    )
 
 
 def _place(entries: _Entries, error: StorageError) -> None:
     """Writer thread: every one of the entries fails with `error`."""
-    for item, i in entries:
-        item.joined.results[item.slots[i]] = error
+    for _, results, slot, item in entries:
+        results[slot] = error
         item.failed += 1
 
 
 @dataclass(slots=True, eq=False)
 class _Framed:
-    """A partition's spread entries of a pass framed as batches `(batch, count, max
-    timestamp)`, not yet written; each entry's record count and first timestamp."""
+    """A partition's spread entries of a pass framed and stamped (`passes.frame_pass`),
+    not yet written: the batches back to back, each one's (base offset, count, max
+    timestamp, size), and each entry's first offset."""
 
     entries: _Entries
-    batches: list[tuple[bytes, int, int]]
-    counts: Sequence[int]
-    firsts: Sequence[int]
+    data: bytes
+    placed: list[tuple[int, int, int, int]]
+    starts: list[int]
 
 
 @dataclass(slots=True, eq=False)
 class _Written:
-    """A partition's spread entries written in this pass, waiting for their commit:
-    each one's base offset, record count and first timestamp, side by side."""
+    """A partition's spread entries written in this pass, waiting for their commit,
+    with each one's first offset."""
 
     entries: _Entries
-    bases: list[int]
-    counts: Sequence[int]
-    firsts: Sequence[int]
+    starts: list[int]
     durable: bool
 
 
@@ -323,33 +320,6 @@ def write_error(partition: Partition, exc: OSError) -> StorageError:
     if exc.errno in _SPACE_ERRNOS:
         return DiskFull(f"no space left on the device for {where}")
     return BackendUnavailable(f"write to {where} failed: {exc}")
-
-
-def _merged(
-    data: Sequence[bytes],
-    counts: Sequence[int],
-    firsts: Sequence[int],
-    lasts: Sequence[int],
-) -> list[tuple[bytes, int, int, int]]:
-    """Consecutive entries' records joined into pieces of at most `MERGED_BATCH_BYTES`
-    (an entry larger than that is a piece of its own): (records, count, first
-    timestamp, max timestamp) of each."""
-    pieces: list[tuple[bytes, int, int, int]] = []
-    start = size = 0
-    for end, piece in enumerate(data):
-        if end > start and size + len(piece) > MERGED_BATCH_BYTES:
-            pieces.append(
-                (
-                    b"".join(data[start:end]),
-                    sum(counts[start:end]),
-                    firsts[start],
-                    max(lasts[start:end]),
-                )
-            )
-            start, size = end, 0
-        size += len(piece)
-    pieces.append((b"".join(data[start:]), sum(counts[start:]), firsts[start], max(lasts[start:])))
-    return pieces
 
 
 class Shard:
@@ -478,8 +448,11 @@ class Shard:
         for item in items:
             if isinstance(item, SpreadAppend):
                 taken += 1
-                for i, partition in enumerate(item.partitions):
-                    spread[partition].append((item, i))
+                results = item.joined.results
+                for partition, packed, slot in zip(
+                    item.partitions, item.packed, item.slots, strict=True
+                ):
+                    spread[partition].append((packed, results, slot, item))
             elif isinstance(item, AppendRequest):
                 taken += 1
                 queued = arrived.get(item.partition)
@@ -508,13 +481,15 @@ class Shard:
             pending: dict[Partition, list[AppendRequest]] = {}
             written: dict[Partition, _Written] = {}
             plain: list[tuple[Partition, _Framed]] = []  # written together, below
-            for partition, requests, entries in work[first : first + self._sync_group]:
+            group = work[first : first + self._sync_group]
+            framing = self._frame_spreads(group)
+            for partition, requests, entries in group:
                 if entries is not None:
-                    framed = self._frame_spread(partition, entries, now_ms)
+                    framed = self._fits(partition, framing.pop(partition), now_ms)
                     if framed is None:
-                        requests = [item.request(i) for item, i in entries]
+                        requests = [_alone(partition, entry) for entry in entries]
                     elif not together and partition.config.durability == Durability.FSYNC:
-                        bases = self._write_many(partition, framed.batches, True)
+                        bases = self._write_stamped(partition, framed, True)
                         self._written_spread(partition, framed, bases, written, True)
                         continue
                     else:
@@ -530,8 +505,8 @@ class Shard:
                 self._sync_together(pending, written, outcome)
             for partition, requests in pending.items():
                 self._commit(partition, requests, outcome, force_sync=False)
-            for partition, done in written.items():
-                self._commit_spread(partition, done, outcome)
+            if written:
+                self._commit_spreads(written, outcome)
             self._sync_if_over_bound()
         for item in items:
             if isinstance(item, SpreadAppend) and len(item.slots) > item.general:
@@ -638,42 +613,44 @@ class Shard:
             p for p, _ in spread.items() if p in arrived or p.detached or p.fenced is not None
         ]
         for p in general:
-            requests = [item.request(i) for item, i in spread.pop(p)]
+            requests = [_alone(p, entry) for entry in spread.pop(p)]
             queued = arrived.get(p)
             if queued is None:
                 arrived[p] = requests
             else:
                 queued.extend(requests)
 
-    def _frame_spread(self, p: Partition, entries: _Entries, now_ms: int) -> _Framed | None:
-        """A partition's spread entries framed together, as one batch (or a few, of at
-        most `MERGED_BATCH_BYTES` of records each), to be written with one write; each
-        entry's records keep their order and get consecutive offsets. None when they
-        do not fit before a roll is due (by size or by age): the caller then takes
-        the general path with them."""
-        counts: Sequence[int]
-        firsts: Sequence[int]
-        pieces: list[tuple[bytes, int, int, int]]
-        if len(entries) == 1:  # many partitions: a pass brings most of them one entry
-            item, i = entries[0]
-            piece = item.packed[i]
-            total, counts, firsts = len(piece[0]), (piece[1],), (piece[2],)
-            pieces = [piece]
-        else:
-            data, counts, firsts, lasts = zip(*[item.packed[i] for item, i in entries], strict=True)
-            total = sum(map(len, data))
-            if total <= MERGED_BATCH_BYTES:  # the common case: one batch, no loop in Python
-                pieces = [(b"".join(data), sum(counts), firsts[0], max(lasts))]
-            else:
-                pieces = _merged(data, counts, firsts, lasts)
+    @staticmethod
+    def _frame_spreads(
+        group: list[tuple[Partition, list[AppendRequest] | None, _Entries | None]],
+    ) -> dict[Partition, _Framed]:
+        """The spread entries of a group's partitions framed together, each partition's
+        as one batch (or a few, of at most `MERGED_BATCH_BYTES` of records each)
+        stamped from its next offset, with one call for them all (`passes.frame_pass`);
+        each entry's records keep their order and get consecutive offsets."""
+        spreads = [(p, entries) for p, _, entries in group if entries is not None]
+        if not spreads:
+            return {}
+        framed = frame_pass(
+            [entries for _, entries in spreads],
+            [p.next_offset for p, _ in spreads],
+            MERGED_BATCH_BYTES,
+        )
+        return {
+            p: _Framed(entries, data, placed, starts)
+            for (p, entries), (data, placed, starts) in zip(spreads, framed, strict=True)
+        }
+
+    @staticmethod
+    def _fits(p: Partition, framed: _Framed, now_ms: int) -> _Framed | None:
+        """`framed`, or None when it does not fit before a roll is due (by size or by
+        age): the caller then takes the general path with its entries."""
         seg, config = p.active, p.config
-        if (
-            seg.size + total + HEADER_SIZE * len(pieces) > config.segment_bytes
-            or now_ms - seg.created_ms >= config.segment_ms
+        if seg.size + len(framed.data) > config.segment_bytes or (
+            now_ms - seg.created_ms >= config.segment_ms
         ):
             return None
-        batches = [(frame(d, n, first, last, None, 0), n, last) for d, n, first, last in pieces]
-        return _Framed(entries, batches, counts, firsts)
+        return framed
 
     def _written_spread(
         self,
@@ -691,13 +668,7 @@ class Shard:
         self._crash.hit("after-write")
         if durable:
             self._crash.hit("after-fsync")
-        # Each entry's first offset: the records before it, after the first batch's base.
-        if len(framed.counts) == 1:
-            starts = bases[:1]
-        else:
-            starts = list(itertools.accumulate(framed.counts, initial=bases[0]))
-            starts.pop()
-        written[p] = _Written(framed.entries, starts, framed.counts, framed.firsts, durable)
+        written[p] = _Written(framed.entries, framed.starts, durable)
 
     def _write_spreads(
         self, plain: list[tuple[Partition, _Framed]], written: dict[Partition, _Written]
@@ -708,11 +679,13 @@ class Shard:
         partitions = [p for p, _ in plain]
         self._dirty.update(partitions)  # also if a write fails: some may have reached the file
         try:
-            outcomes = write_together(partitions, [framed.batches for _, framed in plain])
+            outcomes = write_together(
+                partitions, [framed.data for _, framed in plain], [f.placed for _, f in plain]
+            )
         except OSError:  # holding the files failed (a reopen): each one on its own
             for p, framed in plain:
                 self._written_spread(
-                    p, framed, self._write_many(p, framed.batches, False), written, False
+                    p, framed, self._write_stamped(p, framed, False), written, False
                 )
             return
         for (p, framed), bases in zip(plain, outcomes, strict=True):
@@ -721,17 +694,34 @@ class Shard:
             else:
                 self._written_spread(p, framed, bases, written, False)
 
+    def _write_stamped(
+        self, p: Partition, framed: _Framed, durable: bool
+    ) -> list[int] | StorageError:
+        """`_write_many` of a partition's framed spread entries."""
+        return self._write_many(p, framed.data, framed.placed, durable)
+
     def _write_many(
-        self, p: Partition, batches: list[tuple[bytes, int, int]], durable: bool
+        self,
+        p: Partition,
+        batches: list[tuple[bytes, int, int]] | bytes,
+        placed: list[tuple[int, int, int, int]] | None,
+        durable: bool,
     ) -> list[int] | StorageError:
         """The batches' base offsets after one write of them all, or the error every one
         of them answers. A failed durable write fences the partition (as a failed fsync
-        does) unless the disk is full; a non-durable one leaves the partition dirty."""
+        does) unless the disk is full; a non-durable one leaves the partition dirty.
+        `batches` are (batch, count, max timestamp) to stamp, or with `placed` the
+        batches already stamped, back to back (`Partition.write_stamped`)."""
         if not durable:
             self._dirty.add(p)  # also if the write fails: some of it may have reached the file
         started = time.perf_counter()
         try:
-            bases = p.write_many(batches, durable=durable)
+            if placed is None:
+                assert not isinstance(batches, bytes)
+                bases = p.write_many(batches, durable=durable)
+            else:
+                assert isinstance(batches, bytes)
+                bases = p.write_stamped(batches, placed, durable=durable)
         except OSError as exc:
             if durable and exc.errno not in _SPACE_ERRNOS:
                 self._fence(p, "durable write", exc)
@@ -741,27 +731,29 @@ class Shard:
             self._observer.synced(time.perf_counter() - started, "durable-write")
         return bases
 
-    def _commit_spread(self, p: Partition, done: _Written, outcome: _Outcome) -> None:
-        """`_commit` for a partition's written spread entries."""
-        durability = p.config.durability
-        if durability == Durability.FSYNC and not done.durable:
-            if not self._sync(p):
-                _place(done.entries, PartitionFenced(p.topic, p.number, p.fenced or "fsync failed"))
-                return
-        elif durability == Durability.INTERVAL:
-            deadline = time.monotonic() + p.config.flush_interval_ms / 1000
-            self._unsynced.setdefault(p, deadline)
-        p.publish()
-        number = p.number
-        for (item, i), base, count, first in zip(
-            done.entries, done.bases, done.counts, done.firsts, strict=True
-        ):
-            # tuple.__new__, as NamedTuple's own _make: half the cost of its __new__,
-            # which runs once for every partition of every keyed request.
-            item.joined.results[item.slots[i]] = _new_tuple(
-                AppendResult, (number, base, count, first, False)
-            )
-        outcome.woken.add(p)
+    def _commit_spreads(self, written: dict[Partition, _Written], outcome: _Outcome) -> None:
+        """`_commit` for the partitions' written spread entries: each partition made as
+        durable as asked and published, then every entry of those answered with one
+        call (`passes.answer_pass`: an `AppendResult` for each, into its `Joined`)."""
+        numbers: list[int] = []
+        groups: list[_Entries] = []
+        starts: list[list[int]] = []
+        for p, done in written.items():
+            durability = p.config.durability
+            if durability == Durability.FSYNC and not done.durable:
+                if not self._sync(p):
+                    error = PartitionFenced(p.topic, p.number, p.fenced or "fsync failed")
+                    _place(done.entries, error)
+                    continue
+            elif durability == Durability.INTERVAL:
+                deadline = time.monotonic() + p.config.flush_interval_ms / 1000
+                self._unsynced.setdefault(p, deadline)
+            p.publish()
+            numbers.append(p.number)
+            groups.append(done.entries)
+            starts.append(done.starts)
+            outcome.woken.add(p)
+        answer_pass(AppendResult, numbers, groups, starts)
 
     def _write_run(
         self,
@@ -782,7 +774,9 @@ class Shard:
         if not run:
             return
         durable = durable and p.config.durability == Durability.FSYNC
-        bases = self._write_many(p, [(r.batch, r.count, r.max_timestamp) for r in run], durable)
+        bases = self._write_many(
+            p, [(r.batch, r.count, r.max_timestamp) for r in run], None, durable
+        )
         if isinstance(bases, StorageError):
             for r in run:
                 r.answer(outcome, bases)
