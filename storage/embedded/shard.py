@@ -41,7 +41,7 @@ answered by the same commit. An entry whose partition needs more than
 a plain write in that pass (a roll, a fence, a deleted topic, or other appends
 of its own to order with) becomes an `AppendRequest` and takes the path above.
 
-A pass that writes to many `fsync` partitions (`SYNC_TOGETHER_AT` or more)
+A pass that writes to several `fsync` partitions (`SYNC_TOGETHER_AT` or more)
 writes them all first and then makes them durable together
 (`FileIO.sync_files`: one syncfs for the lot) instead of one durable write
 each: the cost of a pass then stays about flat as the partitions a request
@@ -101,11 +101,14 @@ _new_tuple = tuple.__new__
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-SYNC_TOGETHER_AT = 4
+SYNC_TOGETHER_AT = 2
 """`fsync` partitions written in one pass from which they are synced together (one
 syncfs) rather than each by its own durable write. Measured on ext4: one file
-costs the same either way (0.2 ms), 8 files 1.7-2.3 ms one by one and 0.3 ms
-together, 32 files 7 ms and 0.5 ms."""
+costs the same either way (0.2 ms), 2 files 0.3 ms one by one and 0.1-0.2 ms
+together (120 us of CPU against 60), 8 files 1.7-2.3 ms and 0.3 ms, 32 files 7 ms
+and 0.5 ms. Two is a keyed request's share of each of four writers over 8
+partitions: a durable write each made every pass of every writer flush the disk
+twice."""
 
 
 class ResultSink(Protocol):

@@ -12,6 +12,7 @@ import pytest
 from storage.embedded.engine import EmbeddedLogStore
 from storage.embedded.fileio import FileIO
 from storage.embedded.options import EngineOptions
+from storage.embedded.shard import SYNC_TOGETHER_AT
 from storage.errors import PartitionFenced
 from storage.records import AppendResult, NewRecord, TopicConfig, pack_records
 
@@ -107,9 +108,12 @@ async def test_a_pass_over_many_fsync_partitions_syncs_them_together(tmp_path: P
         placed = [(r.partition, r.base_offset) for r in results if isinstance(r, AppendResult)]
         assert placed == [(p, 0) for p in range(32)]
         assert fio.syncfs_calls == 1  # one sync for the 32 files, not 32
-        few = [(p, pack_records([NewRecord(b"x")], now_ms=1)) for p in range(2)]
-        await store.append_batches("t", few)  # under SYNC_TOGETHER_AT: durable writes
-        assert fio.syncfs_calls == 1
+        few = [(p, pack_records([NewRecord(b"x")], now_ms=1)) for p in range(SYNC_TOGETHER_AT)]
+        await store.append_batches("t", few)
+        assert fio.syncfs_calls == 2  # from SYNC_TOGETHER_AT partitions on
+        one = [(5, pack_records([NewRecord(b"x")], now_ms=1))]
+        await store.append_batches("t", one)  # under SYNC_TOGETHER_AT: a durable write
+        assert fio.syncfs_calls == 2
     finally:
         await store.close()
 
