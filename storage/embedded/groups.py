@@ -23,17 +23,30 @@ three queries; a group not in memory is read once, in a worker thread.
 A reading position (one per group fetch) is written on the event loop when
 the lock is free: a transaction with `synchronous=NORMAL` is a WAL append into
 the page cache, a third of what the hop to a worker thread costs (measured:
-~33 us of CPU against ~80 us for the hop alone). What could block for long
-stays in worker threads: the synced commits, and the WAL checkpoints, which
-SQLite would otherwise run inside whichever commit crosses its threshold
-(`wal_autocheckpoint` is off; a transaction in a worker thread checkpoints
-once `CHECKPOINT_EVERY` have committed, and a position write falls back to a
-thread when the lock is taken or a checkpoint is due).
+~33 us of CPU against ~80 us for the hop alone). The positions of concurrent
+fetches are written together (group commit): a write waits for the end of
+the event loop's pass, and every write that arrived in the pass goes into one
+transaction, each still fenced by its own statement, so a stale write fails
+alone and the others land; when the lock is taken (a commit in a worker
+thread), the batch is written in a worker thread and writes arriving
+meanwhile wait for the next one. A caller is answered once its own write has
+committed, as durable as before (a WAL append with `synchronous=NORMAL`).
+
+WAL checkpoints run off every request's path: SQLite's own would run inside
+whichever commit crosses its threshold (`wal_autocheckpoint` is off), so a
+thread of the store's own checkpoints the WAL every `CHECKPOINT_EVERY`
+transactions, on a connection of its own, in SQLite's passive mode (writers
+go on meanwhile). SQLite writes the WAL over from its start once a
+checkpoint has copied all of it; under writes that never pause for as long
+as a checkpoint's sync it would grow without end, so past `WAL_BOUND_FRAMES`
+the checkpoint holds the writers off (the store's lock) and empties it: the
+one moment writes wait for a checkpoint, once in thousands of transactions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,9 +100,85 @@ CHECKPOINT_EVERY = 500
 """Transactions between WAL checkpoints (SQLite's own default is 1000 pages,
 about one page a position write)."""
 
+WAL_BOUND_FRAMES = 16 * CHECKPOINT_EVERY
+"""WAL frames (pages) past which a checkpoint holds the writers off to empty the
+WAL, when passive checkpoints never found it copied whole (a few times the WAL
+between checkpoints: about 32 MiB of 4 KiB pages)."""
+
 CACHED_GROUPS = 1024
 """Groups whose last read or written state the store keeps in memory (the ones
 written or read most recently; a group past the bound is read from the file)."""
+
+
+class _Checkpoints:
+    """The WAL's checkpoints, in a thread and on a connection of their own, so
+    that no request waits for one: `due()` asks for one and returns at once.
+
+    A passive checkpoint copies the WAL's committed pages into the database file
+    and syncs it while writers go on appending; SQLite writes the WAL over from
+    its start at the first write after a checkpoint that copied all of it. When
+    writes never paused long enough for that and the WAL has grown past
+    `WAL_BOUND_FRAMES`, the checkpoint takes the store's lock (`writers`), so no
+    write can come in between, and empties the WAL (`TRUNCATE`)."""
+
+    def __init__(self, path: str, writers: threading.Lock) -> None:
+        self._path = path
+        self._writers = writers
+        self._wanted = threading.Condition()
+        self._due = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="groups-checkpoints", daemon=True)
+        self._thread.start()
+
+    def due(self) -> None:
+        with self._wanted:
+            self._due = True
+            self._wanted.notify()
+
+    def close(self) -> None:
+        with self._wanted:
+            self._closing = True
+            self._wanted.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while True:
+                with self._wanted:
+                    while not self._due and not self._closing:
+                        self._wanted.wait()
+                    if self._closing:
+                        return
+                    self._due = False
+                try:
+                    if db is None:
+                        db = sqlite3.connect(self._path, isolation_level=None)
+                    self.checkpoint(db)
+                except sqlite3.Error:
+                    continue  # the next one tries again; the writes stand meanwhile
+        finally:
+            if db is not None:
+                db.close()
+
+    def checkpoint(self, db: sqlite3.Connection) -> None:
+        if self.passive(db) > WAL_BOUND_FRAMES:
+            with self._writers:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def passive(db: sqlite3.Connection) -> int:
+        """A passive checkpoint; returns the frames the WAL holds."""
+        row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return 0 if row is None else int(row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class _PositionWrite:
+    group: str
+    member_id: str
+    position: MemberPosition
+    done: asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +191,29 @@ class _Cached:
     committed: tuple[CommittedOffset, ...] = ()
 
 
+def _moved(member_id: str, position: MemberPosition) -> Callable[[_Cached], _Cached]:
+    def moved(was: _Cached) -> _Cached:
+        return _Cached(was.group, {**was.positions, member_id: position}, was.committed)
+
+    return moved
+
+
 class SqliteGroupStore:
     """GroupStore on one SQLite connection, waits on the embedded log."""
 
-    def __init__(self, connection: sqlite3.Connection, log: EmbeddedLogStore) -> None:
+    def __init__(self, connection: sqlite3.Connection, log: EmbeddedLogStore, path: str) -> None:
         self._db: sqlite3.Connection | None = connection
         self._log = log
         self._lock = threading.Lock()
         self._durable = True  # the connection's current synchronous mode is FULL
         self._cache: dict[str, _Cached] = {}  # changed only under the lock
-        self._unchecked = 0  # transactions since the last checkpoint
+        self._unchecked = 0  # transactions since the last checkpoint was asked for
+        self._checkpoints = _Checkpoints(path, self._lock)
+        # Position writes waiting for the next batch, and whether a batch is due or
+        # being written (then a new write only joins the queue). On the loop only.
+        self._queued: list[_PositionWrite] = []
+        self._batching = False
+        self._in_thread: asyncio.Future[None] | None = None  # the batch written in a thread
         # Members parked until their group leaves a generation: future → that generation.
         # Changed on the event loop only.
         self._parked: dict[str, dict[asyncio.Future[None], int]] = {}
@@ -123,7 +225,8 @@ class SqliteGroupStore:
             pragmas = ("PRAGMA wal_autocheckpoint=0",)
             return open_sqlite(data_dir, GROUPS_DB, pragmas + _SCHEMA)
 
-        return cls(await asyncio.to_thread(sqlite_space_checked, "consumer groups", connect), log)
+        connection = await asyncio.to_thread(sqlite_space_checked, "consumer groups", connect)
+        return cls(connection, log, os.path.join(data_dir, GROUPS_DB))
 
     # -- the transaction every operation runs in ----------------------------------------
 
@@ -136,10 +239,7 @@ class SqliteGroupStore:
         """`body` in one transaction, in a worker thread; `then(result)` once it has
         committed, still under the lock (where the cache follows the file)."""
         with self._lock:
-            result = self._locked_transaction(durable, body, then)
-            if self._unchecked >= CHECKPOINT_EVERY:
-                self._checkpoint()
-            return result
+            return self._locked_transaction(durable, body, then)
 
     def _locked_transaction(
         self,
@@ -161,7 +261,7 @@ class SqliteGroupStore:
             if db.in_transaction:  # SQLite may have rolled back already (disk full)
                 db.execute("ROLLBACK")
             raise
-        self._unchecked += 1
+        self._count_transaction()
         if then is not None:
             then(result)
         return result
@@ -178,18 +278,17 @@ class SqliteGroupStore:
             db.execute("PRAGMA synchronous=NORMAL")
             self._durable = False
         result = statement(db)
-        self._unchecked += 1
+        self._count_transaction()
         then(result)
         return result
 
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the database file (syncs it): only ever off the loop."""
-        assert self._db is not None
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            return  # the commit above stands; the next transaction tries again
-        self._unchecked = 0
+    def _count_transaction(self) -> None:
+        """A transaction committed (under the lock): a checkpoint every
+        `CHECKPOINT_EVERY`, in the checkpoints' thread (never waited for)."""
+        self._unchecked += 1
+        if self._unchecked >= CHECKPOINT_EVERY:
+            self._unchecked = 0
+            self._checkpoints.due()
 
     def _read(self, body: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -449,31 +548,101 @@ class SqliteGroupStore:
         return (await self._cached(group)).positions.get(member_id)
 
     async def put_position(self, group: str, member_id: str, position: MemberPosition) -> None:
-        params = (group, member_id, position.generation, position.body)
+        if self._db is None:
+            raise StoreClosed("the group store is closed")
+        loop = asyncio.get_running_loop()
+        write = _PositionWrite(group, member_id, position, loop.create_future())
+        self._queued.append(write)
+        if not self._batching:
+            # Written once the loop's pass is over: the writes of every fetch the
+            # pass runs that far go into the same transaction.
+            self._batching = True
+            loop.call_soon(self._write_queued)
+        await write.done  # a caller cancelled meanwhile is still written (not answered)
 
-        def put(db: sqlite3.Connection) -> None:
-            # Each statement is one atomic step: written only while the fence holds.
-            # Nearly always the member's row is there to update in place (a third of
-            # what replacing it costs: one page changed, not the table's and its key's).
-            if db.execute(_UPDATE_POSITION, params).rowcount == 1:
-                return
-            if db.execute(_INSERT_POSITION, params).rowcount != 1:
-                self._fence(db, group, member_id, position.generation)  # raises why
-
-        def moved(was: _Cached) -> _Cached:
-            return _Cached(was.group, {**was.positions, member_id: position}, was.committed)
-
-        def cached(_: None) -> None:
-            self._change(group, moved)
-
-        # On the loop unless that could wait: for the lock, or on a checkpoint.
-        if self._unchecked < CHECKPOINT_EVERY and self._lock.acquire(blocking=False):
+    def _write_queued(self) -> None:
+        """Write the queued positions in one transaction: here on the loop if the
+        lock is free, else in a worker thread (writes queued meanwhile wait for
+        the next batch); each writer is answered once its batch has committed."""
+        batch, self._queued = self._queued, []
+        if not batch:
+            self._batching = False
+            return
+        if self._lock.acquire(blocking=False):
             try:
-                sqlite_space_checked("consumer groups", lambda: self._autocommit(put, cached))
+                failures = sqlite_space_checked(
+                    "consumer groups", lambda: self._locked_positions(batch)
+                )
+            except BaseException as exc:  # the batch's transaction failed: nothing written
+                failures = [exc] * len(batch)
             finally:
                 self._lock.release()
-            return
-        await self._run(lambda: self._transaction(False, put, cached))
+            self._answer(batch, failures)
+        else:
+            self._in_thread = asyncio.ensure_future(self._write_in_thread(batch))
+
+    async def _write_in_thread(self, batch: list[_PositionWrite]) -> None:
+        def write() -> list[BaseException | None]:
+            with self._lock:
+                return self._locked_positions(batch)
+
+        try:
+            failures = await self._run(write)
+        except BaseException as exc:
+            failures = [exc] * len(batch)
+        self._answer(batch, failures)
+
+    def _answer(self, batch: list[_PositionWrite], failures: list[BaseException | None]) -> None:
+        for write, failed in zip(batch, failures, strict=True):
+            if not write.done.done():
+                if failed is None:
+                    write.done.set_result(None)
+                else:
+                    write.done.set_exception(failed)
+        if self._queued:
+            asyncio.get_running_loop().call_soon(self._write_queued)
+        else:
+            self._batching = False
+
+    def _locked_positions(self, batch: list[_PositionWrite]) -> list[BaseException | None]:
+        """The batch's writes, the lock held, each fenced by its own statement: one
+        on its own as one statement (its own transaction), several in one
+        transaction. Returns each write's refusal (MemberFenced, GroupNotFound)
+        or None; the cache follows the writes that landed once they committed."""
+        if len(batch) == 1:
+            return self._autocommit(
+                lambda db: [self._write_position(db, batch[0])],
+                lambda failures: self._positions_moved(batch, failures),
+            )
+        return self._locked_transaction(
+            False,
+            lambda db: [self._write_position(db, w) for w in batch],
+            lambda failures: self._positions_moved(batch, failures),
+        )
+
+    def _write_position(
+        self, db: sqlite3.Connection, write: _PositionWrite
+    ) -> BaseException | None:
+        # Each statement is one atomic step: written only while the fence holds.
+        # Nearly always the member's row is there to update in place (a third of
+        # what replacing it costs: one page changed, not the table's and its key's).
+        params = (write.group, write.member_id, write.position.generation, write.position.body)
+        if db.execute(_UPDATE_POSITION, params).rowcount == 1:
+            return None
+        if db.execute(_INSERT_POSITION, params).rowcount == 1:
+            return None
+        try:
+            self._fence(db, write.group, write.member_id, write.position.generation)
+        except (GroupNotFound, MemberFenced) as refused:
+            return refused
+        raise AssertionError("a position write failed its fence, which then held")
+
+    def _positions_moved(
+        self, batch: list[_PositionWrite], failures: list[BaseException | None]
+    ) -> None:
+        for write, failed in zip(batch, failures, strict=True):
+            if failed is None:
+                self._change(write.group, _moved(write.member_id, write.position))
 
     async def wait_for_records(
         self, positions: Mapping[tuple[str, int], int], timeout_s: float
@@ -508,6 +677,7 @@ class SqliteGroupStore:
 
     async def close(self) -> None:
         def close() -> None:
+            self._checkpoints.close()
             with self._lock:
                 if self._db is not None:
                     db, self._db = self._db, None

@@ -328,3 +328,42 @@ async def test_a_position_write_racing_a_rebalance_lands_only_if_fenced_in(
     assert position is None or position.generation in (1, 2)
     await groups.put_position("t~g", "b", MemberPosition(2, b"last"))
     assert (await groups.member_view("t~g", "b")).position == MemberPosition(2, b"last")
+
+
+async def test_concurrent_position_writes_are_each_fenced_on_their_own(
+    backend: Backend, storage_config: StorageConfig
+) -> None:
+    """Writes of several fetches at once (an engine may write them together): a
+    stale generation's, a stranger's and a missing group's are refused, each
+    alone; the others land, in the file too."""
+    groups = backend.groups
+    await groups.put_group("t~g", members(3, "a", "b", "c"), expected_version=0)
+    await groups.put_group("t~h", members(1, "a"), expected_version=0)
+    await groups.put_position("t~g", "c", MemberPosition(3, b"c-before"))
+    outcomes = await asyncio.gather(
+        groups.put_position("t~g", "a", MemberPosition(3, b"a3")),
+        groups.put_position("t~g", "b", MemberPosition(2, b"stale")),
+        groups.put_position("t~g", "x", MemberPosition(3, b"stranger")),
+        groups.put_position("t~none", "a", MemberPosition(1, b"nowhere")),
+        groups.put_position("t~h", "a", MemberPosition(1, b"h1")),
+        groups.put_position("t~g", "c", MemberPosition(3, b"c-after")),
+        return_exceptions=True,
+    )
+    kinds = [type(o) if isinstance(o, BaseException) else None for o in outcomes]
+    assert kinds == [None, MemberFenced, MemberFenced, GroupNotFound, None, None]
+    landed = {
+        ("t~g", "a"): MemberPosition(3, b"a3"),
+        ("t~g", "b"): None,
+        ("t~g", "x"): None,
+        ("t~h", "a"): MemberPosition(1, b"h1"),
+        ("t~g", "c"): MemberPosition(3, b"c-after"),
+    }
+    for (group, member), position in landed.items():
+        assert await groups.get_position(group, member) == position
+    await backend.close()
+    reopened = await open_backend(storage_config)
+    try:
+        for (group, member), position in landed.items():
+            assert await reopened.groups.get_position(group, member) == position
+    finally:
+        await reopened.close()
