@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -288,11 +288,21 @@ class GroupService:
                 raise
         raise refused
 
-    async def refresh(self, name: str, loaded: Loaded, *, deadline: float | None = None) -> Loaded:
+    async def refresh(
+        self,
+        name: str,
+        loaded: Loaded,
+        *,
+        deadline: float | None = None,
+        counts: Mapping[str, int] | None = None,
+    ) -> Loaded:
         """A new generation if a subscribed topic's partition count changed. Past
         `deadline` (waiting for the group's lock), `loaded` as it was: the next
-        request starts the new generation."""
-        counts = await self.partition_counts(loaded.group.topics, required=())
+        request starts the new generation. `counts`: the subscribed topics'
+        partition counts as the caller just read them (0 for one that is gone),
+        so a request that needs the topics for more reads each of them once."""
+        if counts is None:
+            counts = await self.partition_counts(loaded.group.topics, required=())
         if counts == dict(loaded.group.partitions):
             return loaded
         now = self.clock()

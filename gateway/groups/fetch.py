@@ -50,7 +50,7 @@ from gateway.http.responses import JsonBytes
 from gateway.http.runtime import Runtime
 from storage.errors import GroupNotFound, MemberFenced, OffsetOutOfRange, TopicNotFound
 from storage.groups import GroupStore, MemberPosition
-from storage.records import Record, ValueFormat
+from storage.records import Record, TopicInfo, ValueFormat
 
 PASSES = 2  # a first fair share each, then what is left to those that had more
 
@@ -77,6 +77,17 @@ async def _resolve(
             info = await runtime.log.offsets(tp.topic, tp.partition)
             offset = info.start_offset if group.reset is ResetPolicy.EARLIEST else info.end_offset
         out[tp] = offset
+    return out
+
+
+async def _topics(runtime: Runtime, names: Sequence[str]) -> dict[str, TopicInfo | None]:
+    """Each topic as the log has it now (None: it is gone)."""
+    out: dict[str, TopicInfo | None] = {}
+    for name in names:
+        try:
+            out[name] = await runtime.log.get_topic(name)
+        except TopicNotFound:
+            out[name] = None
     return out
 
 
@@ -219,20 +230,22 @@ async def group_fetch(
         raise GroupNotFound(stored)
     first = Loaded(view.group.version, service.decoded(stored, view.group.membership.body))
     loaded = await service.heartbeat(stored, member_id, named, loaded=first, deadline=bound)
-    loaded = await service.refresh(stored, loaded, deadline=bound)
+    # Each subscribed topic read once: for the partition-count refresh and the formats.
+    topics = await _topics(runtime, loaded.group.topics)
+    counts = {name: 0 if info is None else info.partitions for name, info in topics.items()}
+    loaded = await service.refresh(stored, loaded, deadline=bound, counts=counts)
     group = loaded.group
     _check(group, stored, member_id, named)  # a partition count changed just now: 409
     assigned = group.assigned(member_id)
-    for topic in {tp.topic for tp in assigned}:
+    reading = {tp.topic for tp in assigned}
+    for topic in reading:
         target.require_topic(topic)
     formats: dict[str, ValueFormat] = {}
-    for topic in {tp.topic for tp in assigned}:
-        try:
-            formats[topic] = (await runtime.log.get_topic(topic)).config.value_format
-        except TopicNotFound:
-            loaded = await service.refresh(stored, loaded, deadline=bound)  # a new generation
-            _check(loaded.group, stored, member_id, named)
-            raise _rebalancing(stored, member_id, group.generation) from None  # not in time
+    for topic in reading:
+        info = topics.get(topic)
+        if info is None:  # gone: the refresh's new generation was not written in time
+            raise _rebalancing(stored, member_id, group.generation)
+        formats[topic] = info.config.value_format
     stored_position = view.position
     position = (
         shared.codec.decode(stored_position.generation, stored_position.body)
