@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from starlette.requests import Request
@@ -59,9 +59,12 @@ COORDINATION_MARGIN_S = 0.05
 
 
 def assignment_json(group: Group, member_id: str, namespace: str) -> list[dict[str, object]]:
+    return partitions_json(group.assigned(member_id), namespace)
+
+
+def partitions_json(assigned: Sequence[TopicPartition], namespace: str) -> list[dict[str, object]]:
     return [
-        {"topic": client_name(namespace, tp.topic), "partition": tp.partition}
-        for tp in group.assigned(member_id)
+        {"topic": client_name(namespace, tp.topic), "partition": tp.partition} for tp in assigned
     ]
 
 
@@ -177,21 +180,61 @@ class Reads:
             if end > start:
                 await self._read(tp, start, end - start, self.runtime.settings.max_fetch_bytes)
 
-    def body(self, cursor: str, generation: int, assignment: list[dict[str, object]]) -> bytes:
-        tail = orjson.dumps({"cursor": cursor, "generation": generation, "assignment": assignment})
-        return b"".join((b'{"records":[', b",".join(self.parts), b"],", tail[1:]))
+    def body(self, cursor: str, generation: int, assignment: bytes) -> bytes:
+        """The reply: the records, then `cursor`, `generation` and `assignment` (JSON)."""
+        return b"".join(
+            (
+                b'{"records":[',
+                b",".join(self.parts),
+                b'],"cursor":',
+                orjson.dumps(cursor),
+                b',"generation":%d,"assignment":' % generation,
+                assignment,
+                b"}",
+            )
+        )
+
+
+ASSIGNMENTS = 4096
+"""Assignments `Assignments` keeps rendered (the most recent)."""
+
+
+class Assignments:
+    """Assignments as the reply's JSON, by the partitions and the tenant's namespace
+    (all the rendering depends on), so a member's fetches render its assignment
+    once, not once a request. A cache of a pure function, bounded."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, tuple[TopicPartition, ...]], bytes] = {}
+
+    def json(self, assigned: tuple[TopicPartition, ...], namespace: str) -> bytes:
+        key = (namespace, assigned)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        rendered = orjson.dumps(
+            [
+                {"topic": client_name(namespace, tp.topic), "partition": tp.partition}
+                for tp in assigned
+            ]
+        )
+        if len(self._known) >= ASSIGNMENTS:
+            self._known.pop(next(iter(self._known)))
+        self._known[key] = rendered
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What the group fetches of one process share: the rendered records (kept for
     the next reader of the same records: another group, a retry), the position
-    codec, and the records feature's C renderer when it is on (else None: the
-    floor's reference renders)."""
+    codec, the records feature's C renderer when it is on (else None: the
+    floor's reference renders), and the members' rendered assignments."""
 
     rendered: RenderedRecords[bytes]
     codec: positions.Codec
     renderer: FetchRenderer | None = None
+    assignments: Assignments = field(default_factory=Assignments)
 
 
 async def group_fetch(
@@ -267,7 +310,7 @@ async def group_fetch(
     await quotas.admit_consume(tenant)
     namespace = target.principal.namespace
     reads = Reads(runtime, namespace, formats, shared.rendered, shared.renderer)
-    assignment = assignment_json(group, member_id, namespace)
+    assignment = shared.assignments.json(assigned, namespace)
     if planned.retry_of is not None and planned.until is not None:
         retry = planned.retry_of
         await reads.exactly(planned.start, planned.until)
@@ -429,7 +472,7 @@ async def _reply(
     reads: Reads,
     cursor: str,
     generation: int,
-    assignment: list[dict[str, object]],
+    assignment: bytes,
     tenant: str,
 ) -> Response:
     await runtime.quotas.charge_consume(tenant, reads.bytes)

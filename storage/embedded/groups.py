@@ -191,9 +191,9 @@ class _Cached:
     committed: tuple[CommittedOffset, ...] = ()
 
 
-def _moved(member_id: str, position: MemberPosition) -> Callable[[_Cached], _Cached]:
+def _moved(positions: Mapping[str, MemberPosition]) -> Callable[[_Cached], _Cached]:
     def moved(was: _Cached) -> _Cached:
-        return _Cached(was.group, {**was.positions, member_id: position}, was.committed)
+        return _Cached(was.group, {**was.positions, **positions}, was.committed)
 
     return moved
 
@@ -640,9 +640,12 @@ class SqliteGroupStore:
     def _positions_moved(
         self, batch: list[_PositionWrite], failures: list[BaseException | None]
     ) -> None:
+        moved: dict[str, dict[str, MemberPosition]] = {}
         for write, failed in zip(batch, failures, strict=True):
-            if failed is None:
-                self._change(write.group, _moved(write.member_id, write.position))
+            if failed is None:  # in order: a member's later write in the batch wins
+                moved.setdefault(write.group, {})[write.member_id] = write.position
+        for group, positions in moved.items():
+            self._change(group, _moved(positions))
 
     async def wait_for_records(
         self, positions: Mapping[tuple[str, int], int], timeout_s: float
