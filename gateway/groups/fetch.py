@@ -276,9 +276,11 @@ async def group_fetch(
     # Each subscribed topic read once: for the partition-count refresh and the formats.
     topics = await _topics(runtime, loaded.group.topics)
     counts = {name: 0 if info is None else info.partitions for name, info in topics.items()}
-    loaded = await service.refresh(stored, loaded, deadline=bound, counts=counts)
+    refreshed = await service.refresh(stored, loaded, deadline=bound, counts=counts)
+    if refreshed is not loaded:  # a partition count changed just now: 409
+        _check(refreshed.group, stored, member_id, named)
+        loaded = refreshed
     group = loaded.group
-    _check(group, stored, member_id, named)  # a partition count changed just now: 409
     assigned = group.assigned(member_id)
     reading = {tp.topic for tp in assigned}
     for topic in reading:
