@@ -13,8 +13,9 @@ waits on the group (its lock, behind a join storm) may use at most
 `COORDINATION_MARGIN_S` past it. Cut short, the fetch answers what the group
 as read says: 409 if the member must rejoin, else its records (its
 heartbeat's write waits for its next request). The position write is not
-cut short: it waits only for the store (a commit's or a checkpoint's sync
-at worst), never for a rebalance, and a 409 there would send a member that
+cut short: it waits only for the store (the end of the loop's pass, whose
+fetches' positions are written together; a commit's sync at worst), never
+for a rebalance, and a 409 there would send a member that
 did nothing wrong to rejoin. A rebalance that happens during the wait
 answers 409 after it, or at once on the next fetch.
 
