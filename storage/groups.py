@@ -150,7 +150,9 @@ class GroupStore(Protocol):
     async def put_position(self, group: str, member_id: str, position: MemberPosition) -> None:
         """Store the member's position if it is a member of `position.generation`,
         the current one; MemberFenced otherwise. Need not survive a power cut
-        (the durable progress is the commit), but survives a process crash."""
+        (the durable progress is the commit), but survives a process crash once
+        this returns. Concurrent calls may be written together, each fenced on its
+        own: one refused leaves the others to land."""
         ...
 
     async def wait_for_records(
