@@ -33,10 +33,6 @@ from storage.backend import LogStore
 from storage.errors import StorageError
 from storage.records import Record, ValueFormat
 
-GROWTH_CHECK_S = 1.0
-"""How often a process's feeds look for partitions added to the topics they follow (for
-the streams of every partition parked on them: a parked stream waits on nothing)."""
-
 
 def wire_frame(payload: bytes) -> bytes:
     """`payload` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2): what
@@ -85,6 +81,7 @@ class Subscriber(Protocol):
 
 
 _Key = tuple[int, str, int, ValueFormat, RecordFilter | None]
+_Topic = tuple[int, str]  # (id of the log, stored topic name)
 
 
 def charge(frame: Frame, taken: Taken) -> None:
@@ -118,6 +115,7 @@ class Feed:
         self.key = key
         self.log = log
         self.name = key[1]
+        self.topic: _Topic = (key[0], key[1])
         self.partition = key[2]
         self.fmt = key[3]
         self.only = key[4]
@@ -184,10 +182,10 @@ class Feeds:
         self.frame_records = frame_records
         self.frame_bytes = frame_bytes
         self._feeds: dict[_Key, Feed] = {}
-        # Partitions each fed topic had as its subscribers knew it, and the task that
-        # looks for more (a parked subscriber reads nothing that would tell it).
-        self._counts: dict[tuple[int, str], int] = {}
-        self._watch: asyncio.Task[None] | None = None
+        # Per fed topic: the partitions its subscribers knew it to have, and the task
+        # that waits for more (a parked subscriber reads nothing that would tell it).
+        self._counts: dict[_Topic, int] = {}
+        self._watches: dict[_Topic, asyncio.Task[None]] = {}
 
     def __len__(self) -> int:
         return len(self._feeds)
@@ -208,9 +206,11 @@ class Feeds:
         when the feed is past that position (the subscriber is behind: it reads alone).
         `partitions`: how many the subscriber knows the topic to have."""
         topic = (id(log), name)
-        self._counts[topic] = min(partitions, self._counts.get(topic, partitions))
-        if self._watch is None or self._watch.done():
-            self._watch = asyncio.ensure_future(self._watch_growth())
+        known = self._counts.get(topic)
+        if known is None or partitions < known:
+            self._counts[topic] = partitions
+            # The watch waits for more than it knew: one that knows fewer starts again.
+            self._watch(topic, log, name)
         key = (id(log), name, partition, fmt, only)
         feed = self._feeds.get(key)
         if feed is None:
@@ -223,38 +223,48 @@ class Feeds:
         feed.subscribers[subscriber] = None
         return feed
 
-    async def _watch_growth(self) -> None:
-        """While there are feeds: every `GROWTH_CHECK_S`, tell the subscribers of a topic
-        that has gained partitions (one look at each fed topic, not one a subscriber)."""
-        while self._feeds:
-            await asyncio.sleep(GROWTH_CHECK_S)
-            topics = {(id(f.log), f.name): f.log for f in self._feeds.values()}
-            for topic in [t for t in self._counts if t not in topics]:
-                del self._counts[topic]
-            for topic, log in topics.items():
-                try:
-                    count = (await log.get_topic(topic[1])).partitions
-                except StorageError:
-                    continue  # the topic went: each feed finds out on its own
-                known = self._counts.get(topic, count)
-                self._counts[topic] = count
+    def _watch(self, topic: _Topic, log: LogStore, name: str) -> None:
+        running = self._watches.get(topic)
+        if running is not None:
+            running.cancel()
+        self._watches[topic] = asyncio.ensure_future(self._watch_growth(topic, log, name))
+
+    async def _watch_growth(self, topic: _Topic, log: LogStore, name: str) -> None:
+        """While the topic is fed: wait on the log until it has more partitions than its
+        subscribers knew (`wait_for(..., partitions=n)`, no timer: an idle topic never
+        wakes it), then tell them, one look at the topic for all its subscribers."""
+        try:
+            while topic in self._counts:
+                known = self._counts[topic]
+                await log.wait_for(name, {}, math.inf, partitions=known)
+                count = (await log.get_topic(name)).partitions
                 if count <= known:
-                    continue
-                for feed in [f for f in self._feeds.values() if (id(f.log), f.name) == topic]:
+                    continue  # woken without growth: wait again
+                self._counts[topic] = count
+                for feed in [f for f in self._feeds.values() if f.topic == topic]:
                     for subscriber in list(feed.subscribers):
                         subscriber.topic_grew()
+        except StorageError:
+            pass  # the topic went, or the store closed: each feed finds out on its own
+        finally:
+            if self._watches.get(topic) is asyncio.current_task():
+                del self._watches[topic]
 
     def forget(self, feed: Feed) -> None:
         if self._feeds.get(feed.key) is feed:
             del self._feeds[feed.key]
+            if not any(f.topic == feed.topic for f in self._feeds.values()):
+                self._counts.pop(feed.topic, None)  # nobody follows it here: stop watching
+                watch = self._watches.pop(feed.topic, None)
+                if watch is not None:
+                    watch.cancel()
         task = feed.task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
 
     async def close(self) -> None:
         tasks = [f.task for f in self._feeds.values() if f.task is not None]
-        if self._watch is not None:
-            tasks.append(self._watch)
+        tasks += self._watches.values()
         for task in tasks:
             task.cancel()
         for task in tasks:
