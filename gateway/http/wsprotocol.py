@@ -54,11 +54,16 @@ class StreamTransport(Protocol):
 
 
 class _Handle:
-    __slots__ = ("_protocol", "_transport")
+    """The connection as a stream sees it. `refused` is the protocol's `paused` or
+    `close_sent`, kept here by the protocol as either changes, so that a feed's
+    delivery reads one slot of this small object rather than two attributes of the
+    protocol's large instance dictionary (once per subscriber and frame)."""
 
-    def __init__(self, protocol: StreamWebSocketProtocol, transport: Transport) -> None:
-        self._protocol = protocol
+    __slots__ = ("_transport", "refused")
+
+    def __init__(self, transport: Transport, refused: bool) -> None:
         self._transport = transport
+        self.refused = refused
 
     def abort(self) -> None:
         self._transport.abort()
@@ -70,10 +75,10 @@ class _Handle:
         # Per delivery of a feed: flags only. A close the client sent, a parser error, a
         # ping timeout and a lost connection all close the transport; the app's own
         # close comes after its stream has stopped writing frames.
-        protocol = self._protocol
-        if protocol.paused or protocol.close_sent or self._transport.is_closing():
+        transport = self._transport
+        if self.refused or transport.is_closing():
             return False
-        self._transport.write(frame)
+        transport.write(frame)
         return True
 
 
@@ -164,7 +169,9 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
     Build with `stream_websocket_protocol`."""
 
     send_buffer_bytes: ClassVar[int]
-    paused = False  # the transport's buffer is past the bound (or frames cannot go as they are)
+    _paused = False  # the transport's buffer is past the bound (or frames cannot go as they are)
+    _close_sent = False
+    _handle: _Handle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,6 +185,34 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
         cast(Transport, transport).set_write_buffer_limits(
             high=self.send_buffer_bytes, low=self.send_buffer_bytes // 4
         )
+
+    # `paused` and `close_sent` (uvicorn sets the latter wherever it stops sending) are
+    # properties so that the stream's handle learns of every change.
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = value
+        if self._handle is not None:
+            self._handle.refused = value or self._close_sent
+
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, value: bool) -> None:
+        self._close_sent = value
+        if self._handle is not None:
+            self._handle.refused = self._paused or value
+
+    def stream_handle(self) -> _Handle:
+        """The connection's handle for its stream (one a connection; made once)."""
+        if self._handle is None:
+            self._handle = _Handle(self.transport, self._paused or self._close_sent)
+        return self._handle
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -193,7 +228,7 @@ class StreamWebSocketProtocol(WebSocketsSansIOProtocol):
         self.paused = bool(self.conn.extensions)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake went on to the application
-            scope["extensions"][TRANSPORT_EXTENSION] = _Handle(self, self.transport)
+            scope["extensions"][TRANSPORT_EXTENSION] = self.stream_handle()
         # The parsed handshake is not needed once answered (the scope has the headers);
         # its request stays referenced by the parser, so its headers are emptied.
         del self.request

@@ -28,65 +28,62 @@ class InvalidCredit(ValueError):
 class CreditWindow:
     """The records a stream may still send. `credit=None`: the default window."""
 
-    __slots__ = ("_left", "granted", "sent")
+    __slots__ = ("granted", "left", "sent")
 
     def __init__(self, credit: int | None = None) -> None:
         if credit is not None and credit < 0:
             raise InvalidCredit("initial credit must not be negative")
-        self._left: int | None = None if credit is None else min(credit, MAX_CREDIT)
-        self.granted = 0 if credit is None else self._left or 0  # since credit mode began
+        # Records that may still be sent; None in the default window. Read as it is by
+        # a feed's delivery (a plain attribute: no call per subscriber and frame).
+        self.left: int | None = None if credit is None else min(credit, MAX_CREDIT)
+        self.granted = 0 if credit is None else self.left or 0  # since credit mode began
         self.sent = 0  # records sent since credit mode began
 
     @property
     def credited(self) -> bool:
         """Whether the client has taken over flow control with credit."""
-        return self._left is not None
-
-    @property
-    def left(self) -> int | None:
-        """Records that may still be sent; None in the default window."""
-        return self._left
+        return self.left is not None
 
     def grant(self, records: int) -> None:
         """Add `records` of credit (the first grant leaves the default window)."""
         if type(records) is not int or records < 1:
             raise InvalidCredit("credit must be a positive integer number of records")
-        left = self._left or 0
+        left = self.left or 0
         added = min(records, MAX_CREDIT - left)
-        self._left = left + added
+        self.left = left + added
         self.granted += added
 
     def allowance(self, frame_records: int) -> int:
         """How many records the next frame may carry (0: wait for credit)."""
-        if self._left is None:
+        if self.left is None:
             return frame_records
-        return min(self._left, frame_records)
+        return min(self.left, frame_records)
 
     def take(self, records: int, frame_records: int) -> bool:
         """`allowance` and `spend` in one call, for a frame of `records` (False: the
         window does not cover it, nothing spent). Run once per delivery of a feed."""
-        left = self._left
+        left = self.left
         if left is None:
             return records <= frame_records
         if records > left or records > frame_records:
             return False
-        self._left = left - records
+        self.left = left - records
         self.sent += records
         return True
 
     def refund(self, records: int) -> None:
         """Give back what `take` spent for a frame that did not go after all."""
-        if self._left is not None:
-            self._left += records
+        if self.left is not None:
+            self.left += records
             self.sent -= records
 
     def spend(self, records: int) -> None:
         """`records` were sent; never more than `allowance` allowed."""
         if records < 0:
             raise ValueError("records must not be negative")
-        if self._left is None:
+        if self.left is None:
             return
-        if records > self._left:
-            raise ValueError(f"sending {records} records with credit for {self._left}")
-        self._left -= records
+        if records > self.left:
+            raise ValueError(f"sending {records} records with credit for {self.left}")
+        self.left -= records
         self.sent += records

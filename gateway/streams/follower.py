@@ -202,8 +202,11 @@ class Follower:
         return bool(added)
 
     def follow(self, positions: Mapping[int, int]) -> None:
-        """Follow these partitions from here on (a group member's new assignment)."""
-        self.positions = dict(positions)
+        """Follow these partitions from here on (a group member's new assignment). The
+        positions change in place: a stream holds the same dict."""
+        fresh = dict(positions)
+        self.positions.clear()
+        self.positions.update(fresh)
         self._order = sorted(positions)
         self._turn = 0
 

@@ -123,6 +123,7 @@ class StreamSession:
         "group",
         "joined",
         "notices",
+        "positions",
         "pump",
         "reassignment",
         "receive",
@@ -161,6 +162,7 @@ class StreamSession:
         self.runtime = runtime
         self.settings = runtime.settings
         self.follower = follower
+        self.positions = follower.positions  # the same dict: the follower changes it in place
         self.shared = shared
         self.tenant = tenant
         self.fmt = fmt
@@ -396,17 +398,21 @@ class StreamSession:
     def offer(self, frame: Frame, taken: Taken) -> bool:
         """A feed's new frame: write it now if it follows on, the credit covers it and
         the send buffer has room; else leave the feed and wake the pump. Run once per
-        subscriber of every frame: kept to a few checks and the write."""
-        positions = self.follower.positions
+        subscriber of every frame: kept to a few checks and the write, in one call (the
+        default window's check is made here, not in the window)."""
+        positions = self.positions
         partition = frame.partition
         position = positions[partition]
-        if frame.next_offset <= position:
-            return True  # already had it (joined ahead of the feed)
+        if position != frame.first_offset:
+            if frame.next_offset <= position:
+                return True  # already had it (joined ahead of the feed)
+            self.dropped(partition)
+            return False
         count, window = frame.count, self.window
-        if (
-            frame.first_offset != position
-            or self.ending is not None
-            or not window.take(count, self.frame_records)
+        if self.ending is not None or (
+            count > self.frame_records
+            if window.left is None
+            else not window.take(count, self.frame_records)
         ):
             self.dropped(partition)
             return False

@@ -10,7 +10,9 @@ import inspect
 import re
 
 import pytest
+from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 
 from gateway.http.wsprotocol import (
     StreamWebSocketProtocol,
@@ -53,7 +55,43 @@ def test_each_server_gets_its_own_bound() -> None:
     small, large = stream_websocket_protocol(1024), stream_websocket_protocol(1 << 20)
     assert issubclass(small, StreamWebSocketProtocol)
     assert (small.send_buffer_bytes, large.send_buffer_bytes) == (1024, 1 << 20)
-    assert small.paused is False
+    assert small._paused is False  # a new connection's frames may go
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+@pytest.mark.anyio
+async def test_a_prebuilt_frame_goes_only_while_the_connection_takes_frames() -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    protocol = stream_websocket_protocol(1024)(
+        config=Config(app=app, ws="websockets-sansio"), server_state=ServerState(), app_state={}
+    )
+    transport = _Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    handle = protocol.stream_handle()
+    assert handle.write_frame(b"1")
+    protocol.pause_writing()  # the send buffer is past its bound
+    assert not handle.write_frame(b"2")
+    protocol.resume_writing()
+    assert handle.write_frame(b"3")
+    protocol.close_sent = True  # as uvicorn marks every way it stops sending
+    assert not handle.write_frame(b"4")
+    protocol.close_sent = False
+    transport.closing = True
+    assert not handle.write_frame(b"5")
+    assert transport.written == [b"1", b"3"]
 
 
 def test_the_lighter_inbox_and_flag_have_all_that_uvicorn_uses_of_them() -> None:
