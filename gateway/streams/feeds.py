@@ -200,14 +200,15 @@ class Feeds:
         position: int,
         only: RecordFilter | None = None,
         *,
-        partitions: int,
+        partitions: int | None,
     ) -> Feed | None:
         """Add `subscriber`, at `position`, to the partition's feed (made if needed); None
         when the feed is past that position (the subscriber is behind: it reads alone).
-        `partitions`: how many the subscriber knows the topic to have."""
+        `partitions`: how many the subscriber knows the topic to have, when it follows
+        the partitions added to it (None: it keeps to its own, nothing to watch for)."""
         topic = (id(log), name)
         known = self._counts.get(topic)
-        if known is None or partitions < known:
+        if partitions is not None and (known is None or partitions < known):
             self._counts[topic] = partitions
             # The watch waits for more than it knew: one that knows fewer starts again.
             self._watch(topic, log, name)

@@ -453,7 +453,7 @@ class StreamSession:
                 self.fmt,
                 position,
                 follower.only,
-                partitions=len(follower.positions),
+                partitions=len(follower.positions) if follower.every else None,
             )
             if feed is None:
                 return False

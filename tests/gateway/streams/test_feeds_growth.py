@@ -121,3 +121,23 @@ async def test_the_watch_ends_with_the_topics_last_feed(tmp_path: Path) -> None:
         assert len(feeds) == 0
     finally:
         await log.close()
+
+
+async def test_subscribers_of_chosen_partitions_start_no_watch(tmp_path: Path) -> None:
+    log = await EmbeddedLogStore.open(str(tmp_path))
+    try:
+        await log.create_topic("t", 3, TopicConfig())
+        watched = Watched(log)
+        feeds = Feeds(SharedFrames(1 << 20), frame_records=100, frame_bytes=1 << 20)
+        subscriber = Parked()
+        feed = feeds.join(subscriber, as_log(watched), "t", 1, JSON, 0, partitions=None)
+        assert feed is not None
+        for _ in range(10):  # a watch would have begun its wait by now
+            await asyncio.sleep(0)
+        assert watched.growth_waits == []
+        assert not log._topics["t"].growth_waiters
+        await log.add_partitions("t", 4)
+        assert not subscriber.grew.is_set()  # it keeps to partition 1 anyway
+        await feeds.close()
+    finally:
+        await log.close()
