@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +97,9 @@ class Codec:
     per reply without a system call: a random part per codec and a counter."""
 
     def __init__(self) -> None:
-        self._known: dict[bytes, Position] = {}
+        # FIFO by insertion: an OrderedDict lets the oldest go in O(1) (a dict's
+        # first key is found by skipping the slots its earlier deletions left).
+        self._known: OrderedDict[bytes, Position] = OrderedDict()
         self._prefix = secrets.token_hex(6)
         self._issued = itertools.count()
 
@@ -108,7 +111,7 @@ class Codec:
         body = encode(position)
         known = self._known
         if len(known) >= DECODED_POSITIONS:
-            del known[next(iter(known))]
+            known.popitem(last=False)
         known[body] = position
         return body
 

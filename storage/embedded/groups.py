@@ -49,6 +49,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -206,7 +207,9 @@ class SqliteGroupStore:
         self._log = log
         self._lock = threading.Lock()
         self._durable = True  # the connection's current synchronous mode is FULL
-        self._cache: dict[str, _Cached] = {}  # changed only under the lock
+        # Changed only under the lock; the oldest written or read goes first (an
+        # OrderedDict: a dict's first key is found by skipping its deleted slots).
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._unchecked = 0  # transactions since the last checkpoint was asked for
         self._checkpoints = _Checkpoints(path, self._lock)
         # Position writes waiting for the next batch, and whether a batch is due or
@@ -365,9 +368,10 @@ class SqliteGroupStore:
     # -- the in-memory copy (changed only under the lock) ------------------------------
 
     def _publish(self, group: str, cached: _Cached) -> None:
-        self._cache.pop(group, None)  # re-inserted last: the oldest goes first
-        if len(self._cache) >= CACHED_GROUPS:
-            self._cache.pop(next(iter(self._cache)))
+        if group in self._cache:
+            self._cache.move_to_end(group)
+        elif len(self._cache) >= CACHED_GROUPS:
+            self._cache.popitem(last=False)
         self._cache[group] = cached
 
     def _fill(self, db: sqlite3.Connection, group: str) -> _Cached:
