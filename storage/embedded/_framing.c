@@ -30,11 +30,12 @@
  * and getting the interpreter back after every one of those writes, with the
  * event loop holding it, was most of the pass.
  *
- * frame_pass(groups, bases, merged) and answer_pass(result_type, numbers, groups,
- * starts): a writer pass's keyed entries framed as stamped batches for each of its
+ * group_pass(groups, keys, packs, results, slots, item), frame_pass(groups, bases,
+ * merged) and answer_pass(result_type, numbers, groups, starts): a writer pass's
+ * keyed entries grouped by partition, framed as stamped batches for each of its
  * partitions, and answered once committed; the twins of
- * storage.embedded.passes.frame_entries and answer_entries (see there), held to
- * them by tests/storage/test_passes.py, also under the sanitizers. A pass has an
+ * storage.embedded.passes.group_entries, frame_entries and answer_entries (see
+ * there), held to them by tests/storage/test_passes.py, also under the sanitizers. A pass has an
  * entry for most partitions of every keyed request it holds, and doing the join,
  * the framing, the stamping and each entry's result in Python was most of the
  * writer's own time.
@@ -585,6 +586,62 @@ static PyObject *answer_pass(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+static PyObject *group_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyDict_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyList_Check(args[2]) || !PyList_Check(args[3]) || !PyList_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "group_pass takes a dict, four lists and an item");
+        return NULL;
+    }
+    PyObject *groups = args[0], *keys = args[1], *packs = args[2], *results = args[3];
+    PyObject *slots = args[4], *item = args[5];
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (PyList_GET_SIZE(packs) != n || PyList_GET_SIZE(slots) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many keys, packs and slots");
+        return NULL;
+    }
+    /* Each step reads the lists again: a key's hash or equality (Python code) could
+     * change them, and then the lengths are checked again rather than trusted. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        if (i >= PyList_GET_SIZE(packs) || i >= PyList_GET_SIZE(slots)) {
+            PyErr_SetString(PyExc_ValueError, "as many keys, packs and slots");
+            return NULL;
+        }
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        Py_INCREF(key);
+        PyObject *entry = PyTuple_Pack(4, PyList_GET_ITEM(packs, i), results,
+                                       PyList_GET_ITEM(slots, i), item);
+        if (!entry) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyObject *found = PyDict_GetItemWithError(groups, key); /* borrowed */
+        int failed;
+        if (found) {
+            Py_INCREF(found);
+            failed = PyList_Check(found) ? PyList_Append(found, entry) : -1;
+            if (failed && !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "a group is a list");
+            Py_DECREF(found);
+        } else if (PyErr_Occurred()) {
+            failed = -1;
+        } else {
+            PyObject *group = PyList_New(1);
+            if (!group) {
+                failed = -1;
+            } else {
+                Py_INCREF(entry);
+                PyList_SET_ITEM(group, 0, entry);
+                failed = PyDict_SetItem(groups, key, group);
+                Py_DECREF(group);
+            }
+        }
+        Py_DECREF(entry);
+        Py_DECREF(key);
+        if (failed) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "Packed records framed as one batch (base offset 0): codec.frame_batch's twin."},
@@ -596,6 +653,8 @@ static PyMethodDef methods[] = {
      "A pass's entries framed as stamped batches per partition: passes.frame_entries' twin."},
     {"answer_pass", (PyCFunction)(void (*)(void))answer_pass, METH_FASTCALL,
      "A pass's committed entries given their results: passes.answer_entries' twin."},
+    {"group_pass", (PyCFunction)(void (*)(void))group_pass, METH_FASTCALL,
+     "One item's entries onto their partitions' lists: passes.group_entries' twin."},
     {0},
 };
 

@@ -1,5 +1,5 @@
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from storage.embedded.passes import Entry, Framed
 from storage.records import AppendResult, PackedRecords
@@ -32,5 +32,14 @@ def answer_pass(
     numbers: Sequence[int],
     groups: Sequence[Sequence[Entry]],
     starts: Sequence[Sequence[int]],
+    /,
+) -> None: ...
+def group_pass(
+    groups: dict[Any, list[Entry]],
+    keys: list[Any],
+    packs: list[PackedRecords],
+    results: list[Any],
+    slots: list[int],
+    item: Any,
     /,
 ) -> None: ...

@@ -1,14 +1,16 @@
-"""A writer pass's keyed entries framed as stamped batches, and answered, in one call each.
+"""A writer pass's keyed entries grouped, framed as stamped batches, and answered.
 
 A keyed append reaches a writer as one `shard.SpreadAppend` per shard, and a pass
 holds many of them, so it has a few entries (one request's records for one
-partition) for each of its partitions. For every partition the pass joins its
-entries' records into batches, frames each (header and CRC), stamps them with
-consecutive base offsets and notes each entry's first offset; once they are
-committed each entry gets its `AppendResult`. Both run once for every entry of
-every keyed request, so each is one call over the whole pass: `frame_entries`
-and `answer_entries` here are the reference, and `_framing.c` has their twins
-(`frame_pass`, `answer_pass`), held to them by tests/storage/test_passes.py (also
+partition) for each of its partitions. The pass groups the entries by partition;
+for every partition it joins its entries' records into batches, frames each
+(header and CRC), stamps them with consecutive base offsets and notes each
+entry's first offset; once they are committed each entry gets its
+`AppendResult`. All three run once for every entry of
+every keyed request, so each is one call (per request for the grouping, over the
+whole pass for the others): `group_entries`, `frame_entries` and `answer_entries`
+here are the reference, and `_framing.c` has their twins (`group_pass`,
+`frame_pass`, `answer_pass`), held to them by tests/storage/test_passes.py (also
 under `make sanitize`). Pure: no I/O, nothing but its arguments touched.
 
 An entry is a tuple whose first item is its `PackedRecords` and whose second
@@ -90,6 +92,29 @@ def _check(entries: Sequence[Entry], base: int) -> None:
         raise ValueError("offsets out of range")
 
 
+def group_entries(
+    groups: dict[Any, list[Entry]],
+    keys: Sequence[Any],
+    packs: Sequence[PackedRecords],
+    results: list[Any],
+    slots: Sequence[int],
+    item: Any,
+) -> None:
+    """One queue item's entries onto their partitions' lists: entry `i`,
+    `(packs[i], results, slots[i], item)`, appended to `groups[keys[i]]` (a new list
+    for a key not there yet), in order. The writer calls it once for each keyed
+    request of a pass, which has an entry for most of a topic's partitions."""
+    if not len(keys) == len(packs) == len(slots):
+        raise ValueError("as many keys, packs and slots")
+    for key, packed, slot in zip(keys, packs, slots, strict=True):
+        entry = (packed, results, slot, item)
+        found = groups.get(key)
+        if found is None:
+            groups[key] = [entry]
+        else:
+            found.append(entry)
+
+
 def answer_entries(
     result_type: type[AppendResult],
     numbers: Sequence[int],
@@ -114,6 +139,8 @@ def answer_entries(
 try:
     from storage.embedded._framing import answer_pass as answer_pass
     from storage.embedded._framing import frame_pass as frame_pass
-except ImportError:  # installed without a compiler: the reference frames and answers
+    from storage.embedded._framing import group_pass as group_pass
+except ImportError:  # installed without a compiler: the reference groups, frames and answers
+    group_pass = group_entries
     frame_pass = frame_entries
     answer_pass = answer_entries

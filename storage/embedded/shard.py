@@ -65,7 +65,6 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -75,7 +74,7 @@ from storage.embedded.crashpoints import CrashPoints
 from storage.embedded.fileio import FileIO
 from storage.embedded.openfiles import OpenFiles
 from storage.embedded.partition import Partition, write_together
-from storage.embedded.passes import answer_pass, frame_pass
+from storage.embedded.passes import answer_pass, frame_pass, group_pass
 from storage.embedded.producers import Held
 from storage.embedded.segment import sync_together
 from storage.errors import (
@@ -446,16 +445,14 @@ class Shard:
         arrived: dict[Partition, list[AppendRequest]] = {}
         calls: list[_Call] = []
         stop: _Stop | None = None
-        spread: defaultdict[Partition, _Entries] = defaultdict(list)
+        spread: dict[Partition, _Entries] = {}
         taken = 0
         for item in items:
             if isinstance(item, SpreadAppend):
                 taken += 1
-                results = item.joined.results
-                for partition, packed, slot in zip(
-                    item.partitions, item.packed, item.slots, strict=True
-                ):
-                    spread[partition].append((packed, results, slot, item))
+                group_pass(
+                    spread, item.partitions, item.packed, item.joined.results, item.slots, item
+                )
             elif isinstance(item, AppendRequest):
                 taken += 1
                 queued = arrived.get(item.partition)

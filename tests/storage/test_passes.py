@@ -29,6 +29,7 @@ from storage.records import AppendResult, NewRecord, PackedRecords, pack_records
 try:
     from storage.embedded._framing import answer_pass as answer_in_c
     from storage.embedded._framing import frame_pass as frame_in_c
+    from storage.embedded._framing import group_pass as group_in_c
 except ImportError:
     pytest.skip("the C pass framing is not built", allow_module_level=True)
 
@@ -180,6 +181,44 @@ def test_the_c_answers_of_a_pass_are_the_references(case: tuple[Any, ...], data:
         assert all(r is None or type(r) is AppendResult for r in results)
 
 
+@lenient
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.lists(st.integers(0, 6), max_size=8)), max_size=5),
+    st.lists(st.integers(0, 3), max_size=3),
+    st.sampled_from(["fits", "fewer packs", "fewer slots", "a key unhashable"]),
+)
+def test_the_c_grouping_of_a_pass_is_the_references(
+    items: list[tuple[int, list[int]]], known: list[int], how: str
+) -> None:
+    """Items (a request's partitions) grouped onto partition lists, some of them there
+    before: the same lists, the same entries in the same order, on both sides; a
+    request whose lists disagree in length, or with a key that cannot be a dict key,
+    is refused by both (after the same entries were grouped)."""
+    sides: list[tuple[dict[Any, list[Any]], Any]] = []
+    for fn in (group_in_c, passes.group_entries):
+        groups: dict[Any, list[Any]] = {k: [("there before",)] for k in known}
+        outcome: Any = None
+        for n, (size, keys) in enumerate(items):
+            results: list[Any] = [None] * (size + 1)
+            packs = [PackedRecords(b"%d" % k, 1, n, n) for k in keys]
+            slots = list(range(len(keys)))
+            wanted: list[Any] = list(keys)
+            if how == "fewer packs" and packs:
+                packs.pop()
+            elif how == "fewer slots" and slots:
+                slots.pop()
+            elif how == "a key unhashable" and wanted:
+                wanted[-1] = [wanted[-1]]
+            try:
+                fn(groups, wanted, packs, results, slots, f"item {n}")
+            except (ValueError, TypeError) as exc:
+                outcome = type(exc).__name__
+                break
+        sides.append((groups, outcome))
+    assert sides[0] == sides[1]
+
+
 def test_the_writer_frames_and_answers_with_the_c_twins_when_they_are_built() -> None:
+    assert passes.group_pass is group_in_c
     assert passes.frame_pass is frame_in_c
     assert passes.answer_pass is answer_in_c
