@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -206,21 +207,17 @@ class Assignments:
     once, not once a request. A cache of a pure function, bounded."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, tuple[TopicPartition, ...]], bytes] = {}
+        # FIFO by insertion: an OrderedDict lets the oldest go in O(1).
+        self._known: OrderedDict[tuple[str, tuple[TopicPartition, ...]], bytes] = OrderedDict()
 
     def json(self, assigned: tuple[TopicPartition, ...], namespace: str) -> bytes:
         key = (namespace, assigned)
         known = self._known.get(key)
         if known is not None:
             return known
-        rendered = orjson.dumps(
-            [
-                {"topic": client_name(namespace, tp.topic), "partition": tp.partition}
-                for tp in assigned
-            ]
-        )
+        rendered = orjson.dumps(partitions_json(assigned, namespace))
         if len(self._known) >= ASSIGNMENTS:
-            self._known.pop(next(iter(self._known)))
+            self._known.popitem(last=False)
         self._known[key] = rendered
         return rendered
 

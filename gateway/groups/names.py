@@ -18,30 +18,15 @@ from typing import ClassVar
 from starlette.requests import Request
 
 from gateway.http.auth import require_scope, require_topic
-from gateway.http.names import client_name, is_valid_topic_name, storage_name
+from gateway.http.names import checked_name, client_name, is_valid_topic_name, storage_name
 from gateway.http.problems import GatewayError, ProblemType
 from gateway.http.runtime import Runtime
 from tenants.principal import Principal, Scope
 
-_KNOWN_GOOD: set[str] = set()
-_KNOWN_GOOD_MAX = 10_000  # names remembered as valid (then forgotten all at once)
-
 
 def checked_group_name(name: str) -> str:
-    """`name` if valid, else 400 `invalid-name`. Names that passed are remembered (a
-    bounded set): a member's every request names its group."""
-    if name in _KNOWN_GOOD:
-        return name
-    if not is_valid_topic_name(name):
-        raise GatewayError(
-            ProblemType.INVALID_NAME,
-            "a group name is 1 to 249 of A-Z a-z 0-9 . _ - and not '.' or '..'",
-            name=name[:300],
-        )
-    if len(_KNOWN_GOOD) >= _KNOWN_GOOD_MAX:
-        _KNOWN_GOOD.clear()
-    _KNOWN_GOOD.add(name)
-    return name
+    """`name` if it is a valid group name (the topic-name rule), else 400 `invalid-name`."""
+    return checked_name(name, "group")
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,19 +50,25 @@ _KNOWN_GOOD: set[str] = set()
 _KNOWN_GOOD_MAX = 10_000  # names remembered as valid (then forgotten all at once)
 
 
-def checked_topic_name(name: str) -> str:
-    """`name` if valid, else 400 `invalid-name` saying what is allowed. Names that
-    passed are remembered (a bounded set): every data request checks one, and
-    clients name the same few topics over and over."""
+def checked_name(name: str, kind: str) -> str:
+    """`name` if valid by the topic-name rule (topics and groups share it), else 400
+    `invalid-name` saying what a `kind` name allows. Names that passed are
+    remembered (a bounded set): every data request checks one, and clients name
+    the same few topics and groups over and over."""
     if name in _KNOWN_GOOD:
         return name
     if not is_valid_topic_name(name):
         raise GatewayError(
             ProblemType.INVALID_NAME,
-            "a topic name is 1 to 249 of A-Z a-z 0-9 . _ - and not '.' or '..'",
+            f"a {kind} name is 1 to 249 of A-Z a-z 0-9 . _ - and not '.' or '..'",
             name=name[:300],
         )
     if len(_KNOWN_GOOD) >= _KNOWN_GOOD_MAX:
         _KNOWN_GOOD.clear()
     _KNOWN_GOOD.add(name)
     return name
+
+
+def checked_topic_name(name: str) -> str:
+    """`name` if it is a valid topic name, else 400 `invalid-name`."""
+    return checked_name(name, "topic")

@@ -216,7 +216,9 @@ class SqliteGroupStore:
         # being written (then a new write only joins the queue). On the loop only.
         self._queued: list[_PositionWrite] = []
         self._batching = False
-        self._in_thread: asyncio.Future[None] | None = None  # the batch written in a thread
+        # The batch being written in a worker thread: held here because the loop keeps
+        # only a weak reference to a task, and a batch's writers wait on its end.
+        self._in_thread: asyncio.Future[None] | None = None
         # Members parked until their group leaves a generation: future → that generation.
         # Changed on the event loop only.
         self._parked: dict[str, dict[asyncio.Future[None], int]] = {}

@@ -18,6 +18,7 @@ from storage.embedded.groups import SqliteGroupStore
 from storage.errors import MemberFenced
 from storage.groups import MemberPosition, Membership
 from storage.open import Backend, StorageConfig, open_backend
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -102,13 +103,14 @@ async def test_writes_arriving_while_a_batch_is_in_flight_go_into_the_next(
                 asyncio.ensure_future(store.put_position("t~g", m, MemberPosition(1, b"one")))
                 for m in ids[:3]
             ]
-            await asyncio.sleep(0)  # the first batch goes to a worker thread, which waits
-            await asyncio.sleep(0)
+            # The first batch goes to a worker thread, which waits for the lock.
+            await wait_until(lambda: store._in_thread is not None, "a batch in a thread")
             later = [
                 asyncio.ensure_future(store.put_position("t~g", m, MemberPosition(1, b"two")))
                 for m in ids[3:]
             ]
-            await asyncio.sleep(0)
+            await wait_until(lambda: len(store._queued) == 3, "the later writes queued")
+            assert [w.member_id for w in store._queued] == ids[3:]  # for the next batch
             assert not any(f.done() for f in first + later)
             store._lock.release()
             released = True

@@ -18,6 +18,7 @@ import pytest
 from gateway.app import create_app
 from gateway.http.settings import Settings
 from tests.support.inloop_server import read_response, serving, status_of
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -28,14 +29,6 @@ WAITERS = 200
 async def reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head, body = await read_response(reader)
     return status_of(head), body
-
-
-async def wait_until(check: object, what: str) -> None:
-    for _ in range(1000):  # bounded: 10 s
-        if callable(check) and check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(what)
 
 
 async def test_parked_long_polls_hold_one_task_each_and_wake_together(tmp_path: Path) -> None:

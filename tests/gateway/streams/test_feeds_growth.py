@@ -112,11 +112,10 @@ async def test_the_watch_ends_with_the_topics_last_feed(tmp_path: Path) -> None:
         feed = feeds.join(subscriber, as_log(watched), "t", 0, JSON, 0, partitions=1)
         assert feed is not None
         await asyncio.wait_for(watched.waiting.wait(), 5)
+        (watch,) = feeds._watches.values()
         feed.discard(subscriber)
-        for _ in range(100):  # the cancelled watch lets go of its wait on the log
-            if not log._topics["t"].growth_waiters:
-                break
-            await asyncio.sleep(0)
+        await asyncio.wait({watch}, timeout=5)  # the cancelled watch lets go of its wait
+        assert watch.cancelled()
         assert not log._topics["t"].growth_waiters
         assert len(feeds) == 0
     finally:
@@ -132,8 +131,7 @@ async def test_subscribers_of_chosen_partitions_start_no_watch(tmp_path: Path) -
         subscriber = Parked()
         feed = feeds.join(subscriber, as_log(watched), "t", 1, JSON, 0, partitions=None)
         assert feed is not None
-        for _ in range(10):  # a watch would have begun its wait by now
-            await asyncio.sleep(0)
+        assert not feeds._watches  # a watch would be a task from the join on
         assert watched.growth_waits == []
         assert not log._topics["t"].growth_waiters
         await log.add_partitions("t", 4)
